@@ -1,0 +1,224 @@
+//! Expansion of `#[nanotype::table]`: parse (shared with gen-migrations) → emit.
+
+use nanotype_schema::ddl;
+use nanotype_schema::parse::{parse_table, ParsedTable};
+use nanotype_schema::ValueKind;
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::DeriveInput;
+
+use crate::model_tokens;
+
+pub fn table(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut input: DeriveInput = match syn::parse2(item.clone()) {
+        Ok(i) => i,
+        Err(e) => {
+            // Not even a struct/enum/union: keep the item so the IDE still sees it.
+            let err = e.to_compile_error();
+            return quote!(#item #err);
+        }
+    };
+    let parsed = parse_table(args, &input);
+    strip_field_attrs(&mut input);
+    match parsed {
+        Ok(p) => {
+            let generated = emit(&input, &p);
+            quote!(#input #generated)
+        }
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#input #err)
+        }
+    }
+}
+
+/// `#[nanotype(..)]` is ours to read; the compiler must not see it.
+fn strip_field_attrs(input: &mut DeriveInput) {
+    if let syn::Data::Struct(s) = &mut input.data {
+        for f in s.fields.iter_mut() {
+            f.attrs
+                .retain(|a| !a.path().is_ident(nanotype_schema::symbol::NANOTYPE));
+        }
+    }
+}
+
+fn emit(input: &DeriveInput, p: &ParsedTable) -> TokenStream {
+    let ident = &input.ident;
+    let t = &p.table;
+    let def = model_tokens::table(t);
+    let primary_ddl = ddl::primary_ddl(t);
+    let replica_ddl = ddl::replica_ddl(t);
+
+    let mut to_row = Vec::new();
+    let mut from_row = Vec::new();
+    for (col, field) in t.columns.iter().zip(&p.fields) {
+        let f = &field.ident;
+        let name = col.name.as_ref();
+        let ty = &field.inner_ty;
+        let span = field.ty.span();
+        let (to, from) = match (col.kind, col.nullable) {
+            (ValueKind::Json, false) => (
+                quote_spanned!(span=> __nt::json::to_value::<#ty>(&self.#f, #name)?),
+                quote_spanned!(span=> __nt::json::from_value::<#ty>(__v, #name)?),
+            ),
+            (ValueKind::Json, true) => (
+                quote_spanned!(span=> __nt::json::opt_to_value::<#ty>(&self.#f, #name)?),
+                quote_spanned!(span=> __nt::json::opt_from_value::<#ty>(__v, #name)?),
+            ),
+            _ => (
+                quote!(__nt::ToValue::to_value(&self.#f, #name)?),
+                quote!(__nt::FromValue::from_value(__v, #name)?),
+            ),
+        };
+        to_row.push(to);
+        from_row.push(quote! {
+            #f: { let __v = __it.next().unwrap_or(__nt::Value::Null); #from }
+        });
+    }
+
+    let key_pos = t.primary_key_position().unwrap_or(0);
+    let key_field = &p.fields[key_pos];
+    let key_ident = &key_field.ident;
+    let key_name = t.columns[key_pos].name.as_ref();
+    let key_param = param_type(t.columns[key_pos].kind, false, &key_field.ty);
+
+    let mut find_by = Vec::new();
+    let mut seen = Vec::new();
+    for index in t.indexes.iter() {
+        let Some(first) = index.columns.first() else {
+            continue;
+        };
+        if seen.contains(first) {
+            continue;
+        }
+        seen.push(first.clone());
+        let Some(pos) = t.columns.iter().position(|c| c.name == *first) else {
+            continue;
+        };
+        let col = &t.columns[pos];
+        let field = &p.fields[pos];
+        let fname = format_ident!(
+            "room_find_by_{}",
+            field.ident.to_string().trim_start_matches("r#")
+        );
+        let ty = param_type(col.kind, col.nullable, &field.ty);
+        let colname = col.name.as_ref();
+        let doc = format!("Rows of `room` whose `{colname}` equals `value`, keyset-paged by key (room-scoped read).");
+        find_by.push(quote! {
+            #[doc = #doc]
+            pub async fn #fname<R: __nt::RoomReads>(reader: &R, room: &str, value: #ty, page: &__nt::Page) -> __nt::Result<__nt::Vec<Self>> {
+                let value = __nt::ToValue::to_value(&value, #colname)?;
+                __nt::read::room_find_by::<Self, R>(reader, room, #colname, value, page).await
+            }
+        });
+    }
+
+    let vis = &input.vis;
+    let _ = vis;
+    let span = Span::call_site();
+    quote_spanned! {span=>
+        const _: () = {
+            use ::nanotype::__private as __nt;
+
+            impl __nt::Table for #ident {
+                const DEF: &'static __nt::schema::Table = #def;
+                const PRIMARY_DDL: &'static str = #primary_ddl;
+                const REPLICA_DDL: &'static str = #replica_ddl;
+
+                fn to_row(&self) -> __nt::Result<__nt::Row> {
+                    ::core::result::Result::Ok(::std::vec![#(#to_row),*])
+                }
+
+                fn from_row(row: __nt::Row) -> __nt::Result<Self> {
+                    let mut __it = row.into_iter();
+                    ::core::result::Result::Ok(Self { #(#from_row),* })
+                }
+
+                fn key(&self) -> __nt::Result<__nt::Value> {
+                    __nt::ToValue::to_value(&self.#key_ident, #key_name)
+                }
+
+                fn sql() -> &'static __nt::TableSql {
+                    static SQL: __nt::OnceLock<__nt::TableSql> = __nt::OnceLock::new();
+                    SQL.get_or_init(|| __nt::TableSql::new(<Self as __nt::Table>::DEF))
+                }
+            }
+
+            impl #ident {
+                /// DDL for the room's SQLite (Durable Object).
+                pub const PRIMARY_DDL: &'static str = #primary_ddl;
+                /// DDL for the D1 replica (`room_id` leads the key and every index).
+                pub const REPLICA_DDL: &'static str = #replica_ddl;
+
+                /// The table's model.
+                pub fn table_def() -> &'static __nt::schema::Table {
+                    <Self as __nt::Table>::DEF
+                }
+
+                /// Insert `row` and record the change for replication, atomically. An `i64` key is
+                /// assigned by SQLite; returns the row as stored.
+                pub fn insert<P: __nt::Primary>(db: &P, row: &Self) -> __nt::Result<Self> {
+                    __nt::write::insert(db, row)
+                }
+
+                /// Insert `row` with its own key or replace the row with that key.
+                pub fn upsert<P: __nt::Primary>(db: &P, row: &Self) -> __nt::Result<Self> {
+                    __nt::write::upsert(db, row)
+                }
+
+                /// Update the row with `row`'s key; `Error::NotFound` when there is none.
+                pub fn update<P: __nt::Primary>(db: &P, row: &Self) -> __nt::Result<Self> {
+                    __nt::write::update(db, row)
+                }
+
+                /// Delete the row with `key`; whether there was one.
+                pub fn delete<P: __nt::Primary>(db: &P, key: #key_param) -> __nt::Result<bool> {
+                    let key = __nt::ToValue::to_value(&key, #key_name)?;
+                    __nt::write::delete::<Self, P>(db, key)
+                }
+
+                /// The row with `key` in the room's own database.
+                pub fn get<P: __nt::Primary>(db: &P, key: #key_param) -> __nt::Result<__nt::Option<Self>> {
+                    let key = __nt::ToValue::to_value(&key, #key_name)?;
+                    __nt::read::get::<Self, P>(db, key)
+                }
+
+                /// A keyset page of the room's own database.
+                pub fn list<P: __nt::Primary>(db: &P, page: &__nt::Page) -> __nt::Result<__nt::Vec<Self>> {
+                    __nt::read::list::<Self, P>(db, page)
+                }
+
+                /// The row of `room` with `key` (room-scoped read).
+                pub async fn room_get<R: __nt::RoomReads>(reader: &R, room: &str, key: #key_param) -> __nt::Result<__nt::Option<Self>> {
+                    let key = __nt::ToValue::to_value(&key, #key_name)?;
+                    __nt::read::room_get::<Self, R>(reader, room, key).await
+                }
+
+                /// A keyset page of `room`'s rows (room-scoped read).
+                pub async fn room_list<R: __nt::RoomReads>(reader: &R, room: &str, page: &__nt::Page) -> __nt::Result<__nt::Vec<Self>> {
+                    __nt::read::room_list::<Self, R>(reader, room, page).await
+                }
+
+                /// The number of `room`'s rows (room-scoped read).
+                pub async fn room_count<R: __nt::RoomReads>(reader: &R, room: &str) -> __nt::Result<i64> {
+                    __nt::read::room_count::<Self, R>(reader, room).await
+                }
+
+                #(#find_by)*
+            }
+        };
+    }
+}
+
+/// How a key or filter value is passed: strings as `&str`, bytes as `&[u8]`, everything else by
+/// reference to the field type (or by value for integers).
+fn param_type(kind: ValueKind, nullable: bool, field_ty: &syn::Type) -> TokenStream {
+    match (kind, nullable) {
+        (ValueKind::String, false) => quote!(&str),
+        (ValueKind::String, true) => quote!(::core::option::Option<&str>),
+        (ValueKind::Bytes, false) => quote!(&[u8]),
+        (ValueKind::Json, _) | (ValueKind::Bytes, true) => quote!(&#field_ty),
+        _ => quote!(#field_ty),
+    }
+}

@@ -1,0 +1,101 @@
+//! The model as a constant expression: what the macro built at compile time is what the runtime
+//! sees, with no parsing at run time.
+
+use nanotype_schema::{Column, Index, Literal, Table, ValueKind};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn opt_str(s: &Option<std::borrow::Cow<'static, str>>) -> TokenStream {
+    match s {
+        Some(s) => {
+            let s = s.as_ref();
+            quote!(::core::option::Option::Some(__nt::Cow::Borrowed(#s)))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn kind(k: ValueKind) -> TokenStream {
+    let ident = match k {
+        ValueKind::I8 => quote!(I8),
+        ValueKind::I16 => quote!(I16),
+        ValueKind::I32 => quote!(I32),
+        ValueKind::I64 => quote!(I64),
+        ValueKind::U8 => quote!(U8),
+        ValueKind::U16 => quote!(U16),
+        ValueKind::U32 => quote!(U32),
+        ValueKind::F32 => quote!(F32),
+        ValueKind::F64 => quote!(F64),
+        ValueKind::Bool => quote!(Bool),
+        ValueKind::String => quote!(String),
+        ValueKind::Bytes => quote!(Bytes),
+        ValueKind::Json => quote!(Json),
+    };
+    quote!(__nt::schema::ValueKind::#ident)
+}
+
+fn literal(l: &Option<Literal>) -> TokenStream {
+    let inner = match l {
+        None => return quote!(::core::option::Option::None),
+        Some(Literal::Integer(i)) => quote!(__nt::schema::Literal::Integer(#i)),
+        Some(Literal::Real(f)) => quote!(__nt::schema::Literal::Real(#f)),
+        Some(Literal::Bool(b)) => quote!(__nt::schema::Literal::Bool(#b)),
+        Some(Literal::Text(s)) => {
+            let s = s.as_ref();
+            quote!(__nt::schema::Literal::Text(__nt::Cow::Borrowed(#s)))
+        }
+    };
+    quote!(::core::option::Option::Some(#inner))
+}
+
+fn column(c: &Column) -> TokenStream {
+    let name = c.name.as_ref();
+    let field = c.field.as_ref();
+    let kind = kind(c.kind);
+    let nullable = c.nullable;
+    let pk = c.primary_key;
+    let default = literal(&c.default);
+    let renamed = opt_str(&c.renamed_from);
+    quote! {
+        __nt::schema::Column {
+            name: __nt::Cow::Borrowed(#name),
+            field: __nt::Cow::Borrowed(#field),
+            kind: #kind,
+            nullable: #nullable,
+            primary_key: #pk,
+            default: #default,
+            renamed_from: #renamed,
+        }
+    }
+}
+
+fn index(i: &Index) -> TokenStream {
+    let name = i.name.as_ref();
+    let cols = i.columns.iter().map(|c| c.as_ref());
+    let unique = i.unique;
+    quote! {
+        __nt::schema::Index {
+            name: __nt::Cow::Borrowed(#name),
+            columns: __nt::Cow::Borrowed(&[#(__nt::Cow::Borrowed(#cols)),*]),
+            unique: #unique,
+        }
+    }
+}
+
+/// `&Table { … }` as a constant expression (needs `__nt` in scope).
+pub fn table(t: &Table) -> TokenStream {
+    let name = t.name.as_ref();
+    let rust_name = t.rust_name.as_ref();
+    let renamed = opt_str(&t.renamed_from);
+    let columns = t.columns.iter().map(column);
+    let indexes = t.indexes.iter().map(index);
+    quote! {
+        &__nt::schema::Table {
+            name: __nt::Cow::Borrowed(#name),
+            rust_name: __nt::Cow::Borrowed(#rust_name),
+            renamed_from: #renamed,
+            columns: __nt::Cow::Borrowed(&[#(#columns),*]),
+            indexes: __nt::Cow::Borrowed(&[#(#indexes),*]),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The runtime's one error type.
+
+/// Everything that can go wrong in nanotype's runtime. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// SQLite (the room's primary or the native replica) refused a statement.
+    #[error("SQLite error in the room's database: {0}")]
+    Primary(String),
+    /// The replica (D1, or the native replica file) failed; the change stays queued.
+    #[error("replica unavailable: {0}; the change stays in the outbox and is retried")]
+    Replica(String),
+    /// An integer outside what a JavaScript number holds exactly.
+    #[error("column `{column}`: integer {value} is outside ±(2^53 − 1), the range that travels exactly through JavaScript (Durable Object and D1 APIs); store it as a String")]
+    IntegerOutOfRange { column: String, value: String },
+    /// A float that SQLite cannot store.
+    #[error("column `{column}`: NaN cannot be stored (SQLite turns it into NULL); use Option<f64> and None")]
+    NaN { column: String },
+    /// A value read back does not fit the Rust type of its column.
+    #[error("column `{column}`: {message}")]
+    Decode { column: String, message: String },
+    /// JSON encoding or decoding of a `#[nanotype(json)]` column failed.
+    #[error("column `{column}`: JSON error: {message}")]
+    Json { column: String, message: String },
+    /// An update named a row that does not exist.
+    #[error("no row in `{table}` with that key")]
+    NotFound { table: String },
+    /// A migration that was applied has changed since.
+    #[error("migration {name} was applied with checksum {applied} but the file now has {current}; restore the file or write a new migration")]
+    MigrationChanged {
+        name: String,
+        applied: String,
+        current: String,
+    },
+    /// A migration failed to apply; nothing of it was kept.
+    #[error("migration {name} failed: {message}")]
+    Migration { name: String, message: String },
+    /// A read for one room was sent to another room's primary.
+    #[error("room `{asked}` was asked of the primary of room `{own}`; a primary only holds its own room")]
+    WrongRoom { asked: String, own: String },
+    /// The room's id is not set or not valid.
+    #[error("invalid room id: {0}")]
+    InvalidRoom(String),
+    /// Read-only SQL was not a single read-only statement, or similar misuse.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// `Result` with nanotype's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,107 @@
+use std::cell::Cell;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+use crate::primary::Primary;
+use crate::value::{Row, Value};
+
+/// A room's primary in a SQLite file (or in memory).
+pub struct NativePrimary {
+    conn: Connection,
+    depth: Cell<u32>,
+    on_change: Option<Box<dyn Fn()>>,
+}
+
+fn err(e: rusqlite::Error) -> Error {
+    Error::Primary(e.to_string())
+}
+
+impl NativePrimary {
+    /// Open (or create) the room's database file. WAL with `synchronous=FULL`: every commit is
+    /// durable, as a Durable Object's writes are.
+    pub fn open(path: impl AsRef<Path>) -> Result<NativePrimary> {
+        let conn = Connection::open(path).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(err)?;
+        Ok(Self::from_connection(conn))
+    }
+
+    /// A private in-memory database.
+    pub fn open_in_memory() -> Result<NativePrimary> {
+        Ok(Self::from_connection(
+            Connection::open_in_memory().map_err(err)?,
+        ))
+    }
+
+    pub fn from_connection(conn: Connection) -> NativePrimary {
+        conn.set_prepared_statement_cache_capacity(128);
+        NativePrimary {
+            conn,
+            depth: Cell::new(0),
+            on_change: None,
+        }
+    }
+
+    /// Call `f` after every committed write (e.g. to flush promptly).
+    pub fn on_change(mut self, f: impl Fn() + 'static) -> NativePrimary {
+        self.on_change = Some(Box::new(f));
+        self
+    }
+
+    /// The underlying connection (tests, benchmarks).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Primary for NativePrimary {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        super::query(&self.conn, sql, params).map_err(err)
+    }
+
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        stmt.execute(rusqlite::params_from_iter(params.iter()))
+            .map(|n| n as u64)
+            .map_err(err)
+    }
+
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(err)
+    }
+
+    fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        // Savepoints nest, and at the outermost level one starts a transaction.
+        let name = format!("nt_{}", self.depth.get());
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {name}"))
+            .map_err(err)?;
+        self.depth.set(self.depth.get() + 1);
+        let out = f();
+        self.depth.set(self.depth.get() - 1);
+        match out {
+            Ok(v) => {
+                self.conn
+                    .execute_batch(&format!("RELEASE {name}"))
+                    .map_err(err)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self
+                    .conn
+                    .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"));
+                Err(e)
+            }
+        }
+    }
+
+    fn changed(&self) {
+        if let Some(f) = &self.on_change {
+            f()
+        }
+    }
+}

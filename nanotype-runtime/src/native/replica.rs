@@ -1,0 +1,86 @@
+use std::path::Path;
+use std::rc::Rc;
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+use crate::replica::{Replica, Statement};
+use crate::value::Row;
+
+/// The shared replica in a SQLite file (or in memory), like D1: a batch is one transaction.
+/// Clones share the connection, so several rooms in one process write one replica.
+#[derive(Clone)]
+pub struct NativeReplica {
+    conn: Rc<Connection>,
+}
+
+fn err(e: rusqlite::Error) -> Error {
+    Error::Replica(e.to_string())
+}
+
+impl NativeReplica {
+    pub fn open(path: impl AsRef<Path>) -> Result<NativeReplica> {
+        let conn = Connection::open(path).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(err)?;
+        Ok(Self::from_connection(conn))
+    }
+
+    pub fn open_in_memory() -> Result<NativeReplica> {
+        Ok(Self::from_connection(
+            Connection::open_in_memory().map_err(err)?,
+        ))
+    }
+
+    pub fn from_connection(conn: Connection) -> NativeReplica {
+        conn.set_prepared_statement_cache_capacity(256);
+        NativeReplica {
+            conn: Rc::new(conn),
+        }
+    }
+
+    /// Run DDL (migrations) on the replica.
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(err)
+    }
+
+    /// The underlying connection (tests inspect and tamper with the replica directly).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Apply a batch synchronously.
+    pub fn batch_sync(&self, stmts: &[Statement]) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        let run = || -> rusqlite::Result<()> {
+            for s in stmts {
+                let mut stmt = self.conn.prepare_cached(&s.sql)?;
+                stmt.execute(rusqlite::params_from_iter(s.params.iter()))?;
+            }
+            Ok(())
+        };
+        match run() {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(err),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err(e))
+            }
+        }
+    }
+
+    pub fn query_sync(&self, stmt: &Statement) -> Result<Vec<Row>> {
+        super::query(&self.conn, &stmt.sql, &stmt.params).map_err(err)
+    }
+}
+
+impl Replica for NativeReplica {
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>> {
+        self.query_sync(stmt)
+    }
+
+    async fn batch(&self, stmts: &[Statement]) -> Result<()> {
+        self.batch_sync(stmts)
+    }
+}

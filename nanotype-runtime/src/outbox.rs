@@ -1,0 +1,68 @@
+//! The outbox: the room's changes waiting to reach the replica, in the room's own SQLite.
+//!
+//! A write appends `(seq, table, key)` in the same transaction as the row change (see
+//! [`crate::write`]). `seq` is an `AUTOINCREMENT` rowid, so it increases for the life of the room
+//! even when the outbox is emptied. The flush reads the rows' *current* state when it sends them,
+//! so several writes to one row between flushes send the latest state once, and the outbox stays
+//! one small row per write.
+
+use crate::error::Result;
+use crate::primary::Primary;
+use crate::value::Value;
+
+pub const OUTBOX: &str = "_nt_outbox";
+pub const META: &str = "_nt_meta";
+pub const BACKFILL: &str = "_nt_backfill";
+
+/// The engine's own tables in the room's SQLite. Idempotent.
+pub const PRIMARY_META_DDL: &str = "\
+CREATE TABLE IF NOT EXISTS \"_nt_outbox\" (
+    \"seq\" INTEGER PRIMARY KEY AUTOINCREMENT,
+    \"tbl\" TEXT NOT NULL,
+    \"pk\" NOT NULL
+);
+CREATE TABLE IF NOT EXISTS \"_nt_meta\" (
+    \"key\" TEXT PRIMARY KEY NOT NULL,
+    \"value\"
+);
+CREATE TABLE IF NOT EXISTS \"_nt_backfill\" (
+    \"tbl\" TEXT PRIMARY KEY NOT NULL,
+    \"cursor\",
+    \"done\" INTEGER NOT NULL DEFAULT 0
+);";
+
+const APPEND: &str = "INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES (?1, ?2)";
+
+/// Create the engine's tables in the room's SQLite if they are missing.
+pub fn install<P: Primary>(db: &P) -> Result<()> {
+    db.execute_batch(PRIMARY_META_DDL)
+}
+
+/// Record a change of `table`'s row `key`. Call inside the transaction that changed the row.
+pub fn append<P: Primary>(db: &P, table: &str, key: Value) -> Result<()> {
+    db.execute(APPEND, &[Value::Text(table.to_owned()), key])?;
+    Ok(())
+}
+
+/// The newest seq ever assigned in this room (0 before the first write).
+pub fn current_seq<P: Primary>(db: &P) -> Result<i64> {
+    let rows = db.query(
+        "SELECT \"seq\" FROM sqlite_sequence WHERE \"name\" = '_nt_outbox'",
+        &[],
+    )?;
+    Ok(match rows.first().and_then(|r| r.first()) {
+        Some(Value::Integer(i)) => *i,
+        Some(Value::Real(f)) => *f as i64,
+        _ => 0,
+    })
+}
+
+/// Number of changes waiting.
+pub fn depth<P: Primary>(db: &P) -> Result<i64> {
+    let rows = db.query("SELECT COUNT(*) FROM \"_nt_outbox\"", &[])?;
+    Ok(match rows.first().and_then(|r| r.first()) {
+        Some(Value::Integer(i)) => *i,
+        Some(Value::Real(f)) => *f as i64,
+        _ => 0,
+    })
+}

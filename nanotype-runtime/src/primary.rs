@@ -1,0 +1,60 @@
+//! The primary: the room's own SQLite, synchronous (like a Durable Object's `sql.exec`).
+
+use crate::error::Result;
+use crate::value::{Row, Value};
+
+/// The room's SQLite database, the source of truth. Every method runs to completion before it
+/// returns, as `ctx.storage.sql.exec` does in a Durable Object.
+pub trait Primary {
+    /// Run one statement and return its rows (empty for statements that return none).
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+
+    /// Run one statement for its effect; returns the number of rows it changed.
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64>;
+
+    /// Run several statements (DDL, no parameters) in order.
+    fn execute_batch(&self, sql: &str) -> Result<()>;
+
+    /// Run `f` atomically: every statement it runs is committed if it returns `Ok` and rolled
+    /// back if it returns `Err`.
+    fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T>;
+
+    /// Told after a write committed a change to the outbox, so the engine can flush promptly.
+    fn changed(&self) {}
+}
+
+impl<P: Primary + ?Sized> Primary for &P {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        (**self).query(sql, params)
+    }
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        (**self).execute(sql, params)
+    }
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        (**self).execute_batch(sql)
+    }
+    fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        (**self).transaction(f)
+    }
+    fn changed(&self) {
+        (**self).changed()
+    }
+}
+
+impl<P: Primary + ?Sized> Primary for std::rc::Rc<P> {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        (**self).query(sql, params)
+    }
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        (**self).execute(sql, params)
+    }
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        (**self).execute_batch(sql)
+    }
+    fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        (**self).transaction(f)
+    }
+    fn changed(&self) {
+        (**self).changed()
+    }
+}

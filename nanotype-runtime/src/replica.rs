@@ -1,0 +1,66 @@
+//! The replica: the shared read database (D1), asynchronous, written in transactional batches.
+
+use crate::error::Result;
+use crate::value::{Row, Value};
+
+/// One statement with its bound parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>, params: Vec<Value>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            params,
+        }
+    }
+}
+
+/// The shared replica every room writes to. Like D1: asynchronous, and a batch is one
+/// transaction (all statements apply or none do).
+#[allow(async_fn_in_trait)]
+pub trait Replica {
+    /// Run one read statement.
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>>;
+    /// Run statements as one transaction.
+    async fn batch(&self, stmts: &[Statement]) -> Result<()>;
+}
+
+impl<R: Replica + ?Sized> Replica for &R {
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>> {
+        (**self).query(stmt).await
+    }
+    async fn batch(&self, stmts: &[Statement]) -> Result<()> {
+        (**self).batch(stmts).await
+    }
+}
+
+impl<R: Replica + ?Sized> Replica for std::rc::Rc<R> {
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>> {
+        (**self).query(stmt).await
+    }
+    async fn batch(&self, stmts: &[Statement]) -> Result<()> {
+        (**self).batch(stmts).await
+    }
+}
+
+/// Schedules the engine's next retry (like a Durable Object alarm): after `delay_ms`, the host
+/// calls the engine's `retry`.
+pub trait Scheduler {
+    fn schedule(&self, delay_ms: u64);
+}
+
+impl<S: Scheduler + ?Sized> Scheduler for &S {
+    fn schedule(&self, delay_ms: u64) {
+        (**self).schedule(delay_ms)
+    }
+}
+
+impl<S: Scheduler + ?Sized> Scheduler for std::rc::Rc<S> {
+    fn schedule(&self, delay_ms: u64) {
+        (**self).schedule(delay_ms)
+    }
+}

@@ -1,0 +1,140 @@
+//! The [`Table`] trait that `#[nanotype::table]` implements, and the SQL derived from a model.
+
+use crate::error::Result;
+use crate::value::{Row, Value};
+use nanotype_schema::ident::quote;
+use nanotype_schema::{Table as TableDef, ROOM_COLUMN};
+
+/// A Rust struct that is a table. Implemented by `#[nanotype::table]`; not by hand.
+pub trait Table: Sized {
+    /// The model the macro built from the struct.
+    const DEF: &'static TableDef;
+    /// DDL for the room's SQLite (Durable Object): table and indexes.
+    const PRIMARY_DDL: &'static str;
+    /// DDL for the D1 replica: `room_id` added to the key and every index.
+    const REPLICA_DDL: &'static str;
+
+    /// Column values in the model's column order.
+    fn to_row(&self) -> Result<Row>;
+    /// The struct from column values in the model's column order.
+    fn from_row(row: Row) -> Result<Self>;
+    /// The primary key's value.
+    fn key(&self) -> Result<Value>;
+    /// Statements derived from [`Table::DEF`], built once.
+    fn sql() -> &'static TableSql;
+}
+
+/// Statements for one table, rendered once from its model. Identifiers are quoted; every value is
+/// a bound parameter.
+#[derive(Debug)]
+pub struct TableSql {
+    pub table: String,
+    /// `"a", "b", …` in model order.
+    pub columns: String,
+    /// Position of the key in the model's columns.
+    pub key_position: usize,
+    /// Quoted key column.
+    pub key_column: String,
+    /// Insert that lets SQLite assign an i64 key (or takes the given key), returning the row.
+    pub insert: String,
+    /// Insert or replace-in-place by key, returning the row.
+    pub upsert: String,
+    /// Update every non-key column by key, returning the row.
+    pub update: String,
+    pub delete: String,
+    /// Select one row by key (primary).
+    pub get: String,
+    /// Select columns (primary), to which a WHERE / ORDER BY is appended.
+    pub select: String,
+    /// Select columns (replica), `room_id = ?1` already in the WHERE clause.
+    pub replica_select: String,
+    /// Whether the insert leaves the key for SQLite to assign.
+    pub assigns_key: bool,
+}
+
+impl TableSql {
+    pub fn new(def: &TableDef) -> TableSql {
+        let table = quote(&def.name);
+        let key_position = def.primary_key_position().unwrap_or(0);
+        let key_column = quote(&def.columns[key_position].name);
+        let names: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+        let columns = names.join(", ");
+        let assigns_key = def.key_is_rowid();
+
+        let insert_cols: Vec<&String> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(assigns_key && *i == key_position))
+            .map(|(_, n)| n)
+            .collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}) VALUES ({}) RETURNING {columns}",
+            insert_cols
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            placeholders(1, insert_cols.len()),
+        );
+        let non_key: Vec<&String> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != key_position)
+            .map(|(_, n)| n)
+            .collect();
+        let upsert_set = if non_key.is_empty() {
+            format!("{key_column} = excluded.{key_column}")
+        } else {
+            non_key
+                .iter()
+                .map(|n| format!("{n} = excluded.{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let upsert = format!(
+            "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({key_column}) DO UPDATE SET {upsert_set} RETURNING {columns}",
+            placeholders(1, names.len()),
+        );
+        // Update binds the columns in model order; the key is the `?` of its own position.
+        let update_set = if non_key.is_empty() {
+            format!("{key_column} = {key_column}")
+        } else {
+            names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != key_position)
+                .map(|(i, n)| format!("{n} = ?{}", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let update = format!(
+            "UPDATE {table} SET {update_set} WHERE {key_column} = ?{} RETURNING {columns}",
+            key_position + 1
+        );
+        TableSql {
+            delete: format!("DELETE FROM {table} WHERE {key_column} = ?1"),
+            get: format!("SELECT {columns} FROM {table} WHERE {key_column} = ?1"),
+            select: format!("SELECT {columns} FROM {table}"),
+            replica_select: format!(
+                "SELECT {columns} FROM {table} WHERE {} = ?1",
+                quote(ROOM_COLUMN)
+            ),
+            table,
+            columns,
+            key_position,
+            key_column,
+            insert,
+            upsert,
+            update,
+            assigns_key,
+        }
+    }
+}
+
+/// `?a, ?a+1, …` for `n` parameters.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

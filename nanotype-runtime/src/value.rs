@@ -1,0 +1,287 @@
+//! Values as they travel to and from SQLite, and the conversions of every supported Rust type.
+
+use crate::error::{Error, Result};
+use nanotype_schema::model::MAX_SAFE_INTEGER;
+
+/// One SQL value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// A result row, columns in the statement's order.
+pub type Row = Vec<Value>;
+
+/// A Rust value that can be bound as a column's value.
+pub trait ToValue {
+    /// The value, or an error naming `column` when it cannot be stored faithfully.
+    fn to_value(&self, column: &str) -> Result<Value>;
+}
+
+/// A Rust value that can be read from a column.
+pub trait FromValue: Sized {
+    fn from_value(value: Value, column: &str) -> Result<Self>;
+}
+
+fn decode(column: &str, message: impl Into<String>) -> Error {
+    Error::Decode {
+        column: column.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Checks an integer against the range a JavaScript number holds exactly.
+pub fn check_safe_integer(v: i64, column: &str) -> Result<i64> {
+    if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Error::IntegerOutOfRange {
+            column: column.to_owned(),
+            value: v.to_string(),
+        })
+    }
+}
+
+macro_rules! small_int {
+    ($($t:ty),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self, _column: &str) -> Result<Value> {
+                Ok(Value::Integer(i64::from(*self)))
+            }
+        }
+        impl FromValue for $t {
+            fn from_value(value: Value, column: &str) -> Result<Self> {
+                match value {
+                    Value::Integer(i) => <$t>::try_from(i)
+                        .map_err(|_| decode(column, format!("{i} does not fit {}", stringify!($t)))),
+                    // JavaScript hands integers over as numbers; accept exact whole floats.
+                    Value::Real(f) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64 => {
+                        <$t>::try_from(f as i64)
+                            .map_err(|_| decode(column, format!("{f} does not fit {}", stringify!($t))))
+                    }
+                    other => Err(decode(column, format!("expected an integer, found {other:?}"))),
+                }
+            }
+        }
+    )*};
+}
+small_int!(i8, i16, i32, u8, u16, u32);
+
+impl ToValue for i64 {
+    fn to_value(&self, column: &str) -> Result<Value> {
+        check_safe_integer(*self, column).map(Value::Integer)
+    }
+}
+
+impl FromValue for i64 {
+    fn from_value(value: Value, column: &str) -> Result<Self> {
+        match value {
+            Value::Integer(i) => check_safe_integer(i, column),
+            Value::Real(f) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER as f64 => {
+                Ok(f as i64)
+            }
+            other => Err(decode(
+                column,
+                format!("expected an integer, found {other:?}"),
+            )),
+        }
+    }
+}
+
+impl ToValue for f64 {
+    fn to_value(&self, column: &str) -> Result<Value> {
+        if self.is_nan() {
+            return Err(Error::NaN {
+                column: column.to_owned(),
+            });
+        }
+        Ok(Value::Real(*self))
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(value: Value, column: &str) -> Result<Self> {
+        match value {
+            Value::Real(f) => Ok(f),
+            Value::Integer(i) => Ok(i as f64),
+            other => Err(decode(
+                column,
+                format!("expected a number, found {other:?}"),
+            )),
+        }
+    }
+}
+
+impl ToValue for f32 {
+    fn to_value(&self, column: &str) -> Result<Value> {
+        f64::from(*self).to_value(column)
+    }
+}
+
+impl FromValue for f32 {
+    fn from_value(value: Value, column: &str) -> Result<Self> {
+        f64::from_value(value, column).map(|f| f as f32)
+    }
+}
+
+impl ToValue for bool {
+    fn to_value(&self, _column: &str) -> Result<Value> {
+        Ok(Value::Integer(i64::from(*self)))
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(value: Value, column: &str) -> Result<Self> {
+        match i64::from_value(value, column)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            i => Err(decode(
+                column,
+                format!("expected 0 or 1 for a bool, found {i}"),
+            )),
+        }
+    }
+}
+
+impl ToValue for String {
+    fn to_value(&self, _column: &str) -> Result<Value> {
+        Ok(Value::Text(self.clone()))
+    }
+}
+
+impl ToValue for str {
+    fn to_value(&self, _column: &str) -> Result<Value> {
+        Ok(Value::Text(self.to_owned()))
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: Value, column: &str) -> Result<Self> {
+        match value {
+            Value::Text(s) => Ok(s),
+            other => Err(decode(column, format!("expected text, found {other:?}"))),
+        }
+    }
+}
+
+impl ToValue for Vec<u8> {
+    fn to_value(&self, _column: &str) -> Result<Value> {
+        Ok(Value::Blob(self.clone()))
+    }
+}
+
+impl ToValue for [u8] {
+    fn to_value(&self, _column: &str) -> Result<Value> {
+        Ok(Value::Blob(self.to_vec()))
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: Value, column: &str) -> Result<Self> {
+        match value {
+            Value::Blob(b) => Ok(b),
+            // An empty blob may come back as an empty array or text from some drivers.
+            Value::Text(s) if s.is_empty() => Ok(Vec::new()),
+            other => Err(decode(column, format!("expected a blob, found {other:?}"))),
+        }
+    }
+}
+
+impl<T: ToValue + ?Sized> ToValue for &T {
+    fn to_value(&self, column: &str) -> Result<Value> {
+        (**self).to_value(column)
+    }
+}
+
+impl<T: ToValue> ToValue for Option<T> {
+    fn to_value(&self, column: &str) -> Result<Value> {
+        match self {
+            Some(v) => v.to_value(column),
+            None => Ok(Value::Null),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: Value, column: &str) -> Result<Self> {
+        match value {
+            Value::Null => Ok(None),
+            v => T::from_value(v, column).map(Some),
+        }
+    }
+}
+
+impl ToValue for Value {
+    fn to_value(&self, _column: &str) -> Result<Value> {
+        Ok(self.clone())
+    }
+}
+
+impl FromValue for Value {
+    fn from_value(value: Value, _column: &str) -> Result<Self> {
+        Ok(value)
+    }
+}
+
+/// `#[nanotype(json)]` columns: any serde type as JSON text.
+pub mod json {
+    use super::*;
+
+    pub fn to_value<T: serde::Serialize + ?Sized>(v: &T, column: &str) -> Result<Value> {
+        serde_json::to_string(v)
+            .map(Value::Text)
+            .map_err(|e| Error::Json {
+                column: column.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    pub fn from_value<T: serde::de::DeserializeOwned>(v: Value, column: &str) -> Result<T> {
+        match v {
+            Value::Text(s) => serde_json::from_str(&s).map_err(|e| Error::Json {
+                column: column.to_owned(),
+                message: e.to_string(),
+            }),
+            other => Err(decode(
+                column,
+                format!("expected JSON text, found {other:?}"),
+            )),
+        }
+    }
+
+    pub fn opt_to_value<T: serde::Serialize>(v: &Option<T>, column: &str) -> Result<Value> {
+        match v {
+            Some(v) => to_value(v, column),
+            None => Ok(Value::Null),
+        }
+    }
+
+    pub fn opt_from_value<T: serde::de::DeserializeOwned>(
+        v: Value,
+        column: &str,
+    ) -> Result<Option<T>> {
+        match v {
+            Value::Null => Ok(None),
+            v => from_value(v, column).map(Some),
+        }
+    }
+}
+
+impl Value {
+    /// The value as JSON (blobs as arrays of bytes): for logs, health output and HTTP APIs.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Integer(i) => (*i).into(),
+            Value::Real(f) => serde_json::Number::from_f64(*f)
+                .map(Into::into)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Text(s) => s.clone().into(),
+            Value::Blob(b) => b.clone().into(),
+        }
+    }
+}

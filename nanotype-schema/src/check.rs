@@ -1,0 +1,277 @@
+//! Validation of a [`Table`]: everything that can be said about a model without Rust syntax.
+//!
+//! Each problem names where it is ([`Location`]) so that the macro can put it on the offending
+//! tokens and the CLI can print it with the struct and field names.
+
+use crate::ident::{invalid_column_reason, invalid_reason};
+use crate::model::Table;
+use crate::{ValueKind, ROOM_COLUMN};
+
+/// Where in a table definition a problem is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// The table as a whole (its name, or something missing from it).
+    Table,
+    /// The table's `renamed_from`.
+    TableRenamedFrom,
+    /// A column, by position.
+    Column(usize),
+    /// A column's `default`.
+    ColumnDefault(usize),
+    /// A column's `renamed_from`.
+    ColumnRenamedFrom(usize),
+    /// An index, by position in `Table::indexes`.
+    Index(usize),
+    /// A column named by an index: (index position, position in the index's column list).
+    IndexColumn(usize, usize),
+}
+
+/// One thing wrong with a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub at: Location,
+    pub message: String,
+}
+
+/// Every problem with `table`, in a stable order. Empty when the table is valid.
+pub fn check_table(table: &Table) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut push = |at: Location, message: String| out.push(Problem { at, message });
+
+    if let Some(reason) = invalid_reason(&table.name) {
+        push(Location::Table, format!("invalid table name: {reason}"));
+    }
+    if let Some(old) = &table.renamed_from {
+        if let Some(reason) = invalid_reason(old) {
+            push(
+                Location::TableRenamedFrom,
+                format!("invalid `renamed_from`: {reason}"),
+            );
+        } else if *old == table.name {
+            push(
+                Location::TableRenamedFrom,
+                "`renamed_from` names the table's own name".into(),
+            );
+        }
+    }
+
+    let keys: Vec<usize> = (0..table.columns.len())
+        .filter(|&i| table.columns[i].primary_key)
+        .collect();
+    match keys.as_slice() {
+        [] => push(
+            Location::Table,
+            format!(
+                "table `{}` has no primary key: mark one field `#[nanotype(primary_key)]`",
+                table.rust_name
+            ),
+        ),
+        [_] => {}
+        [_, rest @ ..] => {
+            for &i in rest {
+                push(
+                    Location::Column(i),
+                    "a table has exactly one primary key; this is a second one".into(),
+                );
+            }
+        }
+    }
+
+    for (i, col) in table.columns.iter().enumerate() {
+        if let Some(reason) = invalid_column_reason(&col.name) {
+            push(
+                Location::Column(i),
+                format!("invalid column name: {reason}"),
+            );
+        }
+        if table.columns[..i]
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(&col.name))
+        {
+            push(
+                Location::Column(i),
+                format!("column `{}` is declared twice", col.name),
+            );
+        }
+        if col.primary_key {
+            if col.nullable {
+                push(
+                    Location::Column(i),
+                    "the primary key may not be an `Option`: keys are never NULL".into(),
+                );
+            }
+            if !col.kind.can_be_key() {
+                push(
+                    Location::Column(i),
+                    format!(
+                        "a primary key must be an integer or a `String`, not `{}`",
+                        col.kind.rust_name()
+                    ),
+                );
+            }
+            if col.default.is_some() {
+                push(
+                    Location::ColumnDefault(i),
+                    "the primary key may not have a default".into(),
+                );
+            }
+        }
+        if let Some(default) = &col.default {
+            if !col.kind.accepts(default) {
+                push(
+                    Location::ColumnDefault(i),
+                    format!(
+                        "this default does not fit a `{}` column",
+                        col.kind.rust_name()
+                    ),
+                );
+            }
+        }
+        if let Some(old) = &col.renamed_from {
+            if let Some(reason) = invalid_column_reason(old) {
+                push(
+                    Location::ColumnRenamedFrom(i),
+                    format!("invalid `renamed_from`: {reason}"),
+                );
+            } else if *old == col.name {
+                push(
+                    Location::ColumnRenamedFrom(i),
+                    "`renamed_from` names the column's own name".into(),
+                );
+            }
+        }
+    }
+
+    for (i, index) in table.indexes.iter().enumerate() {
+        if let Some(reason) = invalid_reason(&index.name) {
+            push(Location::Index(i), format!("invalid index name: {reason}"));
+        }
+        if index.columns.is_empty() {
+            push(
+                Location::Index(i),
+                "an index needs at least one column".into(),
+            );
+        }
+        if table.indexes[..i].iter().any(|x| x.name == index.name) {
+            push(
+                Location::Index(i),
+                format!("index `{}` is declared twice", index.name),
+            );
+        }
+        for (j, name) in index.columns.iter().enumerate() {
+            if name == ROOM_COLUMN {
+                push(
+                    Location::IndexColumn(i, j),
+                    format!("`{ROOM_COLUMN}` leads every replica index already; leave it out"),
+                );
+            } else if table.column(name).is_none() {
+                push(
+                    Location::IndexColumn(i, j),
+                    format!("no column named `{name}` in table `{}`", table.name),
+                );
+            } else if index.columns[..j].contains(name) {
+                push(
+                    Location::IndexColumn(i, j),
+                    format!("column `{name}` appears twice in this index"),
+                );
+            } else if table
+                .column(name)
+                .is_some_and(|c| c.kind == ValueKind::Json)
+            {
+                push(
+                    Location::IndexColumn(i, j),
+                    format!("column `{name}` holds JSON text; index a plain column"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Problems across tables: two structs declaring the same table name.
+pub fn check_schema(tables: &[Table]) -> Vec<(usize, Problem)> {
+    let mut out = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        for p in check_table(t) {
+            out.push((i, p));
+        }
+        if tables[..i]
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case(&t.name))
+        {
+            out.push((
+                i,
+                Problem {
+                    at: Location::Table,
+                    message: format!("table `{}` is declared by two structs", t.name),
+                },
+            ));
+        }
+        let index_clash = tables[..i]
+            .iter()
+            .flat_map(|o| o.indexes.iter())
+            .find(|x| t.indexes.iter().any(|y| y.name == x.name));
+        if let Some(x) = index_clash {
+            out.push((
+                i,
+                Problem {
+                    at: Location::Table,
+                    message: format!("index `{}` is declared by two tables", x.name),
+                },
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Column, Index, Literal};
+
+    fn valid() -> Table {
+        Table::new(
+            "tasks",
+            "Task",
+            vec![
+                Column::new("id", ValueKind::I64).primary_key(),
+                Column::new("title", ValueKind::String),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_valid_table_has_no_problems() {
+        assert!(check_table(&valid()).is_empty());
+    }
+
+    #[test]
+    fn problems_are_collected() {
+        let t = Table::new(
+            "tasks",
+            "Task",
+            vec![
+                Column::new("room_id", ValueKind::String),
+                Column::new("n", ValueKind::I32).default(Literal::Text("x".into())),
+            ],
+        )
+        .with_index(Index::new("tasks_missing_idx", &["missing"], false));
+        let problems = check_table(&t);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert_eq!(problems[0].at, Location::Table);
+        assert_eq!(problems[1].at, Location::Column(0));
+        assert_eq!(problems[2].at, Location::ColumnDefault(1));
+        assert_eq!(problems[3].at, Location::IndexColumn(0, 0));
+    }
+
+    #[test]
+    fn defaults_must_fit() {
+        assert!(ValueKind::U8.accepts(&Literal::Integer(255)));
+        assert!(!ValueKind::U8.accepts(&Literal::Integer(256)));
+        assert!(!ValueKind::U8.accepts(&Literal::Integer(-1)));
+        assert!(ValueKind::Bool.accepts(&Literal::Bool(true)));
+        assert!(!ValueKind::Bool.accepts(&Literal::Integer(1)));
+        assert!(ValueKind::F64.accepts(&Literal::Integer(1)));
+        assert!(!ValueKind::String.accepts(&Literal::Integer(1)));
+    }
+}

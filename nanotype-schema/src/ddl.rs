@@ -1,0 +1,183 @@
+//! DDL rendered from the model: the room's SQLite (primary) and the shared D1 replica.
+//!
+//! The primary has the user's columns as declared. The replica has the same columns plus
+//! `room_id TEXT NOT NULL`, a primary key of `(room_id, key)`, and every index led by `room_id`,
+//! so one D1 database holds every room and a room-scoped read is always an index range.
+//!
+//! The text is deterministic (one column a line, four-space indent): the macro and the CLI render
+//! byte-identical DDL for the same struct.
+
+use crate::ident::quote;
+use crate::model::{Column, Index, Table, ValueKind};
+use crate::ROOM_COLUMN;
+
+/// Name of the replica's per-room replication state table.
+pub const ROOMS_TABLE: &str = "_nt_rooms";
+
+/// The replica's replication metadata, one row per room: part of the first D1 migration.
+///
+/// * `watermark`: every change of the room with `seq <= watermark` is applied;
+/// * `read_seq`: the primary's seq when the newest applied batch was read; a batch read earlier
+///   is stale and changes nothing (duplicate or late deliveries never regress a row);
+/// * `primary_id`: the identity of the primary that wrote the room, so a replaced or restored
+///   primary is detected and resyncs;
+/// * `updated_at`: when a batch was last applied (ms since the epoch).
+pub const REPLICA_META: &str = "CREATE TABLE \"_nt_rooms\" (
+    \"room_id\" TEXT PRIMARY KEY NOT NULL,
+    \"watermark\" INTEGER NOT NULL DEFAULT 0,
+    \"read_seq\" INTEGER NOT NULL DEFAULT 0,
+    \"primary_id\" TEXT NOT NULL DEFAULT '',
+    \"updated_at\" INTEGER NOT NULL DEFAULT 0
+);";
+
+/// One column definition in the primary.
+pub fn primary_column(col: &Column) -> String {
+    let mut s = format!("{} {}", quote(&col.name), col.sql_type().as_sql());
+    if col.primary_key {
+        if col.kind == ValueKind::I64 {
+            // The rowid alias: SQLite assigns the key when the insert leaves it out.
+            s.push_str(" PRIMARY KEY");
+        } else {
+            s.push_str(" PRIMARY KEY NOT NULL");
+        }
+    } else {
+        push_constraints(&mut s, col);
+    }
+    s
+}
+
+/// One column definition in the replica (keys are declared by the table's `PRIMARY KEY`).
+pub fn replica_column(col: &Column) -> String {
+    let mut s = format!("{} {}", quote(&col.name), col.sql_type().as_sql());
+    push_constraints(&mut s, col);
+    s
+}
+
+fn push_constraints(s: &mut String, col: &Column) {
+    if !col.nullable || col.primary_key {
+        s.push_str(" NOT NULL");
+    }
+    if let Some(default) = &col.default {
+        s.push_str(" DEFAULT ");
+        s.push_str(&default.to_sql());
+    }
+}
+
+/// `CREATE TABLE` for the room's SQLite.
+pub fn primary_table(table: &Table) -> String {
+    primary_table_named(table, &table.name)
+}
+
+/// `CREATE TABLE` for the room's SQLite under another name (table rebuilds).
+pub fn primary_table_named(table: &Table, name: &str) -> String {
+    let lines: Vec<String> = table.columns.iter().map(primary_column).collect();
+    create_table(name, &lines)
+}
+
+/// `CREATE TABLE` for the replica.
+pub fn replica_table(table: &Table) -> String {
+    replica_table_named(table, &table.name)
+}
+
+/// `CREATE TABLE` for the replica under another name (table rebuilds).
+pub fn replica_table_named(table: &Table, name: &str) -> String {
+    let mut lines = vec![format!("{} TEXT NOT NULL", quote(ROOM_COLUMN))];
+    lines.extend(table.columns.iter().map(replica_column));
+    if let Some(key) = table.primary_key() {
+        lines.push(format!(
+            "PRIMARY KEY ({}, {})",
+            quote(ROOM_COLUMN),
+            quote(&key.name)
+        ));
+    }
+    create_table(name, &lines)
+}
+
+fn create_table(name: &str, lines: &[String]) -> String {
+    let mut s = format!("CREATE TABLE {} (\n", quote(name));
+    for (i, line) in lines.iter().enumerate() {
+        s.push_str("    ");
+        s.push_str(line);
+        if i + 1 < lines.len() {
+            s.push(',');
+        }
+        s.push('\n');
+    }
+    s.push_str(");");
+    s
+}
+
+/// `CREATE INDEX` for the room's SQLite.
+pub fn primary_index(table: &str, index: &Index) -> String {
+    create_index(table, index, false)
+}
+
+/// `CREATE INDEX` for the replica: `room_id` leads.
+pub fn replica_index(table: &str, index: &Index) -> String {
+    create_index(table, index, true)
+}
+
+fn create_index(table: &str, index: &Index, with_room: bool) -> String {
+    let mut cols: Vec<String> = Vec::new();
+    if with_room {
+        cols.push(quote(ROOM_COLUMN));
+    }
+    cols.extend(index.columns.iter().map(|c| quote(c)));
+    format!(
+        "CREATE {}INDEX {} ON {} ({});",
+        if index.unique { "UNIQUE " } else { "" },
+        quote(&index.name),
+        quote(table),
+        cols.join(", ")
+    )
+}
+
+/// The whole DDL of a table in the room's SQLite: table, then indexes, one statement a line
+/// group, separated by blank lines.
+pub fn primary_ddl(table: &Table) -> String {
+    let mut parts = vec![primary_table(table)];
+    parts.extend(table.indexes.iter().map(|i| primary_index(&table.name, i)));
+    parts.join("\n")
+}
+
+/// The whole DDL of a table in the replica.
+pub fn replica_ddl(table: &Table) -> String {
+    let mut parts = vec![replica_table(table)];
+    parts.extend(table.indexes.iter().map(|i| replica_index(&table.name, i)));
+    parts.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Index, Literal};
+
+    fn task() -> Table {
+        Table::new(
+            "tasks",
+            "Task",
+            vec![
+                Column::new("id", ValueKind::I64).primary_key(),
+                Column::new("status", ValueKind::String).default(Literal::Text("open".into())),
+                Column::new("due", ValueKind::I64).nullable(),
+            ],
+        )
+        .with_index(Index::new("tasks_status_idx", &["status"], false))
+    }
+
+    #[test]
+    fn primary() {
+        assert_eq!(
+            primary_ddl(&task()),
+            "CREATE TABLE \"tasks\" (\n    \"id\" INTEGER PRIMARY KEY,\n    \"status\" TEXT NOT NULL DEFAULT 'open',\n    \"due\" INTEGER\n);\nCREATE INDEX \"tasks_status_idx\" ON \"tasks\" (\"status\");"
+        );
+    }
+
+    #[test]
+    fn replica() {
+        assert_eq!(
+            replica_ddl(&task()),
+            "CREATE TABLE \"tasks\" (\n    \"room_id\" TEXT NOT NULL,\n    \"id\" INTEGER NOT NULL,\n    \"status\" TEXT NOT NULL DEFAULT 'open',\n    \"due\" INTEGER,\n    PRIMARY KEY (\"room_id\", \"id\")\n);\nCREATE INDEX \"tasks_status_idx\" ON \"tasks\" (\"room_id\", \"status\");"
+        );
+    }
+}

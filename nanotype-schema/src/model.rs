@@ -1,0 +1,322 @@
+//! The plain data of a schema: tables, columns, types, indexes.
+//!
+//! Every string and list is a `Cow<'static, _>` so that the macro can emit a model as a `const`
+//! (borrowed) while the CLI and tests build the same model at run time (owned).
+
+use std::borrow::Cow;
+
+/// A list in the model: borrowed when the macro emitted it as a constant, owned otherwise.
+pub type List<T> = Cow<'static, [T]>;
+/// A name in the model.
+pub type Name = Cow<'static, str>;
+
+/// One table, as declared by one `#[nanotype::table]` struct.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// SQL table name.
+    pub name: Name,
+    /// The Rust struct the table was declared by (for messages).
+    pub rust_name: Name,
+    /// The table's previous name, for a rename migration.
+    pub renamed_from: Option<Name>,
+    /// Columns in declaration order.
+    pub columns: List<Column>,
+    /// Secondary indexes (field `index`/`unique` and table-level `index(..)`/`unique(..)`).
+    pub indexes: List<Index>,
+}
+
+/// One column of a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// SQL column name.
+    pub name: Name,
+    /// The Rust field it comes from.
+    pub field: Name,
+    /// What the Rust value is; decides the SQL type.
+    pub kind: ValueKind,
+    /// `Option<T>`: NULL allowed. Anything else is NOT NULL.
+    pub nullable: bool,
+    /// The table's primary key (exactly one column has it).
+    pub primary_key: bool,
+    /// `DEFAULT` for the column, used for new rows without a value and to fill old rows when a
+    /// column is added.
+    pub default: Option<Literal>,
+    /// The column's previous name, for a rename migration.
+    pub renamed_from: Option<Name>,
+}
+
+/// A secondary index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Index {
+    /// SQL index name; the same in the room's SQLite and in the replica.
+    pub name: Name,
+    /// Column names (SQL names), in key order. The replica's index puts `room_id` first.
+    pub columns: List<Name>,
+    pub unique: bool,
+}
+
+/// The Rust-level kind of a column's value. The SQL type follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    F32,
+    F64,
+    Bool,
+    String,
+    Bytes,
+    /// Any serde type, stored as JSON text (`#[nanotype(json)]`).
+    Json,
+}
+
+/// SQLite storage class of a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SqlType {
+    Integer,
+    Real,
+    Text,
+    Blob,
+}
+
+/// A literal default value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    Integer(i64),
+    Real(f64),
+    Bool(bool),
+    Text(Name),
+}
+
+impl ValueKind {
+    pub fn sql_type(self) -> SqlType {
+        match self {
+            ValueKind::I8
+            | ValueKind::I16
+            | ValueKind::I32
+            | ValueKind::I64
+            | ValueKind::U8
+            | ValueKind::U16
+            | ValueKind::U32
+            | ValueKind::Bool => SqlType::Integer,
+            ValueKind::F32 | ValueKind::F64 => SqlType::Real,
+            ValueKind::String | ValueKind::Json => SqlType::Text,
+            ValueKind::Bytes => SqlType::Blob,
+        }
+    }
+
+    /// Whether a column of this kind may be the primary key (keys are compared and paged on,
+    /// so only integers and text).
+    pub fn can_be_key(self) -> bool {
+        matches!(
+            self,
+            ValueKind::I8
+                | ValueKind::I16
+                | ValueKind::I32
+                | ValueKind::I64
+                | ValueKind::U8
+                | ValueKind::U16
+                | ValueKind::U32
+                | ValueKind::String
+        )
+    }
+
+    /// The inclusive range of an integer kind.
+    pub fn int_range(self) -> Option<(i64, i64)> {
+        Some(match self {
+            ValueKind::I8 => (i8::MIN.into(), i8::MAX.into()),
+            ValueKind::I16 => (i16::MIN.into(), i16::MAX.into()),
+            ValueKind::I32 => (i32::MIN.into(), i32::MAX.into()),
+            ValueKind::I64 => (-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),
+            ValueKind::U8 => (0, u8::MAX.into()),
+            ValueKind::U16 => (0, u16::MAX.into()),
+            ValueKind::U32 => (0, u32::MAX.into()),
+            _ => return None,
+        })
+    }
+
+    /// Does a default literal fit this kind?
+    pub fn accepts(self, literal: &Literal) -> bool {
+        match (self.sql_type(), literal) {
+            (_, Literal::Bool(_)) => self == ValueKind::Bool,
+            (SqlType::Integer, Literal::Integer(v)) => {
+                self != ValueKind::Bool
+                    && self
+                        .int_range()
+                        .is_some_and(|(lo, hi)| (lo..=hi).contains(v))
+            }
+            (SqlType::Real, Literal::Real(v)) => v.is_finite(),
+            (SqlType::Real, Literal::Integer(_)) => true,
+            (SqlType::Text, Literal::Text(_)) => self == ValueKind::String,
+            _ => false,
+        }
+    }
+
+    /// The name used in messages and in the README's type table.
+    pub fn rust_name(self) -> &'static str {
+        match self {
+            ValueKind::I8 => "i8",
+            ValueKind::I16 => "i16",
+            ValueKind::I32 => "i32",
+            ValueKind::I64 => "i64",
+            ValueKind::U8 => "u8",
+            ValueKind::U16 => "u16",
+            ValueKind::U32 => "u32",
+            ValueKind::F32 => "f32",
+            ValueKind::F64 => "f64",
+            ValueKind::Bool => "bool",
+            ValueKind::String => "String",
+            ValueKind::Bytes => "Vec<u8>",
+            ValueKind::Json => "#[nanotype(json)] T",
+        }
+    }
+}
+
+/// Largest integer a JavaScript number holds exactly (2^53 − 1). Integers travel through
+/// JavaScript in the Durable Object and D1 APIs, so `i64` values beyond ±this are refused at run
+/// time on every backend (see the runtime's `Error::IntegerOutOfRange`).
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+impl SqlType {
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            SqlType::Integer => "INTEGER",
+            SqlType::Real => "REAL",
+            SqlType::Text => "TEXT",
+            SqlType::Blob => "BLOB",
+        }
+    }
+
+    /// Parse a declared type as SQLite reports it in `PRAGMA table_info`.
+    pub fn from_declared(declared: &str) -> Option<SqlType> {
+        match declared.to_ascii_uppercase().as_str() {
+            "INTEGER" | "INT" => Some(SqlType::Integer),
+            "REAL" => Some(SqlType::Real),
+            "TEXT" => Some(SqlType::Text),
+            "BLOB" => Some(SqlType::Blob),
+            _ => None,
+        }
+    }
+}
+
+impl Table {
+    /// A table with no indexes; see the builder methods for the rest.
+    pub fn new(name: &str, rust_name: &str, columns: Vec<Column>) -> Table {
+        Table {
+            name: Cow::Owned(name.to_owned()),
+            rust_name: Cow::Owned(rust_name.to_owned()),
+            renamed_from: None,
+            columns: Cow::Owned(columns),
+            indexes: Cow::Owned(Vec::new()),
+        }
+    }
+
+    pub fn with_index(mut self, index: Index) -> Table {
+        self.indexes.to_mut().push(index);
+        self
+    }
+
+    pub fn renamed_from(mut self, old: &str) -> Table {
+        self.renamed_from = Some(Cow::Owned(old.to_owned()));
+        self
+    }
+
+    /// The primary key column. A checked table has exactly one.
+    pub fn primary_key(&self) -> Option<&Column> {
+        self.columns.iter().find(|c| c.primary_key)
+    }
+
+    /// Position of the primary key column.
+    pub fn primary_key_position(&self) -> Option<usize> {
+        self.columns.iter().position(|c| c.primary_key)
+    }
+
+    /// Whether SQLite assigns the key on insert: an `i64` primary key is `INTEGER PRIMARY KEY`,
+    /// the rowid.
+    pub fn key_is_rowid(&self) -> bool {
+        self.primary_key().is_some_and(|c| c.kind == ValueKind::I64)
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+impl Column {
+    /// A NOT NULL column named like its field.
+    pub fn new(name: &str, kind: ValueKind) -> Column {
+        Column {
+            name: Cow::Owned(name.to_owned()),
+            field: Cow::Owned(name.to_owned()),
+            kind,
+            nullable: false,
+            primary_key: false,
+            default: None,
+            renamed_from: None,
+        }
+    }
+
+    pub fn primary_key(mut self) -> Column {
+        self.primary_key = true;
+        self
+    }
+
+    pub fn nullable(mut self) -> Column {
+        self.nullable = true;
+        self
+    }
+
+    pub fn default(mut self, literal: Literal) -> Column {
+        self.default = Some(literal);
+        self
+    }
+
+    pub fn renamed_from(mut self, old: &str) -> Column {
+        self.renamed_from = Some(Cow::Owned(old.to_owned()));
+        self
+    }
+
+    pub fn sql_type(&self) -> SqlType {
+        self.kind.sql_type()
+    }
+}
+
+impl Index {
+    pub fn new(name: &str, columns: &[&str], unique: bool) -> Index {
+        Index {
+            name: Cow::Owned(name.to_owned()),
+            columns: Cow::Owned(
+                columns
+                    .iter()
+                    .map(|c| Cow::Owned((*c).to_owned()))
+                    .collect(),
+            ),
+            unique,
+        }
+    }
+
+    /// The conventional name of an index over `columns` of `table`.
+    pub fn default_name(table: &str, columns: &[&str], unique: bool) -> String {
+        let suffix = if unique { "key" } else { "idx" };
+        format!("{table}_{}_{suffix}", columns.join("_"))
+    }
+}
+
+impl Literal {
+    /// The literal as SQL text (strings quoted, booleans as 0/1).
+    pub fn to_sql(&self) -> String {
+        match self {
+            Literal::Integer(v) => v.to_string(),
+            Literal::Real(v) => {
+                let s = format!("{v:?}");
+                s
+            }
+            Literal::Bool(b) => (if *b { "1" } else { "0" }).to_owned(),
+            Literal::Text(s) => crate::ident::quote_string(s),
+        }
+    }
+}

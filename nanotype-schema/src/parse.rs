@@ -1,0 +1,570 @@
+//! `#[nanotype::table]` structs → [`Table`] models, with every error on its own tokens.
+//!
+//! Used by the macro (on the item it is attached to) and by `gen-migrations` (on the structs it
+//! finds in source files), so both build the same model from the same syntax.
+//!
+//! Grammar:
+//!
+//! ```text
+//! #[nanotype::table]                                  table named after the struct (snake_case)
+//! #[nanotype::table(name = "tasks")]                  explicit table name
+//! #[nanotype::table(renamed_from = "todo")]           the table used to be called `todo`
+//! #[nanotype::table(index(status, created_at))]       composite index (fields, in key order)
+//! #[nanotype::table(unique(owner, slug))]             composite unique index
+//!
+//! #[nanotype(primary_key)]    exactly one field; an i64 key is assigned by SQLite on insert
+//! #[nanotype(index)]          single-column index
+//! #[nanotype(unique)]         single-column unique index
+//! #[nanotype(default = 0)]    literal default: integer, float, bool or string
+//! #[nanotype(rename = "col")] column name differs from the field name
+//! #[nanotype(renamed_from = "old")]  the column used to be called `old`
+//! #[nanotype(json)]           any serde type, stored as JSON text
+//! ```
+
+use std::borrow::Cow;
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{
+    Attribute, Data, DeriveInput, Fields, GenericArgument, Ident, Lit, LitStr, PathArguments,
+    Token, Type,
+};
+
+use crate::check::{check_table, Location};
+use crate::ident::snake_case;
+use crate::model::{Column, Index, Literal, Table, ValueKind};
+use crate::symbol::*;
+
+/// A parsed table with what code generation needs besides the model.
+pub struct ParsedTable {
+    pub table: Table,
+    /// Per column (same order as `table.columns`): the Rust field.
+    pub fields: Vec<ParsedField>,
+}
+
+/// What the macro needs about one field.
+pub struct ParsedField {
+    pub ident: Ident,
+    pub ty: Type,
+    /// For `Option<T>` fields, `T`; otherwise the field type.
+    pub inner_ty: Type,
+}
+
+/// Collects errors so the user sees all of them at once (serde_derive's `Ctxt`).
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+    fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+}
+
+/// Spans of the pieces of a table, to put model-level problems on their tokens.
+struct Spans {
+    table: Span,
+    table_renamed_from: Span,
+    columns: Vec<Span>,
+    defaults: Vec<Span>,
+    renamed_from: Vec<Span>,
+    indexes: Vec<(Span, Vec<Span>)>,
+}
+
+/// Parse the macro's arguments and the struct it is attached to.
+pub fn parse_table(args: TokenStream, item: &DeriveInput) -> Result<ParsedTable, syn::Error> {
+    let mut errors = Errors::default();
+    let table_args = match TableArgs::parse_args.parse2(args) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(e);
+            TableArgs::default()
+        }
+    };
+    let parsed = build(table_args, item, &mut errors);
+    match (errors.0, parsed) {
+        (None, Some(p)) => Ok(p),
+        (Some(e), _) => Err(e),
+        (None, None) => Err(syn::Error::new(item.ident.span(), "invalid table")),
+    }
+}
+
+/// Parse every `#[nanotype::table]` struct in a source file (for gen-migrations). Items inside
+/// inline modules are included.
+#[cfg(feature = "files")]
+pub fn find_tables(items: &[syn::Item]) -> Vec<Result<ParsedTable, syn::Error>> {
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            syn::Item::Struct(s) => {
+                if let Some(attr) = s.attrs.iter().find(|a| is_table_attr(a)) {
+                    let args = match &attr.meta {
+                        syn::Meta::List(list) => list.tokens.clone(),
+                        _ => TokenStream::new(),
+                    };
+                    let mut input: DeriveInput = s.clone().into();
+                    input.attrs.retain(|a| !is_table_attr(a));
+                    out.push(parse_table(args, &input));
+                }
+            }
+            syn::Item::Mod(m) => {
+                if let Some((_, items)) = &m.content {
+                    out.extend(find_tables(items));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `#[nanotype::table]` or `#[table]` (imported) — the path's last segment is `table` and it
+/// starts with `nanotype` or stands alone.
+pub fn is_table_attr(attr: &Attribute) -> bool {
+    let segs: Vec<String> = attr
+        .path()
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    matches!(segs.as_slice(), [t] if t == "table")
+        || matches!(segs.as_slice(), [n, t] if n == "nanotype" && t == "table")
+}
+
+#[derive(Default)]
+struct TableArgs {
+    name: Option<LitStr>,
+    renamed_from: Option<LitStr>,
+    indexes: Vec<(Ident, Vec<Ident>)>,
+    errors: Vec<syn::Error>,
+}
+
+impl TableArgs {
+    fn parse_args(input: ParseStream) -> syn::Result<TableArgs> {
+        let mut out = TableArgs::default();
+        while !input.is_empty() {
+            let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            let k = key.to_string();
+            if k == NAME || k == RENAMED_FROM {
+                input.parse::<Token![=]>()?;
+                let value: LitStr = input.parse()?;
+                let slot = if k == NAME {
+                    &mut out.name
+                } else {
+                    &mut out.renamed_from
+                };
+                if slot.is_some() {
+                    out.errors
+                        .push(syn::Error::new(key.span(), format!("duplicate `{k}`")));
+                }
+                *slot = Some(value);
+            } else if k == INDEX || k == UNIQUE {
+                let content;
+                syn::parenthesized!(content in input);
+                let cols = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                out.indexes.push((key, cols.into_iter().collect()));
+            } else {
+                out.errors.push(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "unknown table attribute `{k}`; expected one of: {}",
+                        TABLE_KEYS.join(", ")
+                    ),
+                ));
+                // Skip the rest of this entry so later ones are still read.
+                while !input.is_empty() && !input.peek(Token![,]) {
+                    input.parse::<proc_macro2::TokenTree>()?;
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(out)
+    }
+}
+
+/// One field's `#[nanotype(...)]` attributes.
+#[derive(Default)]
+struct FieldArgs {
+    primary_key: Option<Span>,
+    index: Option<Span>,
+    unique: Option<Span>,
+    default: Option<(Literal, Span)>,
+    rename: Option<LitStr>,
+    renamed_from: Option<LitStr>,
+    json: Option<Span>,
+}
+
+fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
+    let mut out = FieldArgs::default();
+    for attr in attrs.iter().filter(|a| a.path().is_ident(NANOTYPE)) {
+        let result = attr.parse_nested_meta(|meta| {
+            let Some(key) = meta.path.get_ident() else {
+                return Err(meta.error(format!("unknown field attribute; expected one of: {}", FIELD_KEYS.join(", "))));
+            };
+            let k = key.to_string();
+            let span = key.span();
+            let mut dup = |taken: bool| {
+                if taken {
+                    errors.at(span, format!("duplicate `{k}`"));
+                }
+            };
+            match k.as_str() {
+                PRIMARY_KEY => {
+                    dup(out.primary_key.is_some());
+                    out.primary_key = Some(span);
+                }
+                INDEX => {
+                    dup(out.index.is_some());
+                    out.index = Some(span);
+                }
+                UNIQUE => {
+                    dup(out.unique.is_some());
+                    out.unique = Some(span);
+                }
+                JSON => {
+                    dup(out.json.is_some());
+                    out.json = Some(span);
+                }
+                DEFAULT => {
+                    dup(out.default.is_some());
+                    let expr: syn::Expr = meta.value()?.parse()?;
+                    match literal_of(&expr) {
+                        Some(lit) => out.default = Some((lit, expr.span())),
+                        None => errors.at(
+                            expr.span(),
+                            "`default` takes a literal: an integer, a float, `true`/`false` or a string",
+                        ),
+                    }
+                }
+                RENAME => {
+                    dup(out.rename.is_some());
+                    out.rename = Some(meta.value()?.parse()?);
+                }
+                RENAMED_FROM => {
+                    dup(out.renamed_from.is_some());
+                    out.renamed_from = Some(meta.value()?.parse()?);
+                }
+                _ => {
+                    errors.at(span, format!("unknown field attribute `{k}`; expected one of: {}", FIELD_KEYS.join(", ")));
+                    // Consume a `= value` so the rest of the list still parses.
+                    if meta.input.peek(Token![=]) {
+                        let _: syn::Expr = meta.value()?.parse()?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    out
+}
+
+fn literal_of(expr: &syn::Expr) -> Option<Literal> {
+    match expr {
+        syn::Expr::Lit(l) => match &l.lit {
+            Lit::Int(i) => i.base10_parse::<i64>().ok().map(Literal::Integer),
+            Lit::Float(f) => f.base10_parse::<f64>().ok().map(Literal::Real),
+            Lit::Bool(b) => Some(Literal::Bool(b.value)),
+            Lit::Str(s) => Some(Literal::Text(Cow::Owned(s.value()))),
+            _ => None,
+        },
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => match literal_of(&u.expr)? {
+            Literal::Integer(i) => Some(Literal::Integer(-i)),
+            Literal::Real(f) => Some(Literal::Real(-f)),
+            _ => None,
+        },
+        syn::Expr::Group(g) => literal_of(&g.expr),
+        _ => None,
+    }
+}
+
+/// `Option<T>` → `Some(T)`.
+fn option_inner(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    match &last.arguments {
+        PathArguments::AngleBracketed(a) if a.args.len() == 1 => match a.args.first()? {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The value kind of a (non-Option) field type, or why it is not supported.
+fn kind_of(ty: &Type) -> Result<ValueKind, String> {
+    let unsupported = || {
+        "unsupported column type; use an integer (i8..i64, u8..u32), f32, f64, bool, String, Vec<u8>, \
+         Option<_> of those, or mark the field `#[nanotype(json)]` to store any serde type as JSON"
+            .to_string()
+    };
+    let Type::Path(p) = ty else {
+        return Err(unsupported());
+    };
+    if p.qself.is_some() {
+        return Err(unsupported());
+    }
+    let Some(last) = p.path.segments.last() else {
+        return Err(unsupported());
+    };
+    let name = last.ident.to_string();
+    if name == "Vec" {
+        if let PathArguments::AngleBracketed(a) = &last.arguments {
+            if let Some(GenericArgument::Type(Type::Path(inner))) = a.args.first() {
+                if inner.path.is_ident("u8") {
+                    return Ok(ValueKind::Bytes);
+                }
+            }
+        }
+        return Err(unsupported());
+    }
+    if !matches!(last.arguments, PathArguments::None) {
+        return Err(unsupported());
+    }
+    Ok(match name.as_str() {
+        "i8" => ValueKind::I8,
+        "i16" => ValueKind::I16,
+        "i32" => ValueKind::I32,
+        "i64" => ValueKind::I64,
+        "u8" => ValueKind::U8,
+        "u16" => ValueKind::U16,
+        "u32" => ValueKind::U32,
+        "f32" => ValueKind::F32,
+        "f64" => ValueKind::F64,
+        "bool" => ValueKind::Bool,
+        "String" => ValueKind::String,
+        "u64" | "usize" | "u128" | "i128" | "isize" => {
+            return Err(format!(
+                "`{name}` is not supported: values beyond 2^53 are silently rounded when they travel \
+                 through JavaScript (Durable Object and D1 APIs); use `i64` (checked at run time to stay \
+                 within ±(2^53 − 1)) or store it as a `String`"
+            ))
+        }
+        _ => return Err(unsupported()),
+    })
+}
+
+fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<ParsedTable> {
+    for e in args.errors {
+        errors.push(e);
+    }
+    if !item.generics.params.is_empty() {
+        errors.at(
+            item.generics.span(),
+            "a table struct may not be generic: its columns must have fixed types",
+        );
+    }
+    let fields = match &item.data {
+        Data::Struct(s) => match &s.fields {
+            Fields::Named(named) => &named.named,
+            Fields::Unnamed(_) | Fields::Unit => {
+                errors.at(
+                    item.ident.span(),
+                    "`#[nanotype::table]` needs a struct with named fields",
+                );
+                return None;
+            }
+        },
+        Data::Enum(e) => {
+            errors.at(
+                e.enum_token.span,
+                "`#[nanotype::table]` goes on a struct with named fields, not an enum",
+            );
+            return None;
+        }
+        Data::Union(u) => {
+            errors.at(
+                u.union_token.span,
+                "`#[nanotype::table]` goes on a struct with named fields, not a union",
+            );
+            return None;
+        }
+    };
+
+    let rust_name = item.ident.to_string();
+    let table_name = args
+        .name
+        .as_ref()
+        .map(|l| l.value())
+        .unwrap_or_else(|| snake_case(&rust_name));
+    let mut spans = Spans {
+        table: args
+            .name
+            .as_ref()
+            .map(|l| l.span())
+            .unwrap_or(item.ident.span()),
+        table_renamed_from: args
+            .renamed_from
+            .as_ref()
+            .map(|l| l.span())
+            .unwrap_or(item.ident.span()),
+        columns: Vec::new(),
+        defaults: Vec::new(),
+        renamed_from: Vec::new(),
+        indexes: Vec::new(),
+    };
+
+    let mut columns = Vec::new();
+    let mut parsed_fields = Vec::new();
+    let mut indexes: Vec<Index> = Vec::new();
+    for field in fields {
+        let Some(ident) = field.ident.clone() else {
+            continue;
+        };
+        let fa = parse_field_args(&field.attrs, errors);
+        let inner = option_inner(&field.ty);
+        let nullable = inner.is_some();
+        let inner_ty = inner.cloned().unwrap_or_else(|| field.ty.clone());
+        let kind = if fa.json.is_some() {
+            ValueKind::Json
+        } else {
+            match kind_of(&inner_ty) {
+                Ok(k) => k,
+                Err(msg) => {
+                    errors.at(inner_ty.span(), msg);
+                    ValueKind::String
+                }
+            }
+        };
+        let field_name = ident.to_string();
+        let field_name = field_name
+            .strip_prefix("r#")
+            .unwrap_or(&field_name)
+            .to_owned();
+        let col_name = fa
+            .rename
+            .as_ref()
+            .map(|l| l.value())
+            .unwrap_or_else(|| field_name.clone());
+        let col_span = fa.rename.as_ref().map(|l| l.span()).unwrap_or(ident.span());
+        if fa.json.is_some() && fa.primary_key.is_some() {
+            errors.at(
+                fa.json.unwrap_or(ident.span()),
+                "a `json` field cannot be the primary key",
+            );
+        }
+        for (flag, unique) in [(fa.index, false), (fa.unique, true)] {
+            if let Some(span) = flag {
+                if fa.primary_key.is_some() {
+                    errors.at(span, "the primary key is indexed already");
+                    continue;
+                }
+                let name = Index::default_name(&table_name, &[&col_name], unique);
+                indexes.push(Index {
+                    name: Cow::Owned(name),
+                    columns: Cow::Owned(vec![Cow::Owned(col_name.clone())]),
+                    unique,
+                });
+                spans.indexes.push((span, vec![span]));
+            }
+        }
+        spans.columns.push(if fa.primary_key.is_some() && nullable {
+            field.ty.span()
+        } else {
+            col_span
+        });
+        spans
+            .defaults
+            .push(fa.default.as_ref().map(|d| d.1).unwrap_or(col_span));
+        spans.renamed_from.push(
+            fa.renamed_from
+                .as_ref()
+                .map(|l| l.span())
+                .unwrap_or(col_span),
+        );
+        columns.push(Column {
+            name: Cow::Owned(col_name),
+            field: Cow::Owned(field_name),
+            kind,
+            nullable,
+            primary_key: fa.primary_key.is_some(),
+            default: fa.default.map(|d| d.0),
+            renamed_from: fa.renamed_from.map(|l| Cow::Owned(l.value())),
+        });
+        parsed_fields.push(ParsedField {
+            ident,
+            ty: field.ty.clone(),
+            inner_ty,
+        });
+    }
+
+    // Table-level indexes name fields; map them to column names.
+    for (key, idents) in &args.indexes {
+        let unique = *key == UNIQUE;
+        let mut cols = Vec::new();
+        let mut col_spans = Vec::new();
+        for ident in idents {
+            let field = ident.to_string();
+            let col = columns
+                .iter()
+                .find(|c| c.field == field)
+                .map(|c| c.name.to_string())
+                .unwrap_or(field);
+            cols.push(col);
+            col_spans.push(ident.span());
+        }
+        let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        indexes.push(Index {
+            name: Cow::Owned(Index::default_name(&table_name, &col_refs, unique)),
+            columns: Cow::Owned(cols.into_iter().map(Cow::Owned).collect()),
+            unique,
+        });
+        spans.indexes.push((key.span(), col_spans));
+    }
+
+    let table = Table {
+        name: Cow::Owned(table_name),
+        rust_name: Cow::Owned(rust_name),
+        renamed_from: args.renamed_from.map(|l| Cow::Owned(l.value())),
+        columns: Cow::Owned(columns),
+        indexes: Cow::Owned(indexes),
+    };
+    for problem in check_table(&table) {
+        let span = match problem.at {
+            Location::Table => spans.table,
+            Location::TableRenamedFrom => spans.table_renamed_from,
+            Location::Column(i) => spans.columns[i],
+            Location::ColumnDefault(i) => spans.defaults[i],
+            Location::ColumnRenamedFrom(i) => spans.renamed_from[i],
+            Location::Index(i) => spans.indexes[i].0,
+            Location::IndexColumn(i, j) => spans.indexes[i]
+                .1
+                .get(j)
+                .copied()
+                .unwrap_or(spans.indexes[i].0),
+        };
+        let message = match &problem.at {
+            // A missing field in a table-level index: say "field", since fields are what it names.
+            Location::IndexColumn(..) if problem.message.starts_with("no column named") => problem
+                .message
+                .replacen("no column named", "no field named", 1),
+            _ => problem.message,
+        };
+        errors.at(span, message);
+    }
+    Some(ParsedTable {
+        table,
+        fields: parsed_fields,
+    })
+}
+
+impl Parse for TableArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        TableArgs::parse_args(input)
+    }
+}

@@ -1,0 +1,28 @@
+//! Attribute keywords, in one place so that the parser, its error messages and the docs agree.
+
+/// `#[nanotype::table(name = "...")]` and `#[nanotype(...)]` on fields.
+pub const NAME: &str = "name";
+/// Table level: `renamed_from = "old_table"`.
+pub const RENAMED_FROM: &str = "renamed_from";
+/// Table level: `index(a, b)`; field level: `index`.
+pub const INDEX: &str = "index";
+/// Table level: `unique(a, b)`; field level: `unique`.
+pub const UNIQUE: &str = "unique";
+/// Field level.
+pub const PRIMARY_KEY: &str = "primary_key";
+pub const DEFAULT: &str = "default";
+pub const RENAME: &str = "rename";
+pub const JSON: &str = "json";
+/// The helper attribute on fields.
+pub const NANOTYPE: &str = "nanotype";
+
+pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE];
+pub const FIELD_KEYS: &[&str] = &[
+    PRIMARY_KEY,
+    INDEX,
+    UNIQUE,
+    DEFAULT,
+    RENAME,
+    RENAMED_FROM,
+    JSON,
+];
