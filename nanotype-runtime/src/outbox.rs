@@ -19,7 +19,8 @@ pub const PRIMARY_META_DDL: &str = "\
 CREATE TABLE IF NOT EXISTS \"_nt_outbox\" (
     \"seq\" INTEGER PRIMARY KEY AUTOINCREMENT,
     \"tbl\" TEXT NOT NULL,
-    \"pk\" NOT NULL
+    \"pk\" NOT NULL,
+    \"at\" INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
 );
 CREATE TABLE IF NOT EXISTS \"_nt_meta\" (
     \"key\" TEXT PRIMARY KEY NOT NULL,

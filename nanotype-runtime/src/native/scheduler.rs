@@ -33,4 +33,11 @@ impl Scheduler for ManualScheduler {
         };
         self.next.set(Some(soonest));
     }
+
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
 }
