@@ -25,15 +25,15 @@ impl Statement {
 pub trait Replica {
     /// Run one read statement.
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>>;
-    /// Run statements as one transaction.
-    async fn batch(&self, stmts: &[Statement]) -> Result<()>;
+    /// Run statements as one transaction; the rows each statement returned, in order.
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>>;
 }
 
 impl<R: Replica + ?Sized> Replica for &R {
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>> {
         (**self).query(stmt).await
     }
-    async fn batch(&self, stmts: &[Statement]) -> Result<()> {
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>> {
         (**self).batch(stmts).await
     }
 }
@@ -42,7 +42,7 @@ impl<R: Replica + ?Sized> Replica for std::rc::Rc<R> {
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>> {
         (**self).query(stmt).await
     }
-    async fn batch(&self, stmts: &[Statement]) -> Result<()> {
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>> {
         (**self).batch(stmts).await
     }
 }

@@ -52,17 +52,16 @@ impl NativeReplica {
     }
 
     /// Apply a batch synchronously.
-    pub fn batch_sync(&self, stmts: &[Statement]) -> Result<()> {
+    pub fn batch_sync(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-        let run = || -> rusqlite::Result<()> {
-            for s in stmts {
-                let mut stmt = self.conn.prepare_cached(&s.sql)?;
-                stmt.execute(rusqlite::params_from_iter(s.params.iter()))?;
-            }
-            Ok(())
+        let run = || -> rusqlite::Result<Vec<Vec<Row>>> {
+            stmts.iter().map(|s| super::query(&self.conn, &s.sql, &s.params)).collect()
         };
         match run() {
-            Ok(()) => self.conn.execute_batch("COMMIT").map_err(err),
+            Ok(rows) => {
+                self.conn.execute_batch("COMMIT").map_err(err)?;
+                Ok(rows)
+            }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(err(e))
@@ -80,7 +79,7 @@ impl Replica for NativeReplica {
         self.query_sync(stmt)
     }
 
-    async fn batch(&self, stmts: &[Statement]) -> Result<()> {
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>> {
         self.batch_sync(stmts)
     }
 }
