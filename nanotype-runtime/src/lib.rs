@@ -30,6 +30,9 @@ pub mod write;
 #[cfg(feature = "native")]
 pub mod native;
 
+#[cfg(feature = "worker")]
+pub mod worker;
+
 pub use error::{Error, Result};
 pub use nanotype_macros::table;
 pub use nanotype_schema as schema;

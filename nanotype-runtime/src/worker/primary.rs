@@ -1,0 +1,144 @@
+//! The room's primary: the Durable Object's own SQLite (`ctx.storage.sql`).
+
+use std::cell::Cell;
+
+use js_sys::Array;
+use wasm_bindgen::JsValue;
+use worker::worker_sys::{SqlStorage, SqlStorageCursor};
+
+use super::bindings::{storage_of, DoStorage};
+use super::js_error_text;
+use super::js_value::{params_to_js, row_from_array};
+use crate::error::{Error, Result};
+use crate::primary::Primary;
+use crate::value::{Row, Value};
+
+/// A Durable Object's SQLite as a room's [`Primary`]. Statements run synchronously, as
+/// `sql.exec` does; [`Primary::transaction`] is `ctx.storage.transactionSync`, so a row and its
+/// outbox record commit together or not at all.
+///
+/// ```ignore
+/// let primary = nanotype::worker::DoPrimary::new(&state);
+/// let task = Task::insert(&primary, &task)?;
+/// ```
+pub struct DoPrimary {
+    storage: DoStorage,
+    sql: SqlStorage,
+    depth: Cell<u32>,
+}
+
+fn err(e: JsValue) -> Error {
+    Error::Primary(js_error_text(&e))
+}
+
+impl DoPrimary {
+    /// The primary of the Durable Object whose state this is.
+    pub fn new(state: &worker::State) -> DoPrimary {
+        let storage = storage_of(state);
+        let sql = storage.sql();
+        DoPrimary {
+            storage,
+            sql,
+            depth: Cell::new(0),
+        }
+    }
+
+    /// Size of the room's database in bytes.
+    pub fn database_size(&self) -> f64 {
+        self.sql.database_size()
+    }
+
+    /// Whether a transaction is open (statements run inside it).
+    pub fn in_transaction(&self) -> bool {
+        self.depth.get() > 0
+    }
+
+    pub(crate) fn exec(&self, sql: &str, params: &[Value]) -> Result<SqlStorageCursor> {
+        let bindings: Array = params_to_js(params).into_iter().collect();
+        self.sql.exec(sql, bindings).map_err(err)
+    }
+
+    /// Every row of `cursor` (running the statement to completion), at most `cap` when given;
+    /// `Err(rows)` when the cap was reached with rows left.
+    pub(crate) fn drain(cursor: &SqlStorageCursor, cap: Option<usize>) -> Result<(Vec<Row>, bool)> {
+        let it = cursor.raw();
+        let mut rows = Vec::new();
+        loop {
+            let next = it.next().map_err(err)?;
+            if next.done() {
+                return Ok((rows, false));
+            }
+            if cap.is_some_and(|c| rows.len() >= c) {
+                return Ok((rows, true));
+            }
+            rows.push(row_from_array(next.value()));
+        }
+    }
+
+    /// `ctx.storage.transactionSync(body)`; `body`'s error is thrown so the transaction rolls back.
+    pub(crate) fn transaction_sync<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut f = Some(f);
+        let mut out: Option<Result<T>> = None;
+        let js = {
+            let mut body = || -> std::result::Result<JsValue, JsValue> {
+                let Some(f) = f.take() else {
+                    return Err(JsValue::from_str("nanotype: transaction body ran twice"));
+                };
+                let r = f();
+                let failed = r.is_err();
+                out = Some(r);
+                if failed {
+                    Err(JsValue::from_str("nanotype: rolled back"))
+                } else {
+                    Ok(JsValue::UNDEFINED)
+                }
+            };
+            self.depth.set(self.depth.get() + 1);
+            let js = self.storage.transaction_sync(&mut body);
+            self.depth.set(self.depth.get() - 1);
+            js
+        };
+        match (out, js) {
+            // The body's own error, whether or not the rollback reported one.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(_)) => Ok(v),
+            (Some(Ok(_)), Err(e)) => Err(Error::Primary(format!(
+                "the transaction did not commit: {}",
+                js_error_text(&e)
+            ))),
+            (None, Err(e)) => Err(err(e)),
+            (None, Ok(_)) => Err(Error::Primary(
+                "transactionSync returned without running its body".into(),
+            )),
+        }
+    }
+}
+
+impl Primary for DoPrimary {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let cursor = self.exec(sql, params)?;
+        Ok(Self::drain(&cursor, None)?.0)
+    }
+
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        let cursor = self.exec(sql, params)?;
+        Self::drain(&cursor, None)?;
+        // `rowsWritten` also counts index entries; SQLite's own count is what callers mean.
+        let changes = self.query("SELECT changes()", &[])?;
+        Ok(match changes.first().and_then(|r| r.first()) {
+            Some(Value::Integer(n)) => (*n).max(0) as u64,
+            _ => 0,
+        })
+    }
+
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        // `exec` runs every statement of a multi-statement string.
+        let cursor = self.exec(sql, &[])?;
+        Self::drain(&cursor, None)?;
+        Ok(())
+    }
+
+    fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.transaction_sync(f)
+    }
+}
