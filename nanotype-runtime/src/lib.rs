@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod primary;
 pub mod read;
 pub mod replica;
+pub mod sync;
 pub mod table;
 pub mod value;
 pub mod write;

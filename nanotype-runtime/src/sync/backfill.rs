@@ -1,0 +1,180 @@
+//! Backfill and resync: copy a room's tables to the replica in keyset pages.
+//!
+//! Each page is read from the primary at one seq and sent as one guarded batch that upserts the
+//! page's rows and deletes the room's replica rows in the page's key range that the primary does
+//! not have. The cursor moves (in the primary) only after the batch applied, so a crash or a
+//! failed batch resumes from the last applied page. Live writes go on meanwhile: they reach the
+//! replica through the outbox in later batches, which carry a later read seq.
+//!
+//! A full resync first *claims* the room (its `_nt_rooms` row names this primary, watermark 0),
+//! pages every table, and finally sets the watermark to just below the oldest pending change.
+
+use super::statements::{self, Watermark};
+use super::{as_replica, meta_get, meta_set, Engine, META_RESYNC};
+use crate::error::Result;
+use crate::primary::Primary;
+use crate::replica::{Replica, Scheduler};
+use crate::value::Value;
+use nanotype_schema::ident::quote;
+
+const CLAIMED: &str = "2";
+
+impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
+    /// Whether a registered table still needs copying.
+    pub(crate) fn backfill_pending(&self) -> Result<bool> {
+        if self.resync_in_progress()? {
+            return Ok(true);
+        }
+        Ok(self.next_table()?.is_some())
+    }
+
+    fn next_table(&self) -> Result<Option<(usize, Option<Value>)>> {
+        let rows = self.primary.query(
+            "SELECT \"tbl\", \"cursor\" FROM \"_nt_backfill\" WHERE \"done\" = 0",
+            &[],
+        )?;
+        let mut best: Option<(usize, Option<Value>)> = None;
+        for row in rows {
+            let mut it = row.into_iter();
+            let Some(Value::Text(name)) = it.next() else {
+                continue;
+            };
+            let cursor = match it.next() {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v),
+            };
+            if let Some(pos) = self.tables.iter().position(|t| t.name == name) {
+                if best.as_ref().is_none_or(|(b, _)| pos < *b) {
+                    best = Some((pos, cursor));
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// One step of backfill/resync. `Ok(true)` when a batch went and more may follow.
+    pub(crate) async fn backfill_step(&self, replica: &R) -> Result<bool> {
+        let resync = meta_get(&self.primary, META_RESYNC)?;
+        let now = self.scheduler.now_ms();
+        if resync.as_deref() == Some("1") {
+            // Claim the room for this primary before copying.
+            let read_seq = self.current_seq()?;
+            let guard = self.guard(read_seq);
+            let stmts = vec![
+                statements::claim(&guard, now),
+                statements::room_state(&self.room),
+            ];
+            let results = replica.batch(&stmts).await.map_err(as_replica)?;
+            return match self.applied(&results, read_seq) {
+                Some(state) => {
+                    meta_set(&self.primary, META_RESYNC, CLAIMED)?;
+                    self.record_success(0, &state);
+                    Ok(true)
+                }
+                None => Ok(false),
+            };
+        }
+
+        let Some((pos, cursor)) = self.next_table()? else {
+            if resync.as_deref() == Some(CLAIMED) {
+                return self.finish_resync(replica).await;
+            }
+            return Ok(false);
+        };
+        let def = self.tables[pos];
+        let limits = &self.config.limits;
+        let per_stmt = ((limits.max_params - 3) / def.columns.len().max(1)).max(1);
+        let mut page = self
+            .config
+            .backfill_page
+            .min(per_stmt * (limits.max_statements - 3))
+            .max(1);
+        let key_pos = def.primary_key_position().unwrap_or(0);
+        let key = quote(&def.columns[key_pos].name);
+        let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+
+        let (stmts, read_seq, last_key, done, n) = loop {
+            let (sql, params) = match &cursor {
+                Some(c) => (
+                    format!(
+                        "SELECT {} FROM {} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2",
+                        cols.join(", "),
+                        quote(&def.name)
+                    ),
+                    vec![c.clone(), Value::Integer(page as i64)],
+                ),
+                None => (
+                    format!(
+                        "SELECT {} FROM {} ORDER BY {key} LIMIT ?1",
+                        cols.join(", "),
+                        quote(&def.name)
+                    ),
+                    vec![Value::Integer(page as i64)],
+                ),
+            };
+            let rows = self.primary.query(&sql, &params)?;
+            let read_seq = self.current_seq()?;
+            let guard = self.guard(read_seq);
+            let done = rows.len() < page;
+            let keys: Vec<Value> = rows.iter().map(|r| r[key_pos].clone()).collect();
+            let last_key = keys.last().cloned();
+            let up_to = if done { None } else { last_key.as_ref() };
+            let mut stmts = statements::upserts(def, &rows, &guard, limits);
+            stmts.push(statements::sweep(
+                def,
+                cursor.as_ref(),
+                up_to,
+                &keys,
+                &guard,
+            ));
+            if stmts.len() + 2 > limits.max_statements && page > 1 {
+                page = (page / 2).max(1);
+                continue;
+            }
+            stmts.push(statements::room_update(&guard, Watermark::Keep, now));
+            stmts.push(statements::room_state(&self.room));
+            break (stmts, read_seq, last_key, done, rows.len());
+        };
+
+        let results = replica.batch(&stmts).await.map_err(as_replica)?;
+        let Some(state) = self.applied(&results, read_seq) else {
+            return Ok(false);
+        };
+        let new_cursor = last_key.or(cursor).unwrap_or(Value::Null);
+        self.primary.execute(
+            "UPDATE \"_nt_backfill\" SET \"cursor\" = ?2, \"done\" = ?3 WHERE \"tbl\" = ?1",
+            &[
+                Value::Text(def.name.to_string()),
+                new_cursor,
+                Value::Integer(i64::from(done)),
+            ],
+        )?;
+        self.record_success(n, &state);
+        Ok(true)
+    }
+
+    /// Every table copied: the replica holds the room as of each page, and every change since
+    /// is still in the outbox. So everything before the oldest pending change is applied.
+    async fn finish_resync(&self, replica: &R) -> Result<bool> {
+        let read_seq = self.current_seq()?;
+        let oldest = self
+            .primary
+            .query("SELECT MIN(\"seq\") FROM \"_nt_outbox\"", &[])?;
+        let watermark = match oldest.first().and_then(|r| r.first()) {
+            Some(Value::Integer(min)) => min - 1,
+            _ => read_seq,
+        };
+        let guard = self.guard(read_seq);
+        let stmts = vec![
+            statements::room_update(&guard, Watermark::Set(watermark), self.scheduler.now_ms()),
+            statements::room_state(&self.room),
+        ];
+        let results = replica.batch(&stmts).await.map_err(as_replica)?;
+        let Some(state) = self.applied(&results, read_seq) else {
+            return Ok(false);
+        };
+        meta_set(&self.primary, META_RESYNC, "0")?;
+        self.record_success(0, &state);
+        Ok(false)
+    }
+}

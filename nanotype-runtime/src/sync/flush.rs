@@ -1,0 +1,197 @@
+//! Flushing the outbox: pending changes → one guarded replica batch → trim.
+
+use std::collections::HashMap;
+
+use super::statements::{self, RoomState, Watermark};
+use super::{as_replica, Engine};
+use crate::error::Result;
+use crate::primary::Primary;
+use crate::replica::{Replica, Scheduler, Statement};
+use crate::value::{Row, Value};
+use nanotype_schema::ident::quote;
+use nanotype_schema::Table as TableDef;
+
+/// A key as a map key (`Value` holds floats, so it is not `Hash`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum KeyRepr {
+    Int(i64),
+    Text(String),
+    Other(String),
+}
+
+impl KeyRepr {
+    pub(crate) fn of(v: &Value) -> KeyRepr {
+        match v {
+            Value::Integer(i) => KeyRepr::Int(*i),
+            Value::Real(f) if f.fract() == 0.0 => KeyRepr::Int(*f as i64),
+            Value::Text(s) => KeyRepr::Text(s.clone()),
+            other => KeyRepr::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// Read the rows of `def` with `keys` from the primary, keyed by their key.
+pub(crate) fn read_rows<P: Primary>(
+    db: &P,
+    def: &TableDef,
+    keys: &[Value],
+    max_params: usize,
+) -> Result<HashMap<KeyRepr, Row>> {
+    let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+    let key_pos = def.primary_key_position().unwrap_or(0);
+    let key = quote(&def.columns[key_pos].name);
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(max_params.max(1)) {
+        let ph: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {key} IN ({})",
+            cols.join(", "),
+            quote(&def.name),
+            ph.join(", ")
+        );
+        for row in db.query(&sql, chunk)? {
+            out.insert(KeyRepr::of(&row[key_pos]), row);
+        }
+    }
+    Ok(out)
+}
+
+struct Pending {
+    /// Per table, keys in first-seen order.
+    tables: Vec<(&'static TableDef, Vec<Value>)>,
+    /// Highest seq covered: every outbox record up to it is in this batch.
+    hi: i64,
+    /// Records whose table is not registered (dropped tables): trimmed, not sent.
+    unknown: usize,
+}
+
+impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
+    fn pending(&self, limit: usize) -> Result<Option<Pending>> {
+        let entries = self.primary.query(
+            "SELECT \"seq\", \"tbl\", \"pk\" FROM \"_nt_outbox\" ORDER BY \"seq\" LIMIT ?1",
+            &[Value::Integer(limit as i64)],
+        )?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut tables: Vec<(&'static TableDef, Vec<Value>)> = Vec::new();
+        let mut seen: HashMap<(String, KeyRepr), ()> = HashMap::new();
+        let mut hi = 0;
+        let mut unknown = 0;
+        for e in entries {
+            let mut it = e.into_iter();
+            let seq = match it.next() {
+                Some(Value::Integer(i)) => i,
+                _ => continue,
+            };
+            let tbl = match it.next() {
+                Some(Value::Text(t)) => t,
+                _ => String::new(),
+            };
+            let key = it.next().unwrap_or(Value::Null);
+            hi = seq;
+            let Some(def) = self.table(&tbl) else {
+                unknown += 1;
+                continue;
+            };
+            if seen.insert((tbl.clone(), KeyRepr::of(&key)), ()).is_some() {
+                continue;
+            }
+            match tables.iter_mut().find(|(d, _)| d.name == tbl) {
+                Some((_, keys)) => keys.push(key),
+                None => tables.push((def, vec![key])),
+            }
+        }
+        Ok(Some(Pending {
+            tables,
+            hi,
+            unknown,
+        }))
+    }
+
+    /// Send one batch of pending changes. `Ok(true)` when a batch went (more may be pending).
+    pub(crate) async fn flush_step(&self, replica: &R) -> Result<bool> {
+        let limits = &self.config.limits;
+        let mut limit = self.config.max_changes_per_batch.max(1);
+        // Read phase: synchronous, so the rows, the outbox and the seq are one consistent view.
+        let (stmts, hi, rows_sent, read_seq) = loop {
+            let Some(pending) = self.pending(limit)? else {
+                return Ok(false);
+            };
+            let read_seq = self.current_seq()?;
+            let guard = self.guard(read_seq);
+            let mut stmts: Vec<Statement> = Vec::new();
+            let mut rows_sent = 0;
+            for (def, keys) in &pending.tables {
+                let found = read_rows(&self.primary, def, keys, limits.max_params)?;
+                let mut rows = Vec::new();
+                let mut gone = Vec::new();
+                for k in keys {
+                    match found.get(&KeyRepr::of(k)) {
+                        Some(row) => rows.push(row.clone()),
+                        None => gone.push(k.clone()),
+                    }
+                }
+                rows_sent += rows.len() + gone.len();
+                stmts.extend(statements::upserts(def, &rows, &guard, limits));
+                stmts.extend(statements::deletes(def, &gone, &guard, limits));
+            }
+            if stmts.len() + 2 > limits.max_statements && limit > 1 {
+                limit = (limit / 2).max(1);
+                continue;
+            }
+            if stmts.is_empty() && pending.unknown > 0 {
+                // Only records of tables no longer registered: nothing to send.
+                self.trim(pending.hi)?;
+                return Ok(true);
+            }
+            let watermark = if self.resync_in_progress()? {
+                Watermark::Keep
+            } else {
+                Watermark::AtLeast(pending.hi)
+            };
+            stmts.push(statements::room_update(
+                &guard,
+                watermark,
+                self.scheduler.now_ms(),
+            ));
+            stmts.push(statements::room_state(&self.room));
+            break (stmts, pending.hi, rows_sent, read_seq);
+        };
+
+        let results = replica.batch(&stmts).await.map_err(as_replica)?;
+        match self.applied(&results, read_seq) {
+            Some(state) => {
+                self.trim(hi)?;
+                self.record_success(rows_sent, &state);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The room state read back at the end of a batch, if the batch applied under this primary.
+    /// Otherwise the replica's record of the room changed under us (wiped, tampered with, or
+    /// claimed by another primary): the start-up check runs again and resyncs.
+    pub(crate) fn applied(&self, results: &[Vec<Row>], read_seq: i64) -> Option<RoomState> {
+        let state = results.last().and_then(|rows| RoomState::from_rows(rows));
+        match state {
+            Some(s) if s.primary_id == *self.primary_id.borrow() && s.read_seq == read_seq => {
+                Some(s)
+            }
+            _ => {
+                self.started.set(false);
+                self.again.set(true);
+                None
+            }
+        }
+    }
+
+    fn trim(&self, hi: i64) -> Result<()> {
+        self.primary.execute(
+            "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1",
+            &[Value::Integer(hi)],
+        )?;
+        Ok(())
+    }
+}

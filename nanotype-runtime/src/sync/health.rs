@@ -1,0 +1,93 @@
+//! Health of a room's replication, as the original design reported it plus lag and queue depth.
+
+use serde::Serialize;
+
+use super::Engine;
+use crate::error::Result;
+use crate::primary::Primary;
+use crate::replica::{Replica, Scheduler};
+use crate::value::Value;
+
+/// A snapshot of a room's replication. Field names are camelCase in JSON (`isHealthy`, …).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Replica reachable, last attempt succeeded, oldest unsynced change younger than the limit.
+    pub is_healthy: bool,
+    /// When a batch last applied (ms since the epoch).
+    pub last_sync_time: Option<i64>,
+    /// Batches applied since the host started.
+    pub total_syncs: u64,
+    /// Failed attempts since the host started.
+    pub sync_errors: u64,
+    /// `sync_errors / (total_syncs + sync_errors)`.
+    pub error_rate: f64,
+    /// Changes not yet known applied: `current_seq - watermark`.
+    pub lag: i64,
+    /// The newest seq assigned in the room.
+    pub current_seq: i64,
+    /// The replica's watermark as last read back.
+    pub watermark: i64,
+    /// Changes waiting in the outbox.
+    pub outbox_depth: i64,
+    /// Age of the oldest change in the outbox (ms), if any.
+    pub oldest_unsynced_age_ms: Option<i64>,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// Whether the last replica call succeeded.
+    pub replica_available: bool,
+    /// A full resync is under way.
+    pub resync_in_progress: bool,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// The delay of the scheduled retry, if one is pending.
+    pub next_retry_ms: Option<u64>,
+    /// Rows (or deletes) sent since the host started.
+    pub rows_sent: u64,
+}
+
+impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
+    /// The room's replication health.
+    pub fn health(&self) -> Result<Health> {
+        let current_seq = self.current_seq()?;
+        let rows = self
+            .primary
+            .query("SELECT COUNT(*), MIN(\"at\") FROM \"_nt_outbox\"", &[])?;
+        let (depth, oldest) = match rows.first().map(|r| r.as_slice()) {
+            Some([Value::Integer(n), Value::Integer(at)]) => (*n, Some(*at)),
+            Some([Value::Integer(n), _]) => (*n, None),
+            _ => (0, None),
+        };
+        let now = self.scheduler.now_ms();
+        let age = oldest.map(|at| (now - at).max(0));
+        let st = self.stats.borrow();
+        let attempts = st.total_syncs + st.sync_errors;
+        let watermark = self.watermark.get();
+        let resync = self.resync_in_progress()?;
+        Ok(Health {
+            is_healthy: self.replica.is_some()
+                && st.replica_available
+                && st.consecutive_failures == 0
+                && age.is_none_or(|a| a <= self.config.max_healthy_age_ms),
+            last_sync_time: st.last_sync_time,
+            total_syncs: st.total_syncs,
+            sync_errors: st.sync_errors,
+            error_rate: if attempts == 0 {
+                0.0
+            } else {
+                st.sync_errors as f64 / attempts as f64
+            },
+            lag: (current_seq - watermark).max(0),
+            current_seq,
+            watermark,
+            outbox_depth: depth,
+            oldest_unsynced_age_ms: age,
+            last_error: st.last_error.clone(),
+            replica_available: self.replica.is_some() && st.replica_available,
+            resync_in_progress: resync,
+            consecutive_failures: st.consecutive_failures,
+            next_retry_ms: st.next_retry_ms,
+            rows_sent: st.rows_sent,
+        })
+    }
+}

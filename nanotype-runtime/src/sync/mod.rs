@@ -1,0 +1,457 @@
+//! The sync engine: replication from a room's SQLite (primary) to the shared replica (D1).
+//!
+//! * **Write path** ([`crate::write`]): a row change and its outbox record commit together.
+//! * **Flush** ([`flush`]): pending changes go in bounded batches; each row is sent in its
+//!   current state (several writes to a row between flushes send it once); each batch is one
+//!   replica transaction that also moves the room's watermark; only then is the outbox trimmed.
+//!   A failure drops nothing: the error is recorded and a retry scheduled with capped backoff.
+//! * **Backfill / resync** ([`backfill`]): keyset-paged copies of a room's tables, resumable
+//!   after a crash, correct while writes continue; a resync also deletes replica rows the
+//!   primary does not have.
+//! * **Reads** ([`reads`]): room-scoped, with a consistency mode and fallback to the primary.
+//! * **Health** ([`health`]).
+//!
+//! # Replication metadata
+//! In the primary: `_nt_outbox(seq AUTOINCREMENT, tbl, pk, at)`, `_nt_meta` (room id, primary
+//! id, resync flag) and `_nt_backfill(tbl, cursor, done)`. In the replica, one `_nt_rooms` row per
+//! room: `watermark` (every change with `seq <= watermark` is applied), `read_seq` (the primary's
+//! seq when the newest applied batch was read: every batch is guarded by `read_seq <= its own`, so
+//! a duplicated or late batch changes nothing) and `primary_id` (which primary owns the room: a
+//! replaced or restored primary resyncs).
+//!
+//! ```
+//! # #[cfg(feature = "native")] {
+//! use nanotype::native::{ManualScheduler, NativePrimary, NativeReplica};
+//! use nanotype::sync::{Engine, SyncConfig};
+//! use nanotype::{Consistency, Page, Primary};
+//!
+//! #[nanotype::table(name = "notes")]
+//! #[derive(Debug, Clone, PartialEq)]
+//! struct Note { #[nanotype(primary_key)] id: i64, text: String }
+//!
+//! let replica = NativeReplica::open_in_memory().unwrap();
+//! replica.execute_batch(nanotype::schema::ddl::REPLICA_META).unwrap();
+//! replica.execute_batch(Note::REPLICA_DDL).unwrap();
+//! let primary = NativePrimary::open_in_memory().unwrap();
+//! primary.execute_batch(Note::PRIMARY_DDL).unwrap();
+//!
+//! let engine = Engine::open(primary, Some(replica), ManualScheduler::new(), "room-1",
+//!     vec![Note::table_def()], SyncConfig::default()).unwrap();
+//! pollster::block_on(async {
+//!     engine.start().await.unwrap();
+//!     Note::insert(engine.primary(), &Note { id: 0, text: "hi".into() }).unwrap();
+//!     engine.flush().await.unwrap();
+//!     let notes = Note::room_list(&engine.reads(Consistency::Replica), "room-1", &Page::first(10)).await.unwrap();
+//!     assert_eq!(notes.len(), 1);
+//! });
+//! # }
+//! ```
+
+pub mod backfill;
+pub mod flush;
+pub mod health;
+pub mod reads;
+pub mod statements;
+
+use std::cell::{Cell, RefCell};
+
+use crate::error::{Error, Result};
+use crate::outbox;
+use crate::primary::Primary;
+use crate::read::check_room;
+use crate::replica::{Replica, Scheduler};
+use crate::value::Value;
+use nanotype_schema::Table as TableDef;
+
+pub use health::Health;
+pub use reads::EngineReads;
+pub use statements::{Limits, RoomState};
+
+/// Tuning of the engine.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// D1's limits and batch bounds.
+    pub limits: Limits,
+    /// Outbox records read per flush batch.
+    pub max_changes_per_batch: usize,
+    /// Rows per backfill page.
+    pub backfill_page: usize,
+    /// First retry delay after a failure.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    pub backoff_cap_ms: u64,
+    /// Health turns unhealthy when the oldest unsynced change is older than this.
+    pub max_healthy_age_ms: i64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            limits: Limits::default(),
+            max_changes_per_batch: 500,
+            backfill_page: 500,
+            backoff_base_ms: 250,
+            backoff_cap_ms: 30_000,
+            max_healthy_age_ms: 30_000,
+        }
+    }
+}
+
+/// In-memory counters (reset when the host restarts; the durable state is in the databases).
+#[derive(Default, Debug)]
+pub(crate) struct Stats {
+    pub total_syncs: u64,
+    pub sync_errors: u64,
+    pub last_sync_time: Option<i64>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub replica_available: bool,
+    pub next_retry_ms: Option<u64>,
+    pub rows_sent: u64,
+    pub batches_sent: u64,
+}
+
+/// One room's replication: its primary, the shared replica, and the scheduler for retries.
+pub struct Engine<P, R, S> {
+    primary: P,
+    replica: Option<R>,
+    scheduler: S,
+    room: String,
+    primary_id: RefCell<String>,
+    tables: Vec<&'static TableDef>,
+    config: SyncConfig,
+    /// A flush/backfill is running (single flight: they never overlap, so batches stay ordered).
+    busy: Cell<bool>,
+    /// Work arrived while busy: the running loop goes round again.
+    again: Cell<bool>,
+    /// The replica's room state was checked since start-up.
+    started: Cell<bool>,
+    /// The replica's watermark as last read back (only grows, except on resync).
+    watermark: Cell<i64>,
+    stats: RefCell<Stats>,
+}
+
+const META_ROOM: &str = "room_id";
+const META_PRIMARY_ID: &str = "primary_id";
+const META_RESYNC: &str = "resync";
+
+/// The room id the engine stored in this primary, if any (a Durable Object's `alarm` gets no
+/// request to learn it from).
+pub fn stored_room<P: Primary>(db: &P) -> Result<Option<String>> {
+    outbox::install(db)?;
+    meta_get(db, META_ROOM)
+}
+
+/// The replica's watermark for `room`: every change with a seq up to it is applied (0 when the
+/// replica has not seen the room).
+pub async fn replica_watermark<R: Replica>(replica: &R, room: &str) -> Result<i64> {
+    check_room(room)?;
+    let rows = replica.query(&statements::room_state(room)).await?;
+    Ok(RoomState::from_rows(&rows)
+        .map(|s| s.watermark)
+        .unwrap_or(0))
+}
+
+pub(crate) fn meta_get<P: Primary>(db: &P, key: &str) -> Result<Option<String>> {
+    let rows = db.query(
+        "SELECT \"value\" FROM \"_nt_meta\" WHERE \"key\" = ?1",
+        &[Value::Text(key.into())],
+    )?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .and_then(|v| match v {
+            Value::Text(s) => Some(s),
+            Value::Integer(i) => Some(i.to_string()),
+            _ => None,
+        }))
+}
+
+pub(crate) fn meta_set<P: Primary>(db: &P, key: &str, value: &str) -> Result<()> {
+    db.execute(
+        "INSERT INTO \"_nt_meta\" (\"key\", \"value\") VALUES (?1, ?2) ON CONFLICT (\"key\") DO UPDATE SET \"value\" = excluded.\"value\"",
+        &[Value::Text(key.into()), Value::Text(value.into())],
+    )?;
+    Ok(())
+}
+
+fn new_primary_id(room: &str, now_ms: i64, seq: i64) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(room.as_bytes());
+    h.update(now_ms.to_le_bytes());
+    h.update(seq.to_le_bytes());
+    let addr = &h as *const _ as usize;
+    h.update(addr.to_le_bytes());
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
+    /// Open the engine for `room` over an already-migrated primary. Installs the engine's own
+    /// tables, stores the room id (refusing a different one: a primary holds exactly one room)
+    /// and registers `tables` for replication.
+    pub fn open(
+        primary: P,
+        replica: Option<R>,
+        scheduler: S,
+        room: &str,
+        tables: Vec<&'static TableDef>,
+        config: SyncConfig,
+    ) -> Result<Self> {
+        check_room(room)?;
+        outbox::install(&primary)?;
+        let primary_id = primary.transaction(|| {
+            match meta_get(&primary, META_ROOM)? {
+                Some(own) if own != room => {
+                    return Err(Error::WrongRoom { asked: room.to_owned(), own });
+                }
+                Some(_) => {}
+                None => meta_set(&primary, META_ROOM, room)?,
+            }
+            let id = match meta_get(&primary, META_PRIMARY_ID)? {
+                Some(id) => id,
+                None => {
+                    let id = new_primary_id(room, scheduler.now_ms(), outbox::current_seq(&primary)?);
+                    meta_set(&primary, META_PRIMARY_ID, &id)?;
+                    id
+                }
+            };
+            for t in &tables {
+                primary.execute(
+                    "INSERT INTO \"_nt_backfill\" (\"tbl\", \"cursor\", \"done\") VALUES (?1, NULL, 0) ON CONFLICT (\"tbl\") DO NOTHING",
+                    &[Value::Text(t.name.to_string())],
+                )?;
+            }
+            Ok(id)
+        })?;
+        let replica_available = replica.is_some();
+        Ok(Engine {
+            primary,
+            replica,
+            scheduler,
+            room: room.to_owned(),
+            primary_id: RefCell::new(primary_id),
+            tables,
+            config,
+            busy: Cell::new(false),
+            again: Cell::new(false),
+            started: Cell::new(false),
+            watermark: Cell::new(0),
+            stats: RefCell::new(Stats {
+                replica_available,
+                ..Stats::default()
+            }),
+        })
+    }
+
+    /// The room's primary: pass it to generated writes (`Task::insert(engine.primary(), ..)`).
+    pub fn primary(&self) -> &P {
+        &self.primary
+    }
+
+    /// The replica, if one is configured.
+    pub fn replica(&self) -> Option<&R> {
+        self.replica.as_ref()
+    }
+
+    pub fn scheduler(&self) -> &S {
+        &self.scheduler
+    }
+
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    /// The newest seq assigned in this room: what a read-your-writes read waits for.
+    pub fn current_seq(&self) -> Result<i64> {
+        outbox::current_seq(&self.primary)
+    }
+
+    /// The replica's watermark as last seen by this engine.
+    pub fn known_watermark(&self) -> i64 {
+        self.watermark.get()
+    }
+
+    /// Whether a full resync is under way (replica reads fall back to the primary meanwhile).
+    pub fn resync_in_progress(&self) -> Result<bool> {
+        Ok(matches!(
+            meta_get(&self.primary, META_RESYNC)?.as_deref(),
+            Some("1") | Some("2")
+        ))
+    }
+
+    /// Mark a full resync of this room: every table is copied again and replica rows the primary
+    /// does not have are deleted. Persisted, so it resumes after a restart. Run it with
+    /// [`Engine::run_pending`] (or [`Engine::resync`]).
+    pub fn request_resync(&self) -> Result<()> {
+        self.primary.transaction(|| {
+            meta_set(&self.primary, META_RESYNC, "1")?;
+            self.primary.execute("UPDATE \"_nt_backfill\" SET \"cursor\" = NULL, \"done\" = 0", &[])?;
+            for t in &self.tables {
+                self.primary.execute(
+                    "INSERT INTO \"_nt_backfill\" (\"tbl\", \"cursor\", \"done\") VALUES (?1, NULL, 0) ON CONFLICT (\"tbl\") DO NOTHING",
+                    &[Value::Text(t.name.to_string())],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Force a full resync now and run it to completion (or until the replica fails, in which
+    /// case a retry is scheduled and the error returned).
+    pub async fn resync(&self) -> Result<()> {
+        self.request_resync()?;
+        self.run_pending().await
+    }
+
+    /// Start-up: check the replica's view of the room (new replica, another or restored primary →
+    /// full resync), then backfill what is missing and flush.
+    pub async fn start(&self) -> Result<()> {
+        self.run_pending().await
+    }
+
+    /// Everything outstanding: the start-up check, backfill/resync pages, then the outbox. What a
+    /// Durable Object's `alarm` calls. Single flight: a call while another runs makes that one go
+    /// round again and returns at once.
+    pub async fn run_pending(&self) -> Result<()> {
+        self.drive(true).await
+    }
+
+    /// Send pending changes now (after a write). Single flight, like [`Engine::run_pending`].
+    pub async fn flush(&self) -> Result<()> {
+        self.drive(false).await
+    }
+
+    async fn drive(&self, with_backfill: bool) -> Result<()> {
+        if self.busy.get() {
+            self.again.set(true);
+            return Ok(());
+        }
+        self.busy.set(true);
+        let out = self.drive_inner(with_backfill).await;
+        self.busy.set(false);
+        match out {
+            Ok(()) => {
+                let mut st = self.stats.borrow_mut();
+                st.consecutive_failures = 0;
+                st.next_retry_ms = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.record_failure(&e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn drive_inner(&self, with_backfill: bool) -> Result<()> {
+        let Some(replica) = self.replica.as_ref() else {
+            return Err(Error::Replica("no replica is configured".into()));
+        };
+        // Bounded: a replica whose record of the room keeps changing under us is an error,
+        // not a reason to spin.
+        for _ in 0..64 {
+            self.again.set(false);
+            if !self.started.get() {
+                self.check_room_state(replica).await?;
+                self.started.set(true);
+            }
+            if with_backfill || self.backfill_pending()? {
+                while self.backfill_step(replica).await? {}
+            }
+            while self.flush_step(replica).await? {}
+            if !self.again.get() {
+                return Ok(());
+            }
+        }
+        Err(Error::Replica(format!(
+            "the replica's record of room `{}` kept changing during sync",
+            self.room
+        )))
+    }
+
+    fn record_failure(&self, e: &Error) {
+        let mut st = self.stats.borrow_mut();
+        st.sync_errors += 1;
+        st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+        st.last_error = Some(e.to_string());
+        if matches!(e, Error::Replica(_)) {
+            st.replica_available = false;
+        }
+        let exp = st.consecutive_failures.saturating_sub(1).min(20);
+        let delay = self
+            .config
+            .backoff_base_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.config.backoff_cap_ms);
+        st.next_retry_ms = Some(delay);
+        drop(st);
+        self.scheduler.schedule(delay);
+    }
+
+    fn record_success(&self, rows: usize, state: &RoomState) {
+        let mut st = self.stats.borrow_mut();
+        st.total_syncs += 1;
+        st.batches_sent += 1;
+        st.rows_sent += rows as u64;
+        st.last_sync_time = Some(self.scheduler.now_ms());
+        st.replica_available = true;
+        drop(st);
+        self.watermark.set(state.watermark);
+    }
+
+    /// Compare the replica's record of the room with this primary; mark a resync when they
+    /// disagree.
+    async fn check_room_state(&self, replica: &R) -> Result<()> {
+        let rows = replica
+            .query(&statements::room_state(&self.room))
+            .await
+            .map_err(as_replica)?;
+        let seq = self.current_seq()?;
+        match RoomState::from_rows(&rows) {
+            None => self.request_resync()?,
+            Some(state) if state.primary_id != *self.primary_id.borrow() => {
+                self.request_resync()?
+            }
+            Some(state) if state.read_seq > seq || state.watermark > seq => {
+                // The primary is behind what the replica saw: it was restored from an earlier
+                // point. It becomes a new primary identity and overwrites the room.
+                let id = new_primary_id(&self.room, self.scheduler.now_ms(), seq);
+                meta_set(&self.primary, META_PRIMARY_ID, &id)?;
+                *self.primary_id.borrow_mut() = id;
+                self.request_resync()?;
+            }
+            Some(state) => self.watermark.set(state.watermark),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn guard(&self, read_seq: i64) -> statements::Guard {
+        statements::Guard {
+            room: self.room.clone(),
+            primary_id: self.primary_id.borrow().clone(),
+            read_seq,
+        }
+    }
+
+    pub(crate) fn table(&self, name: &str) -> Option<&'static TableDef> {
+        self.tables.iter().copied().find(|t| t.name == name)
+    }
+}
+
+/// Failures of the replica are `Error::Replica` (the change stays queued).
+pub(crate) fn as_replica(e: Error) -> Error {
+    match e {
+        Error::Replica(_) => e,
+        other => Error::Replica(other.to_string()),
+    }
+}

@@ -1,0 +1,348 @@
+//! The replica statements a flush or backfill sends, built within D1's limits.
+//!
+//! Every statement that changes a room's rows carries the same guard: it applies only while the
+//! replica's `_nt_rooms` row names this primary and has not seen a newer read
+//! (`read_seq <= ?3`). Parameters `?1` (room), `?2` (primary id) and `?3` (the primary's seq when
+//! the batch was read) are shared by every statement of a batch. A batch delivered twice, or late,
+//! therefore changes nothing: the room row already holds a newer `read_seq`.
+
+use crate::replica::Statement;
+use crate::value::{Row, Value};
+use nanotype_schema::ddl::ROOMS_TABLE;
+use nanotype_schema::ident::quote;
+use nanotype_schema::{Table as TableDef, ROOM_COLUMN};
+
+/// D1's limits, and the engine's own batch bounds.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Bound parameters per statement (D1: 100).
+    pub max_params: usize,
+    /// Statements per batch.
+    pub max_statements: usize,
+    /// Bytes of SQL text plus bound text/blob values per statement (D1: 100 KB of SQL).
+    pub max_statement_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_params: 100,
+            max_statements: 50,
+            max_statement_bytes: 90_000,
+        }
+    }
+}
+
+/// The identity a batch is sent under.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub room: String,
+    pub primary_id: String,
+    /// The primary's seq when the batch's rows were read.
+    pub read_seq: i64,
+}
+
+const GUARD_PARAMS: usize = 3;
+
+fn guard_sql() -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM {} WHERE {} = ?1 AND \"primary_id\" = ?2 AND \"read_seq\" <= ?3)",
+        quote(ROOMS_TABLE),
+        quote(ROOM_COLUMN)
+    )
+}
+
+impl Guard {
+    fn params(&self) -> Vec<Value> {
+        vec![
+            Value::Text(self.room.clone()),
+            Value::Text(self.primary_id.clone()),
+            Value::Integer(self.read_seq),
+        ]
+    }
+}
+
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Text(s) => s.len(),
+        Value::Blob(b) => b.len(),
+        _ => 8,
+    }
+}
+
+/// Multi-row upserts of `rows` (model column order) into the replica table.
+pub fn upserts(def: &TableDef, rows: &[Row], guard: &Guard, limits: &Limits) -> Vec<Statement> {
+    let ncols = def.columns.len().max(1);
+    let per_stmt = ((limits.max_params - GUARD_PARAMS) / ncols).max(1);
+    let table = quote(&def.name);
+    let key = def
+        .primary_key()
+        .map(|c| quote(&c.name))
+        .unwrap_or_default();
+    let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+    let set: Vec<String> = def
+        .columns
+        .iter()
+        .filter(|c| !c.primary_key)
+        .map(|c| format!("{0} = excluded.{0}", quote(&c.name)))
+        .collect();
+    let conflict = if set.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!("DO UPDATE SET {}", set.join(", "))
+    };
+    let head = format!(
+        "INSERT INTO {table} ({}, {}) SELECT * FROM (VALUES ",
+        quote(ROOM_COLUMN),
+        cols.join(", ")
+    );
+    let tail = format!(
+        ") WHERE {} ON CONFLICT ({}, {key}) {conflict}",
+        guard_sql(),
+        quote(ROOM_COLUMN)
+    );
+
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let mut params = guard.params();
+        let mut tuples = Vec::new();
+        let mut bytes = head.len() + tail.len();
+        while i < rows.len() && tuples.len() < per_stmt {
+            let row = &rows[i];
+            let row_bytes: usize = row.iter().map(value_bytes).sum::<usize>() + 8 * ncols;
+            if !tuples.is_empty() && bytes + row_bytes > limits.max_statement_bytes {
+                break;
+            }
+            let first = params.len() + 1;
+            let ph: Vec<String> = (first..first + row.len())
+                .map(|n| format!("?{n}"))
+                .collect();
+            tuples.push(format!("(?1, {})", ph.join(", ")));
+            params.extend(row.iter().cloned());
+            bytes += row_bytes;
+            i += 1;
+        }
+        out.push(Statement::new(
+            format!("{head}{}{tail}", tuples.join(", ")),
+            params,
+        ));
+    }
+    out
+}
+
+/// Deletes of the rows with `keys`.
+pub fn deletes(def: &TableDef, keys: &[Value], guard: &Guard, limits: &Limits) -> Vec<Statement> {
+    let per_stmt = (limits.max_params - GUARD_PARAMS).max(1);
+    let table = quote(&def.name);
+    let key = def
+        .primary_key()
+        .map(|c| quote(&c.name))
+        .unwrap_or_default();
+    keys.chunks(per_stmt)
+        .map(|chunk| {
+            let mut params = guard.params();
+            let ph: Vec<String> = (GUARD_PARAMS + 1..=GUARD_PARAMS + chunk.len())
+                .map(|n| format!("?{n}"))
+                .collect();
+            params.extend(chunk.iter().cloned());
+            Statement::new(
+                format!(
+                    "DELETE FROM {table} WHERE {} = ?1 AND {key} IN ({}) AND {}",
+                    quote(ROOM_COLUMN),
+                    ph.join(", "),
+                    guard_sql()
+                ),
+                params,
+            )
+        })
+        .collect()
+}
+
+/// Delete the room's replica rows with keys in `(after, up_to]` that are not in `keep` (JSON
+/// array of the keys the primary has in that range). `None` bounds are open.
+pub fn sweep(
+    def: &TableDef,
+    after: Option<&Value>,
+    up_to: Option<&Value>,
+    keep: &[Value],
+    guard: &Guard,
+) -> Statement {
+    let table = quote(&def.name);
+    let key = def
+        .primary_key()
+        .map(|c| quote(&c.name))
+        .unwrap_or_default();
+    let mut params = guard.params();
+    let mut sql = format!("DELETE FROM {table} WHERE {} = ?1", quote(ROOM_COLUMN));
+    if let Some(a) = after {
+        params.push(a.clone());
+        sql.push_str(&format!(" AND {key} > ?{}", params.len()));
+    }
+    if let Some(u) = up_to {
+        params.push(u.clone());
+        sql.push_str(&format!(" AND {key} <= ?{}", params.len()));
+    }
+    let json = serde_json::Value::Array(keep.iter().map(Value::to_json).collect()).to_string();
+    params.push(Value::Text(json));
+    sql.push_str(&format!(
+        " AND {key} NOT IN (SELECT \"value\" FROM json_each(?{})) AND {}",
+        params.len(),
+        guard_sql()
+    ));
+    Statement::new(sql, params)
+}
+
+/// Take (or retake) the room for this primary: watermark back to 0 until the resync completes.
+/// Applies when the room is new, belongs to another primary id, or this is not a stale claim.
+pub fn claim(guard: &Guard, now_ms: i64) -> Statement {
+    let rooms = quote(ROOMS_TABLE);
+    Statement::new(
+        format!(
+            "INSERT INTO {rooms} ({room}, \"watermark\", \"read_seq\", \"primary_id\", \"updated_at\") \
+             VALUES (?1, 0, ?3, ?2, ?4) ON CONFLICT ({room}) DO UPDATE SET \"watermark\" = 0, \
+             \"read_seq\" = excluded.\"read_seq\", \"primary_id\" = excluded.\"primary_id\", \
+             \"updated_at\" = excluded.\"updated_at\" \
+             WHERE {rooms}.\"primary_id\" <> excluded.\"primary_id\" OR {rooms}.\"read_seq\" <= excluded.\"read_seq\"",
+            room = quote(ROOM_COLUMN)
+        ),
+        vec![
+            Value::Text(guard.room.clone()),
+            Value::Text(guard.primary_id.clone()),
+            Value::Integer(guard.read_seq),
+            Value::Integer(now_ms),
+        ],
+    )
+}
+
+/// How a batch moves the watermark.
+#[derive(Clone, Copy, Debug)]
+pub enum Watermark {
+    /// Raise it to at least this (a flush of changes up to this seq).
+    AtLeast(i64),
+    /// Set it (a resync completed: everything before the oldest pending change is applied).
+    Set(i64),
+    /// Leave it (a backfill page, or a flush during a resync).
+    Keep,
+}
+
+/// Record that the batch was read at `guard.read_seq`, and move the watermark; guarded like the
+/// row statements, so a stale batch records nothing.
+pub fn room_update(guard: &Guard, watermark: Watermark, now_ms: i64) -> Statement {
+    let (expr, w) = match watermark {
+        Watermark::AtLeast(w) => ("MAX(\"watermark\", ?5)", w),
+        Watermark::Set(w) => ("?5", w),
+        Watermark::Keep => ("MAX(\"watermark\", ?5)", 0),
+    };
+    let mut params = guard.params();
+    params.push(Value::Integer(now_ms));
+    params.push(Value::Integer(w));
+    Statement::new(
+        format!(
+            "UPDATE {} SET \"read_seq\" = ?3, \"watermark\" = {expr}, \"updated_at\" = ?4 \
+             WHERE {} = ?1 AND \"primary_id\" = ?2 AND \"read_seq\" <= ?3",
+            quote(ROOMS_TABLE),
+            quote(ROOM_COLUMN)
+        ),
+        params,
+    )
+}
+
+/// The room's replication state, read back at the end of every batch.
+pub fn room_state(room: &str) -> Statement {
+    Statement::new(
+        format!(
+            "SELECT \"watermark\", \"read_seq\", \"primary_id\" FROM {} WHERE {} = ?1",
+            quote(ROOMS_TABLE),
+            quote(ROOM_COLUMN)
+        ),
+        vec![Value::Text(room.to_owned())],
+    )
+}
+
+/// The replica's view of a room.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomState {
+    pub watermark: i64,
+    pub read_seq: i64,
+    pub primary_id: String,
+}
+
+impl RoomState {
+    /// Parse the rows of [`room_state`]: `None` when the replica has no row for the room.
+    pub fn from_rows(rows: &[Row]) -> Option<RoomState> {
+        let row = rows.first()?;
+        let int = |v: Option<&Value>| match v {
+            Some(Value::Integer(i)) => *i,
+            Some(Value::Real(f)) => *f as i64,
+            _ => 0,
+        };
+        Some(RoomState {
+            watermark: int(row.first()),
+            read_seq: int(row.get(1)),
+            primary_id: match row.get(2) {
+                Some(Value::Text(s)) => s.clone(),
+                _ => String::new(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanotype_schema::{Column, ValueKind};
+
+    fn table(ncols: usize) -> TableDef {
+        let mut cols = vec![Column::new("id", ValueKind::I64).primary_key()];
+        for i in 1..ncols {
+            cols.push(Column::new(&format!("c{i}"), ValueKind::String));
+        }
+        TableDef::new("t", "T", cols)
+    }
+
+    fn guard() -> Guard {
+        Guard {
+            room: "r".into(),
+            primary_id: "p".into(),
+            read_seq: 7,
+        }
+    }
+
+    #[test]
+    fn upserts_respect_the_parameter_limit() {
+        let def = table(10);
+        let rows: Vec<Row> = (0..100)
+            .map(|i| {
+                let mut r = vec![Value::Integer(i)];
+                r.extend((1..10).map(|_| Value::Text("x".into())));
+                r
+            })
+            .collect();
+        let stmts = upserts(&def, &rows, &guard(), &Limits::default());
+        assert_eq!(stmts.len(), 100usize.div_ceil(9));
+        for s in &stmts {
+            assert!(s.params.len() <= 100, "{}", s.params.len());
+            assert!(s.sql.contains(&format!("?{}", s.params.len())));
+        }
+    }
+
+    #[test]
+    fn upserts_respect_the_statement_size() {
+        let def = table(2);
+        let big = "x".repeat(40_000);
+        let rows: Vec<Row> = (0..5)
+            .map(|i| vec![Value::Integer(i), Value::Text(big.clone())])
+            .collect();
+        let stmts = upserts(&def, &rows, &guard(), &Limits::default());
+        assert_eq!(stmts.len(), 3);
+    }
+
+    #[test]
+    fn deletes_chunk() {
+        let keys: Vec<Value> = (0..250).map(Value::Integer).collect();
+        let stmts = deletes(&table(2), &keys, &guard(), &Limits::default());
+        assert_eq!(stmts.len(), 3);
+        assert!(stmts.iter().all(|s| s.params.len() <= 100));
+    }
+}
