@@ -4,18 +4,22 @@
 //! tokens and the CLI can print it with the struct and field names.
 
 use crate::ident::{invalid_column_reason, invalid_reason};
-use crate::model::Table;
+use crate::model::{Literal, SqlType, Table};
 use crate::{ValueKind, ROOM_COLUMN};
 
 /// Where in a table definition a problem is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
-    /// The table as a whole (its name, or something missing from it).
+    /// The table as a whole (something missing from it, such as a primary key).
     Table,
+    /// The table's name.
+    TableName,
     /// The table's `renamed_from`.
     TableRenamedFrom,
     /// A column, by position.
     Column(usize),
+    /// A column's Rust type (e.g. a key that may not be of it).
+    ColumnType(usize),
     /// A column's `default`.
     ColumnDefault(usize),
     /// A column's `renamed_from`.
@@ -38,8 +42,9 @@ pub fn check_table(table: &Table) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut push = |at: Location, message: String| out.push(Problem { at, message });
 
-    if let Some(reason) = invalid_reason(&table.name) {
-        push(Location::Table, format!("invalid table name: {reason}"));
+    let table_name_invalid = invalid_reason(&table.name);
+    if let Some(reason) = &table_name_invalid {
+        push(Location::TableName, format!("invalid table name: {reason}"));
     }
     if let Some(old) = &table.renamed_from {
         if let Some(reason) = invalid_reason(old) {
@@ -96,13 +101,13 @@ pub fn check_table(table: &Table) -> Vec<Problem> {
         if col.primary_key {
             if col.nullable {
                 push(
-                    Location::Column(i),
+                    Location::ColumnType(i),
                     "the primary key may not be an `Option`: keys are never NULL".into(),
                 );
             }
             if !col.kind.can_be_key() {
                 push(
-                    Location::Column(i),
+                    Location::ColumnType(i),
                     format!(
                         "a primary key must be an integer or a `String`, not `{}`",
                         col.kind.rust_name()
@@ -120,10 +125,7 @@ pub fn check_table(table: &Table) -> Vec<Problem> {
             if !col.kind.accepts(default) {
                 push(
                     Location::ColumnDefault(i),
-                    format!(
-                        "this default does not fit a `{}` column",
-                        col.kind.rust_name()
-                    ),
+                    default_mismatch(col.kind, default),
                 );
             }
         }
@@ -143,7 +145,8 @@ pub fn check_table(table: &Table) -> Vec<Problem> {
     }
 
     for (i, index) in table.indexes.iter().enumerate() {
-        if let Some(reason) = invalid_reason(&index.name) {
+        // Index names are derived from the table's name: a bad table name is reported once.
+        if let Some(reason) = invalid_reason(&index.name).filter(|_| table_name_invalid.is_none()) {
             push(Location::Index(i), format!("invalid index name: {reason}"));
         }
         if index.columns.is_empty() {
@@ -188,6 +191,37 @@ pub fn check_table(table: &Table) -> Vec<Problem> {
     out
 }
 
+/// Why `literal` cannot be the default of a `kind` column, saying what would fit.
+fn default_mismatch(kind: ValueKind, literal: &Literal) -> String {
+    let ty = kind.rust_name();
+    let wanted = match kind.sql_type() {
+        _ if kind == ValueKind::Bool => "`true` or `false`".to_owned(),
+        _ if kind == ValueKind::Json => {
+            return format!("a `json` column takes no `default` (the column is `{ty}`)")
+        }
+        SqlType::Integer => match kind.int_range() {
+            Some((lo, hi)) => format!("an integer in {lo}..={hi}"),
+            None => "an integer".to_owned(),
+        },
+        SqlType::Real => "a finite number".to_owned(),
+        SqlType::Text => "a string literal".to_owned(),
+        SqlType::Blob => return format!("a `{ty}` column takes no `default`"),
+    };
+    let got = match literal {
+        Literal::Integer(v) if kind.int_range().is_some() => {
+            return format!("default {v} is out of range for `{ty}`: give {wanted}")
+        }
+        Literal::Integer(v) => format!("{v} is an integer"),
+        Literal::Real(v) if kind.sql_type() == SqlType::Real => {
+            return format!("default {v} is not finite: give {wanted}")
+        }
+        Literal::Real(v) => format!("{v:?} is a float"),
+        Literal::Bool(b) => format!("`{b}` is a bool"),
+        Literal::Text(t) => format!("{t:?} is a string"),
+    };
+    format!("default {got}, but the column is `{ty}`: give {wanted}")
+}
+
 /// Problems across tables: two structs declaring the same table name.
 pub fn check_schema(tables: &[Table]) -> Vec<(usize, Problem)> {
     let mut out = Vec::new();
@@ -202,7 +236,7 @@ pub fn check_schema(tables: &[Table]) -> Vec<(usize, Problem)> {
             out.push((
                 i,
                 Problem {
-                    at: Location::Table,
+                    at: Location::TableName,
                     message: format!("table `{}` is declared by two structs", t.name),
                 },
             ));
@@ -259,6 +293,10 @@ mod tests {
         let problems = check_table(&t);
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert_eq!(problems[0].at, Location::Table);
+        assert!(
+            problems[2].message.contains("give an integer in"),
+            "{problems:#?}"
+        );
         assert_eq!(problems[1].at, Location::Column(0));
         assert_eq!(problems[2].at, Location::ColumnDefault(1));
         assert_eq!(problems[3].at, Location::IndexColumn(0, 0));

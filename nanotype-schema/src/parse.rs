@@ -71,8 +71,10 @@ impl Errors {
 /// Spans of the pieces of a table, to put model-level problems on their tokens.
 struct Spans {
     table: Span,
+    table_name: Span,
     table_renamed_from: Span,
     columns: Vec<Span>,
+    types: Vec<Span>,
     defaults: Vec<Span>,
     renamed_from: Vec<Span>,
     indexes: Vec<(Span, Vec<Span>)>,
@@ -213,6 +215,11 @@ fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
             };
             let k = key.to_string();
             let span = key.span();
+            let is_flag = matches!(k.as_str(), PRIMARY_KEY | INDEX | UNIQUE | JSON);
+            if is_flag && (meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren)) {
+                errors.at(span, format!("`{k}` is a flag and takes no value: write `#[nanotype({k})]`"));
+                skip_value(meta.input)?;
+            }
             let mut dup = |taken: bool| {
                 if taken {
                     errors.at(span, format!("duplicate `{k}`"));
@@ -256,10 +263,8 @@ fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
                 }
                 _ => {
                     errors.at(span, format!("unknown field attribute `{k}`; expected one of: {}", FIELD_KEYS.join(", ")));
-                    // Consume a `= value` so the rest of the list still parses.
-                    if meta.input.peek(Token![=]) {
-                        let _: syn::Expr = meta.value()?.parse()?;
-                    }
+                    // Consume its value so the rest of the list is still read.
+                    skip_value(meta.input)?;
                 }
             }
             Ok(())
@@ -271,6 +276,14 @@ fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
     out
 }
 
+/// Skip `= value` or `(...)` after an attribute key, up to the next `,`.
+fn skip_value(input: ParseStream) -> syn::Result<()> {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
+}
+
 fn literal_of(expr: &syn::Expr) -> Option<Literal> {
     match expr {
         syn::Expr::Lit(l) => match &l.lit {
@@ -280,9 +293,18 @@ fn literal_of(expr: &syn::Expr) -> Option<Literal> {
             Lit::Str(s) => Some(Literal::Text(Cow::Owned(s.value()))),
             _ => None,
         },
-        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => match literal_of(&u.expr)? {
-            Literal::Integer(i) => Some(Literal::Integer(-i)),
-            Literal::Real(f) => Some(Literal::Real(-f)),
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => match &*u.expr {
+            // Parse the magnitude wide so that `-9223372036854775808` is i64::MIN.
+            syn::Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(i), ..
+            }) => i
+                .base10_parse::<i128>()
+                .ok()
+                .and_then(|v| i64::try_from(-v).ok())
+                .map(Literal::Integer),
+            syn::Expr::Lit(syn::ExprLit {
+                lit: Lit::Float(f), ..
+            }) => f.base10_parse::<f64>().ok().map(|v| Literal::Real(-v)),
             _ => None,
         },
         syn::Expr::Group(g) => literal_of(&g.expr),
@@ -403,7 +425,8 @@ fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<Par
         .map(|l| l.value())
         .unwrap_or_else(|| snake_case(&rust_name));
     let mut spans = Spans {
-        table: args
+        table: item.ident.span(),
+        table_name: args
             .name
             .as_ref()
             .map(|l| l.span())
@@ -414,6 +437,7 @@ fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<Par
             .map(|l| l.span())
             .unwrap_or(item.ident.span()),
         columns: Vec::new(),
+        types: Vec::new(),
         defaults: Vec::new(),
         renamed_from: Vec::new(),
         indexes: Vec::new(),
@@ -436,16 +460,12 @@ fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<Par
             match kind_of(&inner_ty) {
                 Ok(k) => k,
                 Err(msg) => {
-                    errors.at(inner_ty.span(), msg);
+                    errors.push(syn::Error::new_spanned(&inner_ty, msg));
                     ValueKind::String
                 }
             }
         };
-        let field_name = ident.to_string();
-        let field_name = field_name
-            .strip_prefix("r#")
-            .unwrap_or(&field_name)
-            .to_owned();
+        let field_name = syn::ext::IdentExt::unraw(&ident).to_string();
         let col_name = fa
             .rename
             .as_ref()
@@ -473,11 +493,8 @@ fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<Par
                 spans.indexes.push((span, vec![span]));
             }
         }
-        spans.columns.push(if fa.primary_key.is_some() && nullable {
-            field.ty.span()
-        } else {
-            col_span
-        });
+        spans.columns.push(col_span);
+        spans.types.push(field.ty.span());
         spans
             .defaults
             .push(fa.default.as_ref().map(|d| d.1).unwrap_or(col_span));
@@ -509,7 +526,8 @@ fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<Par
         let mut cols = Vec::new();
         let mut col_spans = Vec::new();
         for ident in idents {
-            let field = ident.to_string();
+            // `r#type` names the field `type`.
+            let field = syn::ext::IdentExt::unraw(ident).to_string();
             let col = columns
                 .iter()
                 .find(|c| c.field == field)
@@ -537,6 +555,8 @@ fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<Par
     for problem in check_table(&table) {
         let span = match problem.at {
             Location::Table => spans.table,
+            Location::TableName => spans.table_name,
+            Location::ColumnType(i) => spans.types[i],
             Location::TableRenamedFrom => spans.table_renamed_from,
             Location::Column(i) => spans.columns[i],
             Location::ColumnDefault(i) => spans.defaults[i],

@@ -1,0 +1,7 @@
+#[nanotype::table]
+struct Flag {
+    #[nanotype(primary_key)]
+    on: bool,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[nanotype::table]
+enum Status {
+    Open,
+    Done,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[nanotype::table]
+struct Task {
+    #[nanotype(primary_key = true)]
+    id: i64,
+    #[nanotype(index(title), unique)]
+    title: String,
+}
+
+fn main() {}

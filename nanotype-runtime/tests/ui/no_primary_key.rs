@@ -1,0 +1,7 @@
+#[nanotype::table]
+struct Task {
+    id: i64,
+    title: String,
+}
+
+fn main() {}

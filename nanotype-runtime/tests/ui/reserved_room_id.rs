@@ -1,0 +1,8 @@
+#[nanotype::table]
+struct Task {
+    #[nanotype(primary_key)]
+    id: i64,
+    room_id: String,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[nanotype::table]
+struct Task(i64, String);
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[nanotype::table]
+struct Counter {
+    #[nanotype(primary_key)]
+    id: i64,
+    hits: u64,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[nanotype::table]
+struct Task;
+
+fn main() {}

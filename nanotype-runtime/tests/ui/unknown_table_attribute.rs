@@ -1,0 +1,7 @@
+#[nanotype::table(table = "tasks")]
+struct Task {
+    #[nanotype(primary_key)]
+    id: i64,
+}
+
+fn main() {}
