@@ -55,7 +55,10 @@ impl NativeReplica {
     pub fn batch_sync(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         let run = || -> rusqlite::Result<Vec<Vec<Row>>> {
-            stmts.iter().map(|s| super::query(&self.conn, &s.sql, &s.params)).collect()
+            stmts
+                .iter()
+                .map(|s| super::query(&self.conn, &s.sql, &s.params))
+                .collect()
         };
         match run() {
             Ok(rows) => {
