@@ -7,10 +7,13 @@
 //! replica through the outbox in later batches, which carry a later read seq.
 //!
 //! A full resync first *claims* the room (its `_nt_rooms` row names this primary, watermark 0),
-//! pages every table, and finally sets the watermark to just below the oldest pending change.
+//! pages every table, drops the outbox records the pages already covered (those up to the claim's
+//! seq), and finally sets the watermark to just below the oldest pending change.
 
 use super::statements::{self, Watermark};
 use super::{as_replica, meta_get, meta_set, Engine, META_RESYNC};
+
+const META_RESYNC_FROM: &str = "resync_from";
 use crate::error::Result;
 use crate::primary::Primary;
 use crate::replica::{Replica, Scheduler};
@@ -67,7 +70,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let results = replica.batch(&stmts).await.map_err(as_replica)?;
             return match self.applied(&results, read_seq) {
                 Some(state) => {
-                    meta_set(&self.primary, META_RESYNC, CLAIMED)?;
+                    self.primary.transaction(|| {
+                        meta_set(&self.primary, META_RESYNC, CLAIMED)?;
+                        meta_set(&self.primary, META_RESYNC_FROM, &read_seq.to_string())
+                    })?;
                     self.record_success(0, &state);
                     Ok(true)
                 }
@@ -156,6 +162,16 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// Every table copied: the replica holds the room as of each page, and every change since
     /// is still in the outbox. So everything before the oldest pending change is applied.
     async fn finish_resync(&self, replica: &R) -> Result<bool> {
+        // Every page was read after the claim, so every change up to the claim's seq is in the
+        // copied rows (or in a sweep): those outbox records need not be sent again.
+        if let Some(from) =
+            meta_get(&self.primary, META_RESYNC_FROM)?.and_then(|s| s.parse::<i64>().ok())
+        {
+            self.primary.execute(
+                "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1",
+                &[Value::Integer(from)],
+            )?;
+        }
         let read_seq = self.current_seq()?;
         let oldest = self
             .primary

@@ -109,6 +109,9 @@ pub struct FaultyReplica {
     /// Set when a crash point was hit: the test restarts the primary.
     pub crashed: RefCell<bool>,
     pub enabled: RefCell<bool>,
+    /// When set, only this many more batches succeed; after that every batch fails before
+    /// applying (a replica that goes away half-way).
+    pub budget: RefCell<Option<u64>>,
 }
 
 impl FaultyReplica {
@@ -125,6 +128,7 @@ impl FaultyReplica {
             stats: RefCell::new(FaultStats::default()),
             crashed: RefCell::new(false),
             enabled: RefCell::new(true),
+            budget: RefCell::new(None),
         }
     }
 
@@ -159,12 +163,14 @@ impl Replica for FaultyReplica {
                     "a statement is {} bytes (D1 allows 100 KB)",
                     s.sql.len()
                 );
-                if s.sql.starts_with("INSERT INTO \"items\"")
-                    || s.sql.starts_with("INSERT INTO \"tags\"")
-                {
-                    st.rows_upserted += s.sql.matches("(?1,").count() as u64;
-                }
             }
+        }
+        if let Some(left) = self.budget.borrow_mut().as_mut() {
+            if *left == 0 {
+                self.stats.borrow_mut().failed_before_apply += 1;
+                return Err(nanotype::Error::Replica("injected outage".into()));
+            }
+            *left -= 1;
         }
         let enabled = *self.enabled.borrow();
         if enabled {
@@ -197,6 +203,15 @@ impl Replica for FaultyReplica {
             }
         }
         let out = self.inner.batch_sync(stmts)?;
+        // Rows that reached the replica (applied), whatever the acknowledgement then says.
+        self.stats.borrow_mut().rows_upserted += stmts
+            .iter()
+            .filter(|s| {
+                s.sql.starts_with("INSERT INTO \"items\"")
+                    || s.sql.starts_with("INSERT INTO \"tags\"")
+            })
+            .map(|s| s.sql.matches("(?1,").count() as u64)
+            .sum::<u64>();
         if enabled {
             let mut rng = self.rng.borrow_mut();
             if rng.chance(self.crash) {
