@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up and runs every test of nanotype on a fresh machine (rustup/cargo, node/npm, apt):
+#   1. the native suite: `cargo test --workspace` (schema model, macro + trybuild UI cases,
+#      round trips, migrations, the sync engine with fault injection, actor extras);
+#   2. the migrations drift check: the committed migrations match the example's structs;
+#   3. the end-to-end suite: the example Worker built to wasm, run in local workerd
+#      (`wrangler dev`), driven over HTTP on 127.0.0.1, with the local D1 inspected directly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+stamp() { echo "[test +$(( $(date +%s) - t0 ))s] $*"; }
+
+if ! command -v sqlite3 >/dev/null 2>&1; then
+  stamp "apt-get install sqlite3 (the migrations are also applied with the sqlite3 CLI)"
+  (apt-get update -q && apt-get install -y -q sqlite3) >/dev/null
+fi
+
+stamp "cargo test --workspace"
+cargo test --workspace
+
+stamp "gen-migrations --check"
+cargo run -q --bin gen-migrations -- --check
+
+stamp "end-to-end suite in local workerd"
+bash scripts/e2e.sh
+
+stamp "all tests passed"
