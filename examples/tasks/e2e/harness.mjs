@@ -1,0 +1,163 @@
+// The pieces of the end-to-end suite that are not checks: wrangler dev as a child process group,
+// HTTP on 127.0.0.1, the local D1 read directly with `wrangler d1 execute`, bounded waits.
+import { spawn, execFile } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const EXAMPLE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = resolve(EXAMPLE, "../..");
+export const STATE = resolve(process.env.NT_E2E_STATE || join(ROOT, ".state/e2e"));
+export const PERSIST = join(STATE, "persist");
+export const MIGRATIONS = resolve(process.env.NT_MIGRATIONS_DIR || join(ROOT, "migrations"));
+export const PORT = Number(process.env.NT_E2E_PORT || 18787);
+export const BASE = `http://127.0.0.1:${PORT}`;
+const WRANGLER = join(EXAMPLE, "node_modules/.bin/wrangler");
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/// Test configs, written into the state dir from the example's wrangler.toml (never deployed):
+/// `main`: the example's bindings; `offline`: the same Worker and Durable Objects with a D1
+/// database that has no tables until the suite applies the migrations ("D1 unavailable").
+export const CONFIGS = { main: join(STATE, "wrangler.e2e.toml"), offline: join(STATE, "wrangler.offline.toml") };
+
+export function writeConfigs() {
+  mkdirSync(STATE, { recursive: true });
+  const base = readFileSync(join(EXAMPLE, "wrangler.toml"), "utf8")
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(EXAMPLE, "build/index.js"))}`)
+    .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(MIGRATIONS)}`);
+  writeFileSync(CONFIGS.main, base);
+  const offline = base
+    .replace(/^database_name = .*$/m, 'database_name = "nanotype-tasks-offline"')
+    .replace(/^database_id = .*$/m, 'database_id = "00000000-0000-4000-8000-0000000dead1"');
+  if (offline === base) throw new Error("could not derive the offline config");
+  writeFileSync(CONFIGS.offline, offline);
+}
+
+function run(args, timeoutMs = 120000) {
+  return new Promise((resolveRun, reject) => {
+    execFile(WRANGLER, args, { cwd: STATE, env: process.env, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`wrangler ${args.slice(0, 3).join(" ")} failed: ${err.message}\n${stdout}\n${stderr}`));
+      else resolveRun(stdout);
+    });
+  });
+}
+
+export async function applyMigrations(config = "main") {
+  return run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", PERSIST, "--config", CONFIGS[config]]);
+}
+
+/// Rows of the (last) statement in `sql`, read from the local D1 file directly.
+export async function d1(sql, config = "main") {
+  const out = await run(["d1", "execute", "DB", "--local", "--persist-to", PERSIST, "--config", CONFIGS[config], "--command", sql, "--json"]);
+  const parsed = JSON.parse(out.slice(out.indexOf("[")));
+  return parsed[parsed.length - 1].results;
+}
+
+export class Wrangler {
+  constructor(config = "main") {
+    this.config = config;
+    this.log = "";
+    this.child = null;
+  }
+  async start(timeoutMs = 60000) {
+    const t0 = performance.now();
+    this.child = spawn(
+      WRANGLER,
+      ["dev", "--local", "--ip", "127.0.0.1", "--port", String(PORT), "--inspector-port", String(PORT + 1000),
+        "--persist-to", PERSIST, "--config", CONFIGS[this.config], "--show-interactive-dev-session=false", "--log-level", "info"],
+      { cwd: STATE, stdio: ["ignore", "pipe", "pipe"], env: process.env, detached: true },
+    );
+    const keep = (d) => { this.log = (this.log + d).slice(-400000); if (process.env.VERBOSE) process.stderr.write(d); };
+    this.child.stdout.on("data", keep);
+    this.child.stderr.on("data", keep);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.child.exitCode !== null) throw new Error("wrangler dev exited early:\n" + this.log.slice(-4000));
+      try {
+        const r = await fetch(`${BASE}/health`, { signal: AbortSignal.timeout(2000) });
+        await r.text();
+        if (r.ok) return performance.now() - t0;
+      } catch {}
+      await sleep(100);
+    }
+    throw new Error("wrangler dev not ready:\n" + this.log.slice(-4000));
+  }
+  get running() {
+    return this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+  /// Stops wrangler and workerd: the whole process group (SIGKILL when `hard`).
+  async stop(hard = false) {
+    if (!this.child) return;
+    const child = this.child;
+    const signal = (s) => { try { process.kill(-child.pid, s); } catch {} };
+    signal(hard ? "SIGKILL" : "SIGINT");
+    const t = Date.now();
+    while (child.exitCode === null && child.signalCode === null && Date.now() - t < 10000) await sleep(50);
+    signal("SIGKILL"); // whatever of the group is left
+    await waitPortFree();
+    this.child = null;
+  }
+}
+
+async function waitPortFree() {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`${BASE}/health`, { signal: AbortSignal.timeout(500) });
+    } catch {
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+/// One HTTP call; `{status, headers, body}` with the body parsed as JSON when it is JSON.
+export async function http(method, path, body, { raw = false, timeoutMs = 30000, headers = {} } = {}) {
+  const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(timeoutMs) };
+  if (body !== undefined) {
+    init.body = raw ? body : JSON.stringify(body);
+    init.headers["content-type"] ??= "application/json";
+  }
+  const r = await fetch(BASE + path, init);
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = text; }
+  return { status: r.status, headers: r.headers, body: json };
+}
+
+/// Like `http`, but the status must be 2xx.
+export async function ok(method, path, body) {
+  const r = await http(method, path, body);
+  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path} -> ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/// Polls `fn` until it returns a truthy value, at most `timeoutMs`.
+export async function waitFor(label, fn, timeoutMs = 30000, everyMs = 200) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
+
+/// Runs `fn` over `items` with at most `limit` in flight.
+export async function pool(items, limit, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}

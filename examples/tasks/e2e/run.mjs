@@ -1,0 +1,377 @@
+// End-to-end suite of the tasks example in local workerd (`wrangler dev`), over 127.0.0.1 only.
+//   node e2e/run.mjs prepare   write the test configs, apply the D1 migrations to a fresh state
+//   node e2e/run.mjs           run every check; prints "N passed, N failed"
+// Env: NT_E2E_STATE (state dir), NT_E2E_PORT, NT_MIGRATIONS_DIR, ONLY (substring of check names),
+// VERBOSE=1 (wrangler's output), LOAD_ROOMS / LOAD_WRITES / LOAD_CONCURRENCY.
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import {
+  applyMigrations, d1, http, ok, pool, sleep, waitFor, writeConfigs, Wrangler, STATE,
+} from "./harness.mjs";
+
+const RUN = Date.now().toString(36);
+const room = (name) => `${name}-${RUN}`;
+const LOAD_ROOMS = Number(process.env.LOAD_ROOMS || 8);
+const LOAD_WRITES = Number(process.env.LOAD_WRITES || 500);
+const LOAD_CONCURRENCY = Number(process.env.LOAD_CONCURRENCY || 16);
+
+if (process.argv[2] === "prepare") {
+  rmSync(STATE, { recursive: true, force: true });
+  writeConfigs();
+  process.stdout.write(await applyMigrations("main"));
+  process.exit(0);
+}
+
+let passed = 0, failed = 0;
+const results = [];
+async function check(name, fn) {
+  if (process.env.ONLY && !name.includes(process.env.ONLY)) return;
+  const t0 = performance.now();
+  try {
+    const note = await fn();
+    passed++;
+    const ms = (performance.now() - t0).toFixed(0);
+    console.log(`ok   ${name} (${ms} ms)${note !== undefined ? "  " + JSON.stringify(note).slice(0, 400) : ""}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+  results.push(name);
+}
+
+// ------------------------------------------------------------------ helpers over the API
+
+const createTask = async (r, title, extra = {}) => {
+  const res = await http("POST", `/rooms/${r}/tasks`, { title, ...extra });
+  if (res.status !== 201) throw new Error(`create in ${r} -> ${res.status} ${JSON.stringify(res.body)}`);
+  assert.equal(res.headers.get("x-nanotype-seq"), String(res.body.seq));
+  return res.body;
+};
+
+/// Every task of room `r` from its primary (strong), paged.
+async function strongRows(r) {
+  const rows = [];
+  let after = 0;
+  for (let i = 0; i < 1000; i++) {
+    const page = await ok("GET", `/rooms/${r}/tasks?consistency=strong&limit=500&after=${after}`);
+    assert.equal(page.source, "primary");
+    rows.push(...page.tasks);
+    if (page.tasks.length < 500) return rows;
+    after = page.tasks[page.tasks.length - 1].id;
+  }
+  throw new Error("too many pages");
+}
+
+const norm = (t) => ({
+  id: t.id, title: t.title, status: t.status, done: t.done ? 1 : 0, created_at: t.created_at,
+  assignee: t.assignee ?? null, tags: typeof t.tags === "string" ? t.tags : JSON.stringify(t.tags),
+});
+
+/// D1's rows of the given rooms, straight from the local D1 file, grouped by room.
+async function d1Rows(rooms, config = "main") {
+  const list = rooms.map((r) => `'${r}'`).join(",");
+  const rows = await d1(
+    `SELECT room_id, id, title, status, done, created_at, assignee, tags FROM tasks WHERE room_id IN (${list}) ORDER BY room_id, id`,
+    config,
+  );
+  const by = Object.fromEntries(rooms.map((r) => [r, []]));
+  for (const row of rows) by[row.room_id].push(norm(row));
+  return by;
+}
+
+async function sync(r) {
+  return (await ok("GET", `/rooms/${r}/sync`)).health;
+}
+
+/// Waits until room `r` has nothing left to send (lag 0, empty outbox, no resync running).
+async function drained(r, timeoutMs = 30000) {
+  return waitFor(`room ${r} to drain`, async () => {
+    const h = await sync(r);
+    return h.lag === 0 && h.outboxDepth === 0 && !h.resyncInProgress && h;
+  }, timeoutMs);
+}
+
+async function assertD1EqualsPrimary(rooms, config = "main") {
+  const d1by = await d1Rows(rooms, config);
+  for (const r of rooms) {
+    const primary = (await strongRows(r)).map(norm);
+    assert.deepEqual(d1by[r], primary, `D1 rows of ${r} differ from its primary`);
+  }
+  return Object.fromEntries(rooms.map((r) => [r, d1by[r].length]));
+}
+
+// ------------------------------------------------------------------ the suite
+
+const timings = {};
+let w = new Wrangler("main");
+process.on("exit", () => { if (w.child) try { process.kill(-w.child.pid, "SIGKILL"); } catch {} });
+
+try {
+  timings.start = (await w.start()).toFixed(0);
+  console.log(`wrangler dev ready in ${timings.start} ms (state ${STATE})`);
+
+  await check("health", async () => assert.deepEqual(await ok("GET", "/health"), { ok: true }));
+
+  const A = room("alpha"), B = room("beta");
+  const ids = {};
+  await check("1. CRUD in two rooms; rows in D1 with the right room_id", async () => {
+    const a1 = await createTask(A, `${A} one`, { tags: ["x", "y"], assignee: "ana" });
+    const a2 = await createTask(A, `${A} two`);
+    const a3 = await createTask(A, `${A} three`, { status: "doing" });
+    const b1 = await createTask(B, `${B} one`);
+    const b2 = await createTask(B, `${B} two`);
+    ids.A = [a1.task.id, a2.task.id, a3.task.id];
+    assert.deepEqual([a1.seq, a2.seq, a3.seq], [1, 2, 3]);
+    assert.deepEqual([b1.task.id, b2.task.id], [1, 2]); // keys are per room
+    const done = await ok("POST", `/rooms/${A}/tasks/${a1.task.id}/complete`);
+    assert.equal(done.task.done, true);
+    assert.equal(done.task.status, "done");
+    assert.equal(done.seq, 4);
+    const del = await ok("DELETE", `/rooms/${A}/tasks/${a2.task.id}`);
+    assert.equal(del.seq, 5);
+    assert.equal((await http("DELETE", `/rooms/${A}/tasks/${a2.task.id}`)).status, 404);
+    const one = await ok("GET", `/rooms/${A}/tasks/${a1.task.id}`);
+    assert.deepEqual(one.task.tags, ["x", "y"]);
+    const strong = await strongRows(A);
+    assert.deepEqual(strong.map((t) => t.id), [a1.task.id, a3.task.id]);
+    await drained(A);
+    await drained(B);
+    const counts = await assertD1EqualsPrimary([A, B]);
+    const rooms = await d1(`SELECT room_id, watermark FROM _nt_rooms WHERE room_id IN ('${A}','${B}') ORDER BY room_id`);
+    assert.deepEqual(rooms, [{ room_id: A, watermark: 5 }, { room_id: B, watermark: 2 }]);
+    return counts;
+  });
+
+  await check("2. replica reads stay in their room; read-your-writes sees its own write", async () => {
+    for (const [r, other] of [[A, B], [B, A]]) {
+      const page = await ok("GET", `/rooms/${r}/tasks?consistency=replica`);
+      assert.equal(page.source, "replica");
+      assert.equal(page.servedBy, "worker");
+      assert.ok(page.tasks.length > 0);
+      assert.ok(page.tasks.every((t) => t.title.startsWith(r + " ")), `${r} saw ${JSON.stringify(page.tasks)}`);
+      assert.ok(!page.tasks.some((t) => t.title.startsWith(other + " ")));
+    }
+    // Many reads across rooms (and filters), none leaking.
+    let reads = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = i % 2 ? A : B;
+      const q = i % 3 === 0 ? "&status=open" : "";
+      const page = await ok("GET", `/rooms/${r}/tasks?consistency=replica${q}`);
+      assert.ok(page.tasks.every((t) => t.title.startsWith(r + " ")));
+      reads++;
+    }
+    // Read-your-writes: the write's seq, then a read that must include it.
+    const mine = await createTask(A, `${A} mine`);
+    const ryw = await ok("GET", `/rooms/${A}/tasks?consistency=read-your-writes&seq=${mine.seq}`);
+    assert.ok(ryw.tasks.some((t) => t.id === mine.task.id), "read-your-writes missed its own write");
+    await drained(A);
+    const later = await ok("GET", `/rooms/${A}/tasks?consistency=read-your-writes&seq=${mine.seq}`);
+    assert.equal(later.source, "replica", "once the replica has the seq it answers");
+    assert.ok(later.tasks.some((t) => t.id === mine.task.id));
+    return { reads, firstRywSource: ryw.source };
+  });
+
+  await check("read-only SQL: reads answer, writes are rolled back by transactionSync", async () => {
+    const r = await ok("POST", `/rooms/${A}/sql`, { sql: "SELECT id, title FROM tasks WHERE id >= ?1 ORDER BY id", params: [1] });
+    assert.deepEqual(r.columns, ["id", "title"]);
+    const before = (await strongRows(A)).length;
+    for (const sql of ["DELETE FROM tasks", "SELECT 1; DELETE FROM tasks", "INSERT INTO tasks (title, created_at, tags) VALUES ('x', 0, '[]') RETURNING id"]) {
+      const res = await http("POST", `/rooms/${A}/sql`, { sql });
+      assert.equal(res.status, 400, `${sql} -> ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    assert.equal((await strongRows(A)).length, before, "a refused statement changed the room");
+    const capped = await ok("POST", `/rooms/${A}/sql`, { sql: "SELECT value FROM generate_series(1, 50)", maxRows: 10 }).catch(() => null)
+      ?? await ok("POST", `/rooms/${A}/sql`, { sql: "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 50) SELECT v FROM n", maxRows: 10 });
+    assert.equal(capped.rows.length, 10);
+    assert.equal(capped.truncated, true);
+    return { rows: r.rows.length };
+  });
+
+  await check("presence (memory) and debounced counters (alarm-flushed, replicated)", async () => {
+    await ok("POST", `/rooms/${A}/presence`, { user: "ana", data: { cursor: [1, 2] } });
+    await ok("POST", `/rooms/${A}/presence`, { user: "bo", ttlMs: 200 });
+    await sleep(300);
+    const p = await ok("GET", `/rooms/${A}/presence`);
+    assert.deepEqual(p.users.map((u) => u.user), ["ana"]);
+    for (let i = 0; i < 10; i++) await ok("POST", `/rooms/${A}/counters/likes/increment`, { by: 2 });
+    const pending = await ok("GET", `/rooms/${A}/counters/likes`);
+    assert.equal(pending.value + (pending.pending ?? 0), 20);
+    // No request flushes them: the alarm does, after the debounce interval.
+    const flushed = await waitFor("the counter alarm", async () => {
+      const c = await ok("GET", `/rooms/${A}/counters/likes`);
+      return c.pending === null && c.value === 20 && c;
+    }, 10000);
+    await ok("POST", `/rooms/${A}/counters/likes/increment`);
+    const now = await ok("POST", `/rooms/${A}/counters/flush`);
+    assert.deepEqual(now.written, ["likes"]);
+    await drained(A);
+    const rows = await d1(`SELECT name, value FROM counters WHERE room_id = '${A}'`);
+    assert.deepEqual(rows, [{ name: "likes", value: 21 }]);
+    return flushed;
+  });
+
+  await check("5. force resync repairs rows tampered with in D1", async () => {
+    const [keep, del] = [ids.A[0], ids.A[2]];
+    await d1(`UPDATE tasks SET title = 'tampered', done = 0 WHERE room_id = '${A}' AND id = ${keep};
+      DELETE FROM tasks WHERE room_id = '${A}' AND id = ${del};
+      INSERT INTO tasks (room_id, id, title, status, done, created_at, assignee, tags) VALUES ('${A}', 9999, 'bogus', 'open', 0, 0, NULL, '[]');
+      UPDATE counters SET value = -1 WHERE room_id = '${A}'`);
+    const tampered = await d1Rows([A]);
+    assert.ok(tampered[A].some((t) => t.title === "tampered"));
+    const res = await http("POST", `/rooms/${A}/resync`);
+    assert.equal(res.status, 202);
+    await drained(A);
+    const counts = await assertD1EqualsPrimary([A, B]);
+    assert.deepEqual(await d1(`SELECT value FROM counters WHERE room_id = '${A}'`), [{ value: 21 }]);
+    return counts;
+  });
+
+  await check("7. bad input gets a 4xx JSON error, never a 5xx", async () => {
+    const big = JSON.stringify({ title: "x".repeat(70 * 1024) });
+    const cases = [
+      ["POST", `/rooms/${A}/tasks`, "{", 400, "invalid_json"],
+      ["POST", `/rooms/${A}/tasks`, "", 400, "invalid_json"],
+      ["POST", `/rooms/${A}/tasks`, "{}", 400, "invalid_body"],
+      ["POST", `/rooms/${A}/tasks`, '{"title": 5}', 400, "invalid_body"],
+      ["POST", `/rooms/${A}/tasks`, '{"title": "a", "tags": "x"}', 400, "invalid_body"],
+      ["POST", `/rooms/${A}/tasks`, '{"title": "a", "extra": 1}', 400, "invalid_body"],
+      ["POST", `/rooms/${A}/tasks`, '[1, 2]', 400, "invalid_body"],
+      ["POST", `/rooms/${A}/tasks`, big, 413, "body_too_large"],
+      ["GET", "/nope", undefined, 404, "not_found"],
+      ["GET", `/rooms/${A}/nope`, undefined, 404, "not_found"],
+      ["GET", "/rooms/bad.name/tasks", undefined, 400, "invalid_name"],
+      ["GET", `/rooms/${"r".repeat(65)}/tasks`, undefined, 400, "invalid_name"],
+      ["GET", "/rooms/bad%20name/tasks", undefined, 400, "invalid_name"],
+      ["POST", `/rooms/${A}/tasks/abc/complete`, "", 400, "invalid_id"],
+      ["DELETE", `/rooms/${A}/tasks/-1`, undefined, 400, "invalid_id"],
+      ["DELETE", `/rooms/${A}/tasks/1.5`, undefined, 400, "invalid_id"],
+      ["POST", `/rooms/${A}/tasks/424242/complete`, "", 404, "not_found"],
+      ["PUT", `/rooms/${A}/tasks`, "{}", 405, "method_not_allowed"],
+      ["GET", `/rooms/${A}/tasks?consistency=eventual`, undefined, 400, "bad_request"],
+      ["GET", `/rooms/${A}/tasks?consistency=read-your-writes`, undefined, 400, "bad_request"],
+      ["GET", `/rooms/${A}/tasks?limit=0`, undefined, 400, "bad_request"],
+      ["GET", `/rooms/${A}/tasks?after=x`, undefined, 400, "bad_request"],
+      ["POST", `/rooms/${A}/sql`, '{"sql": "UPDATE tasks SET title = 1"}', 400, "rejected"],
+      ["POST", `/rooms/${A}/sql`, '{"sql": ""}', 400, "invalid_body"],
+      ["POST", `/rooms/${A}/sql`, '{"sql": "SELEC 1"}', 400, "sql_error"],
+      ["POST", `/rooms/${A}/presence`, '{"user": "ana", "ttlMs": 1}', 400, "invalid_body"],
+      ["POST", `/rooms/${A}/counters/bad.name/increment`, "", 400, "invalid_name"],
+      ["POST", `/rooms/${A}/counters/likes/increment`, '{"by": "x"}', 400, "invalid_body"],
+    ];
+    const seen = [];
+    for (const [method, path, body, status, code] of cases) {
+      const res = await http(method, path, body, { raw: true });
+      const label = `${method} ${path.slice(0, 60)} ${String(body).slice(0, 30)}`;
+      assert.equal(res.status, status, `${label} -> ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      assert.equal(res.body?.error?.code, code, `${label} -> ${JSON.stringify(res.body).slice(0, 200)}`);
+      seen.push(status);
+    }
+    // The room is still fine afterwards.
+    await createTask(A, `${A} after bad input`);
+    return { cases: cases.length };
+  });
+
+  const loadRooms = Array.from({ length: LOAD_ROOMS }, (_, i) => room(`load${i}`));
+  await check(`6. load: ${LOAD_ROOMS} rooms x ${LOAD_WRITES} writes, ${LOAD_CONCURRENCY} in flight; then D1 equals every DO`, async () => {
+    // Per room: creates, then completes and deletes of rows it created (ids are known: 1..n).
+    const ops = [];
+    for (const r of loadRooms) {
+      const creates = Math.floor(LOAD_WRITES * 0.8);
+      for (let i = 0; i < creates; i++) ops.push({ r, kind: "create", i });
+      for (let i = creates; i < LOAD_WRITES; i++) {
+        ops.push({ r, kind: i % 2 ? "complete" : "delete", id: 1 + ((i * 7) % Math.floor(creates / 2)) * 2 + (i % 2) });
+      }
+    }
+    // Creates first in each room, so the updates find their rows; rooms interleaved.
+    const order = ops.map((o, i) => [o, o.kind === "create" ? o.i : 1e6 + i, i]).sort((x, y) => x[1] - y[1] || x[2] - y[2]).map((x) => x[0]);
+    const t0 = performance.now();
+    let errors = 0, notFound = 0;
+    await pool(order, LOAD_CONCURRENCY, async (o) => {
+      const res = o.kind === "create"
+        ? await http("POST", `/rooms/${o.r}/tasks`, { title: `${o.r} t${o.i}` })
+        : o.kind === "complete"
+          ? await http("POST", `/rooms/${o.r}/tasks/${o.id}/complete`, undefined)
+          : await http("DELETE", `/rooms/${o.r}/tasks/${o.id}`);
+      if (res.status === 404) notFound++;
+      else if (res.status >= 300) { errors++; if (errors < 5) console.log("   load error", res.status, JSON.stringify(res.body)); }
+    });
+    const secs = (performance.now() - t0) / 1000;
+    assert.equal(errors, 0);
+    for (const r of loadRooms) await drained(r, 60000);
+    const counts = await assertD1EqualsPrimary(loadRooms);
+    return { writes: order.length, seconds: secs.toFixed(1), perSecond: (order.length / secs).toFixed(0), notFound, rows: Object.values(counts).reduce((a, b) => a + b, 0) };
+  });
+
+  const D = room("restart");
+  await check("4. wrangler dev killed mid-stream and restarted: nothing acknowledged is lost, the outbox drains", async () => {
+    const acked = new Map();
+    let attempted = 0, killed = false;
+    const writer = pool(Array.from({ length: 400 }, (_, i) => i), 8, async (i) => {
+      if (killed) return;
+      attempted++;
+      try {
+        const res = await http("POST", `/rooms/${D}/tasks`, { title: `${D} w${i}` }, { timeoutMs: 5000 });
+        if (res.status === 201) acked.set(res.body.task.id, res.body.task.title);
+      } catch {}
+    });
+    await waitFor("150 acknowledged writes", () => acked.size >= 150, 60000, 5);
+    killed = true;
+    await w.stop(true); // SIGKILL: no graceful shutdown of workerd
+    await writer;
+    const ackedBeforeKill = acked.size;
+    timings.restart = (await w.start()).toFixed(0);
+    const stored = await strongRows(D);
+    const storedTitles = new Map(stored.map((t) => [t.id, t.title]));
+    for (const [id, title] of acked) assert.equal(storedTitles.get(id), title, `acknowledged write ${id} lost`);
+    // New writes continue the same sequence.
+    const more = await createTask(D, `${D} after restart`);
+    assert.ok(more.task.id > Math.max(...acked.keys()));
+    await drained(D, 60000);
+    const counts = await assertD1EqualsPrimary([D]);
+    return { attempted, acked: ackedBeforeKill, stored: stored.length, d1: counts[D], restartMs: timings.restart };
+  });
+
+  // Last, because it swaps the Worker's D1 for an empty one.
+  const C = room("offline");
+  await check("3. D1 unavailable: writes succeed, reads fall back, lag grows; D1 back: the alarm converges", async () => {
+    await w.stop();
+    w = new Wrangler("offline");
+    await w.start();
+    const first = await createTask(C, `${C} w0`);
+    assert.equal(first.seq, 1);
+    const page = await ok("GET", `/rooms/${C}/tasks?consistency=replica`);
+    assert.equal(page.source, "primary");
+    assert.equal(page.servedBy, "room");
+    assert.ok(page.fallback, "the Worker says why it fell back");
+    assert.equal(page.tasks.length, 1);
+    const h1 = await waitFor("a recorded sync error", async () => { const h = await sync(C); return h.syncErrors > 0 && h; }, 10000);
+    for (let i = 1; i < 20; i++) await createTask(C, `${C} w${i}`);
+    await ok("POST", `/rooms/${C}/tasks/1/complete`);
+    const h2 = await waitFor("lag to grow", async () => { const h = await sync(C); return h.lag > h1.lag && h.syncErrors > h1.syncErrors && h; }, 15000);
+    assert.equal(h2.replicaAvailable, false);
+    assert.equal(h2.isHealthy, false);
+    assert.ok(h2.lastError, "lastError is reported");
+    assert.ok(h2.outboxDepth > 0);
+    const ryw = await ok("GET", `/rooms/${C}/tasks?consistency=read-your-writes&seq=21`);
+    assert.equal(ryw.tasks.length, 20);
+    assert.equal(ryw.source, "primary");
+    // The replica comes back: only the alarm-driven retry may bring it up to date (no requests
+    // but /sync, which only reads the status).
+    await applyMigrations("offline");
+    const h3 = await waitFor("the retry to converge", async () => {
+      const h = await sync(C);
+      return h.lag === 0 && h.outboxDepth === 0 && h.replicaAvailable && h;
+    }, 45000, 500);
+    const counts = await assertD1EqualsPrimary([C], "offline");
+    assert.equal(counts[C], 20);
+    return { lagWhileDown: h2.lag, errorsWhileDown: h2.syncErrors, lastError: h2.lastError.slice(0, 80), syncs: h3.totalSyncs };
+  });
+} catch (e) {
+  failed++;
+  console.log("FAIL fatal: " + (e.stack || e));
+} finally {
+  await w.stop();
+  if (failed || process.env.SHOW_LOG) console.log("---- wrangler log (tail) ----\n" + w.log.slice(-8000));
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Brings the tasks example up on a fresh machine: installs what is missing (wasm target, pinned
+# worker-build and wasm-bindgen CLI, wrangler/binaryen/esbuild), generates the migrations,
+# builds the Worker, applies the D1 migrations locally and starts `wrangler dev` on 127.0.0.1.
+# Env: PORT (default 8787). State (DO SQLite, D1) persists in .state/example between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT="${PORT:-8787}"
+
+source scripts/setup-tools.sh
+
+if grep -q 'name = "gen-migrations"' nanotype-cli/Cargo.toml 2>/dev/null; then
+  echo "[run-example] generating migrations"
+  cargo run -q --bin gen-migrations
+fi
+
+echo "[run-example] worker-build --release"
+(cd examples/tasks && unset CARGO_TARGET_DIR && worker-build --release)
+
+PERSIST="$NT_STATE/example"
+echo "[run-example] applying D1 migrations to $PERSIST"
+(cd examples/tasks && wrangler d1 migrations apply DB --local --persist-to "$PERSIST")
+
+cat <<MSG
+
+  nanotype tasks example: http://127.0.0.1:$PORT
+
+  curl -s -X POST http://127.0.0.1:$PORT/rooms/demo/tasks -H 'content-type: application/json' -d '{"title":"write the README"}'
+  curl -s 'http://127.0.0.1:$PORT/rooms/demo/tasks?consistency=replica'
+  curl -s http://127.0.0.1:$PORT/rooms/demo/sync
+
+MSG
+cd examples/tasks
+exec wrangler dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" --show-interactive-dev-session=false
