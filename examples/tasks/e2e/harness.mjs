@@ -65,7 +65,7 @@ export class Wrangler {
     this.child = spawn(
       WRANGLER,
       ["dev", "--local", "--ip", "127.0.0.1", "--port", String(PORT), "--inspector-port", String(PORT + 1000),
-        "--persist-to", PERSIST, "--config", CONFIGS[this.config], "--show-interactive-dev-session=false", "--log-level", "info"],
+        "--persist-to", PERSIST, "--config", CONFIGS[this.config], "--show-interactive-dev-session=false", "--log-level", process.env.NT_E2E_LOG_LEVEL || "info"],
       { cwd: STATE, stdio: ["ignore", "pipe", "pipe"], env: process.env, detached: true },
     );
     const keep = (d) => { this.log = (this.log + d).slice(-400000); if (process.env.VERBOSE) process.stderr.write(d); };
