@@ -232,6 +232,14 @@ pub mod json {
     use super::*;
 
     pub fn to_value<T: serde::Serialize + ?Sized>(v: &T, column: &str) -> Result<Value> {
+        // serde_json writes NaN and ±inf as `null`: the value would come back as `None` or not at
+        // all. Refuse it instead.
+        if finite::has_non_finite(v) {
+            return Err(Error::Json {
+                column: column.to_owned(),
+                message: "a float in the value is NaN or infinite, which JSON cannot hold (it would be stored as null)".into(),
+            });
+        }
         serde_json::to_string(v)
             .map(Value::Text)
             .map_err(|e| Error::Json {
@@ -251,6 +259,196 @@ pub mod json {
                 format!("expected JSON text, found {other:?}"),
             )),
         }
+    }
+
+    /// A serializer that only looks for NaN and infinite floats.
+    mod finite {
+        use serde::ser::{self, Serialize};
+
+        #[derive(Debug)]
+        pub struct Found;
+        impl std::fmt::Display for Found {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("non-finite float")
+            }
+        }
+        impl std::error::Error for Found {}
+        impl ser::Error for Found {
+            fn custom<T: std::fmt::Display>(_: T) -> Found {
+                Found
+            }
+        }
+
+        /// Whether `v` serializes any NaN or infinite float. A value whose own `Serialize`
+        /// fails is left for serde_json to report.
+        pub fn has_non_finite<T: Serialize + ?Sized>(v: &T) -> bool {
+            let mut probe = Probe { found: false };
+            let _ = v.serialize(&mut probe);
+            probe.found
+        }
+
+        pub struct Probe {
+            found: bool,
+        }
+
+        impl Probe {
+            fn float(&mut self, f: f64) -> Result<(), Found> {
+                if f.is_finite() {
+                    Ok(())
+                } else {
+                    self.found = true;
+                    Err(Found)
+                }
+            }
+        }
+
+        macro_rules! ok {
+            ($($name:ident: $t:ty),*) => {$(
+                fn $name(self, _: $t) -> Result<(), Found> { Ok(()) }
+            )*};
+        }
+
+        impl ser::Serializer for &mut Probe {
+            type Ok = ();
+            type Error = Found;
+            type SerializeSeq = Self;
+            type SerializeTuple = Self;
+            type SerializeTupleStruct = Self;
+            type SerializeTupleVariant = Self;
+            type SerializeMap = Self;
+            type SerializeStruct = Self;
+            type SerializeStructVariant = Self;
+
+            ok!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+                serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+                serialize_u32: u32, serialize_u64: u64, serialize_u128: u128,
+                serialize_char: char, serialize_str: &str, serialize_bytes: &[u8],
+                serialize_unit_struct: &'static str);
+
+            fn serialize_f32(self, v: f32) -> Result<(), Found> {
+                self.float(f64::from(v))
+            }
+            fn serialize_f64(self, v: f64) -> Result<(), Found> {
+                self.float(v)
+            }
+            fn serialize_none(self) -> Result<(), Found> {
+                Ok(())
+            }
+            fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Found> {
+                v.serialize(self)
+            }
+            fn serialize_unit(self) -> Result<(), Found> {
+                Ok(())
+            }
+            fn serialize_unit_variant(
+                self,
+                _: &'static str,
+                _: u32,
+                _: &'static str,
+            ) -> Result<(), Found> {
+                Ok(())
+            }
+            fn serialize_newtype_struct<T: Serialize + ?Sized>(
+                self,
+                _: &'static str,
+                v: &T,
+            ) -> Result<(), Found> {
+                v.serialize(self)
+            }
+            fn serialize_newtype_variant<T: Serialize + ?Sized>(
+                self,
+                _: &'static str,
+                _: u32,
+                _: &'static str,
+                v: &T,
+            ) -> Result<(), Found> {
+                v.serialize(self)
+            }
+            fn serialize_seq(self, _: Option<usize>) -> Result<Self, Found> {
+                Ok(self)
+            }
+            fn serialize_tuple(self, _: usize) -> Result<Self, Found> {
+                Ok(self)
+            }
+            fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Found> {
+                Ok(self)
+            }
+            fn serialize_tuple_variant(
+                self,
+                _: &'static str,
+                _: u32,
+                _: &'static str,
+                _: usize,
+            ) -> Result<Self, Found> {
+                Ok(self)
+            }
+            fn serialize_map(self, _: Option<usize>) -> Result<Self, Found> {
+                Ok(self)
+            }
+            fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Found> {
+                Ok(self)
+            }
+            fn serialize_struct_variant(
+                self,
+                _: &'static str,
+                _: u32,
+                _: &'static str,
+                _: usize,
+            ) -> Result<Self, Found> {
+                Ok(self)
+            }
+        }
+
+        macro_rules! compound {
+            ($($tr:ident :: $m:ident),*) => {$(
+                impl<'a> ser::$tr for &'a mut Probe {
+                    type Ok = ();
+                    type Error = Found;
+                    fn $m<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Found> {
+                        v.serialize(&mut **self)
+                    }
+                    fn end(self) -> Result<(), Found> {
+                        Ok(())
+                    }
+                }
+            )*};
+        }
+        compound!(
+            SerializeSeq::serialize_element,
+            SerializeTuple::serialize_element,
+            SerializeTupleStruct::serialize_field,
+            SerializeTupleVariant::serialize_field
+        );
+
+        impl ser::SerializeMap for &mut Probe {
+            type Ok = ();
+            type Error = Found;
+            fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), Found> {
+                k.serialize(&mut **self)
+            }
+            fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Found> {
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> Result<(), Found> {
+                Ok(())
+            }
+        }
+
+        macro_rules! fields {
+            ($($tr:ident),*) => {$(
+                impl<'a> ser::$tr for &'a mut Probe {
+                    type Ok = ();
+                    type Error = Found;
+                    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> Result<(), Found> {
+                        v.serialize(&mut **self)
+                    }
+                    fn end(self) -> Result<(), Found> {
+                        Ok(())
+                    }
+                }
+            )*};
+        }
+        fields!(SerializeStruct, SerializeStructVariant);
     }
 
     pub fn opt_to_value<T: serde::Serialize>(v: &Option<T>, column: &str) -> Result<Value> {

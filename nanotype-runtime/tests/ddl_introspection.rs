@@ -190,12 +190,13 @@ fn index_columns(conn: &Connection, index: &str) -> Vec<String> {
 
 /// What `PRAGMA table_info` must say about `col` in the room's database.
 fn expected_primary_column(table: &Table, col: &Column) -> ColumnInfo {
+    let rowid_key = col.primary_key && table.key_is_rowid();
     ColumnInfo {
         name: col.name.to_string(),
         declared: col.sql_type().as_sql().to_owned(),
         // The i64 key is the rowid alias, declared `INTEGER PRIMARY KEY`: never NULL in fact
         // (SQLite assigns it), but not declared NOT NULL.
-        notnull: !col.nullable && !(col.primary_key && table.key_is_rowid()),
+        notnull: !(col.nullable || rowid_key),
         default: col.default.as_ref().map(|d| d.to_sql()),
         pk: i64::from(col.primary_key),
     }

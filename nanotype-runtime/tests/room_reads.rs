@@ -304,7 +304,7 @@ fn a_primary_answers_only_for_its_own_room() {
             &Page::first(5)
         ))
         .unwrap(),
-        [t.clone()]
+        std::slice::from_ref(&t)
     );
     assert_eq!(
         block_on(Task::room_find_by_assignee(
@@ -314,7 +314,7 @@ fn a_primary_answers_only_for_its_own_room() {
             &Page::first(5)
         ))
         .unwrap(),
-        [t.clone()]
+        std::slice::from_ref(&t)
     );
     assert_eq!(
         block_on(Task::room_list(&reads, "alpha", &Page::first(5).desc())).unwrap(),

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct Meta {
     pub note: String,
     pub weight: i32,
+    #[serde(default)]
+    pub score: Option<f64>,
 }
 
 #[nanotype::table(name = "tasks")]
@@ -387,6 +389,7 @@ fn strings_empty_unicode_and_hostile() {
             meta: Some(Meta {
                 note: (*s).to_owned(),
                 weight: -1,
+                score: Some(0.25),
             }),
             ..task(&format!("{s}#{i}"))
         };
@@ -430,6 +433,7 @@ fn nulls_blobs_and_json() {
         meta: Some(Meta {
             note: String::new(),
             weight: 0,
+            score: None,
         }),
         ..task("somes")
     };
@@ -472,7 +476,7 @@ fn nulls_blobs_and_json() {
         json[0],
         [
             Value::Text("[]".into()),
-            Value::Text("{\"note\":\"\",\"weight\":0}".into())
+            Value::Text("{\"note\":\"\",\"weight\":0,\"score\":null}".into())
         ]
     );
 }
@@ -636,4 +640,40 @@ fn listing_pages_by_key() {
         .collect();
     assert_eq!(after, [20, 19, 18]);
     assert!(Task::list(&db, &Page::first(0)).unwrap().is_empty());
+}
+
+/// JSON has no NaN or infinity: serde_json would write `null`, and the row would come back with
+/// `None` in its place (or not decode at all). Such a value is refused, and nothing is written.
+#[test]
+fn json_values_with_non_finite_floats_are_refused() {
+    let db = db();
+    let depth0 = depth(&db);
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let row = Task {
+            meta: Some(Meta {
+                note: "n".into(),
+                weight: 1,
+                score: Some(bad),
+            }),
+            ..task("json")
+        };
+        match Task::insert(&db, &row) {
+            Err(Error::Json { column, .. }) => assert_eq!(column, "meta"),
+            other => panic!("{bad}: expected a JSON error, got {other:?}"),
+        }
+    }
+    assert!(all(&db).is_empty());
+    assert_eq!(depth(&db), depth0);
+    // Finite floats, nested, are fine.
+    round_trip(
+        &db,
+        &Task {
+            meta: Some(Meta {
+                note: "n".into(),
+                weight: 1,
+                score: Some(-1e-300),
+            }),
+            ..task("json")
+        },
+    );
 }
