@@ -18,6 +18,7 @@
 //! assert!(Task::REPLICA_DDL.contains("PRIMARY KEY (\"room_id\", \"id\")"));
 //! ```
 
+pub mod actor;
 pub mod error;
 pub mod outbox;
 pub mod primary;

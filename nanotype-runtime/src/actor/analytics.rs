@@ -1,0 +1,559 @@
+//! Read-only SQL against the room's primary, for analytics and admin dashboards.
+//!
+//! [`ReadOnlySql::query_readonly`] runs exactly one statement that SQLite itself reports as
+//! read-only, binds its parameters, and returns at most a capped number of rows. Whether a
+//! statement reads or writes is never decided by looking at its text (no keyword lists, no
+//! regexes): comments, `WITH` clauses, odd casing and `;` inside strings are SQLite's problem,
+//! and SQLite's compiler knows exactly what the statement does.
+//!
+//! Any table may be read, nanotype's own included (the outbox, `_nt_outbox`, is a useful thing to
+//! watch).
+//!
+//! # What "enforced by SQLite" means
+//!
+//! **Native backend** ([`NativePrimary`](crate::native::NativePrimary)), before anything runs:
+//! 1. *One statement.* SQLite's prepare reports the unparsed tail of the text; if the tail holds
+//!    another statement the call is refused (`SELECT 1; DELETE FROM t` never runs either part).
+//!    A tail of only whitespace or comments is fine.
+//! 2. *Read-only.* `sqlite3_stmt_readonly` must be true: any INSERT/UPDATE/DELETE/REPLACE,
+//!    DDL, `PRAGMA x = y` that writes the file, and so on is refused.
+//! 3. *No connection changes.* SQLite also calls `ATTACH`, `DETACH`, `BEGIN`/`COMMIT`/
+//!    `ROLLBACK`/`SAVEPOINT` and setting pragmas such as `foreign_keys` "read-only", since they
+//!    write no page, yet they would change the primary's connection under the engine. So the
+//!    statement is compiled and run under a SQLite *authorizer* (`sqlite3_set_authorizer`)
+//!    that allows only reading: `SELECT`, reading a column, calling a function, recursive CTEs.
+//!    `PRAGMA` statements are refused; read pragmas through their table-valued form (`SELECT *
+//!    FROM pragma_table_info('tasks')`), which SQLite offers only for pragmas without side
+//!    effects. (SQLite's table-valued pragmas compile a `PRAGMA` of their own while the
+//!    statement runs; that one is allowed, since it can only read.)
+//! 4. *Nothing persists anyway.* The statement runs inside a savepoint that is rolled back, and
+//!    the connection's change counter must not move, the native twin of the Durable Object's
+//!    rolled-back `transactionSync` and `rowsWritten` below. Safe inside a caller's transaction.
+//!
+//! **Durable Object backend**: `ctx.storage.sql.exec` already refuses `ATTACH`, transaction
+//! statements and most pragmas through workerd's own authorizer. The statement runs inside
+//! `ctx.storage.transactionSync(..)` whose callback always throws after reading at most
+//! `max_rows + 1` rows, so SQLite rolls back whatever it did; the cursor's `rowsWritten` must be
+//! 0, otherwise the call is refused with the same "this statement writes" message. `sql.exec`
+//! runs every statement in a string and returns the last one's cursor, so there "exactly one
+//! statement" is guaranteed by the rollback: a second statement can read but nothing it does
+//! survives. That is why the trait method is synchronous and returns owned rows: it must be
+//! answerable entirely inside one `transactionSync`.
+//!
+//! ```
+//! # #[cfg(feature = "native")] {
+//! use nanotype::actor::ReadOnlySql;
+//! use nanotype::native::NativePrimary;
+//! use nanotype::{Primary, Value};
+//!
+//! let db = NativePrimary::open_in_memory()?;
+//! db.execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1), (2), (3);")?;
+//!
+//! let out = db.query_readonly("SELECT n FROM t WHERE n >= ?1 ORDER BY n", &[Value::Integer(2)], 1)?;
+//! assert_eq!(out.columns, ["n"]);
+//! assert_eq!(out.rows, [vec![Value::Integer(2)]]);
+//! assert!(out.truncated); // a third row existed beyond the cap
+//!
+//! let err = db.query_readonly("DELETE FROM t", &[], 10).unwrap_err();
+//! assert!(err.to_string().contains("this statement writes"));
+//! # }
+//! # Ok::<(), nanotype::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::value::{Row, Value};
+
+/// The result of a read-only query: column names, at most `max_rows` rows, and whether more rows
+/// were left out. Serializes as `{"columns": [..], "rows": [[..], ..], "truncated": bool}`, each
+/// value as in [`Value::to_json`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadOnlyRows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Row>,
+    /// True when the statement had more than `max_rows` rows.
+    pub truncated: bool,
+}
+
+/// A database that runs one read-only statement on behalf of an untrusted caller (an analytics
+/// dashboard, an admin console).
+///
+/// Contract for every implementation: either returns the rows of exactly one statement that
+/// SQLite deems read-only, or returns [`Error::Rejected`]; in no case does anything the
+/// statement did persist or change the connection. Other SQLite errors (syntax, unknown table)
+/// come back as [`Error::Primary`]. See the [module docs](self) for how each backend ensures it.
+pub trait ReadOnlySql {
+    /// Run `sql` with `params` bound (`?`, `?N`, `:name` placeholders in order) and return at
+    /// most `max_rows` rows; [`ReadOnlyRows::truncated`] says whether there were more.
+    fn query_readonly(&self, sql: &str, params: &[Value], max_rows: usize) -> Result<ReadOnlyRows>;
+}
+
+impl<D: ReadOnlySql + ?Sized> ReadOnlySql for &D {
+    fn query_readonly(&self, sql: &str, params: &[Value], max_rows: usize) -> Result<ReadOnlyRows> {
+        (**self).query_readonly(sql, params, max_rows)
+    }
+}
+
+impl<D: ReadOnlySql + ?Sized> ReadOnlySql for std::rc::Rc<D> {
+    fn query_readonly(&self, sql: &str, params: &[Value], max_rows: usize) -> Result<ReadOnlyRows> {
+        (**self).query_readonly(sql, params, max_rows)
+    }
+}
+
+// The refusals, worded once for every backend.
+
+pub(crate) fn rejected_writes() -> Error {
+    Error::Rejected(
+        "only one read-only statement is allowed: this statement writes (SQLite reports it is not read-only)"
+            .into(),
+    )
+}
+
+pub(crate) fn rejected_several() -> Error {
+    Error::Rejected(
+        "only one read-only statement is allowed: the SQL holds more than one statement; send them one at a time"
+            .into(),
+    )
+}
+
+pub(crate) fn rejected_empty() -> Error {
+    Error::Rejected("only one read-only statement is allowed: the SQL holds no statement".into())
+}
+
+pub(crate) fn rejected_params(expected: usize, given: usize) -> Error {
+    Error::Rejected(format!(
+        "the statement has {expected} parameter(s) but {given} value(s) were given; bind one value per placeholder"
+    ))
+}
+
+/// Collects at most `max_rows` rows from `rows`, reading one more to learn whether the result
+/// was truncated (and no further).
+pub(crate) fn cap_rows(
+    rows: impl Iterator<Item = Result<Row>>,
+    max_rows: usize,
+) -> Result<(Vec<Row>, bool)> {
+    let mut out = Vec::new();
+    for row in rows {
+        let row = row?;
+        if out.len() == max_rows {
+            return Ok((out, true));
+        }
+        out.push(row);
+    }
+    Ok((out, false))
+}
+
+impl serde::Serialize for ReadOnlyRows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        struct Cell<'a>(&'a Value);
+        impl serde::Serialize for Cell<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                match self.0 {
+                    Value::Null => s.serialize_unit(),
+                    Value::Integer(i) => s.serialize_i64(*i),
+                    // JSON has no NaN or infinity: they become null, as in `Value::to_json`.
+                    Value::Real(f) if !f.is_finite() => s.serialize_unit(),
+                    Value::Real(f) => s.serialize_f64(*f),
+                    Value::Text(t) => s.serialize_str(t),
+                    Value::Blob(b) => s.collect_seq(b.iter()),
+                }
+            }
+        }
+        struct Cells<'a>(&'a [Value]);
+        impl serde::Serialize for Cells<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(Cell))
+            }
+        }
+        struct Rows<'a>(&'a [Row]);
+        impl serde::Serialize for Rows<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|r| Cells(r)))
+            }
+        }
+
+        let mut st = s.serialize_struct("ReadOnlyRows", 3)?;
+        st.serialize_field("columns", &self.columns)?;
+        st.serialize_field("rows", &Rows(&self.rows))?;
+        st.serialize_field("truncated", &self.truncated)?;
+        st.end()
+    }
+}
+
+#[cfg(feature = "native")]
+mod native {
+    use std::cell::Cell;
+    use std::ffi::{c_char, c_int, c_void, CStr};
+
+    use rusqlite::ffi;
+
+    use super::*;
+    use crate::native::NativePrimary;
+
+    fn sqlite_err(e: rusqlite::Error) -> Error {
+        Error::Primary(e.to_string())
+    }
+
+    impl ReadOnlySql for NativePrimary {
+        fn query_readonly(
+            &self,
+            sql: &str,
+            params: &[Value],
+            max_rows: usize,
+        ) -> Result<ReadOnlyRows> {
+            let conn = self.connection();
+
+            // 1 and 2: one statement, which SQLite says is read-only. Preparing compiles and
+            // runs nothing. Not the statement cache: analytics SQL is one-off.
+            {
+                let stmt = conn.prepare(sql).map_err(|e| match e {
+                    rusqlite::Error::MultipleStatement => rejected_several(),
+                    rusqlite::Error::Empty => rejected_empty(),
+                    e => sqlite_err(e),
+                })?;
+                if !stmt.readonly() {
+                    return Err(rejected_writes());
+                }
+                if stmt.parameter_count() != params.len() {
+                    return Err(rejected_params(stmt.parameter_count(), params.len()));
+                }
+            }
+
+            // 3: compile again and run under an authorizer that allows only reading, inside a
+            // savepoint that is rolled back, as the Durable Object backend does.
+            let before = conn.total_changes();
+            conn.execute_batch("SAVEPOINT nt_readonly")
+                .map_err(sqlite_err)?;
+            let out = run_authorized(conn, sql, params, max_rows);
+            let rolled_back = conn
+                .execute_batch("ROLLBACK TO nt_readonly; RELEASE nt_readonly")
+                .map_err(sqlite_err);
+            let out = out?;
+            rolled_back?;
+            // Unreachable with the checks above, but cheap: the Durable Object's `rowsWritten`.
+            if conn.total_changes() != before {
+                return Err(rejected_writes());
+            }
+            Ok(out)
+        }
+    }
+
+    fn run_authorized(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        params: &[Value],
+        max_rows: usize,
+    ) -> Result<ReadOnlyRows> {
+        let auth = AuthState {
+            running: Cell::new(false),
+            denied: Cell::new(None),
+        };
+        let _guard = ReadOnlyAuthorizer::install(conn, &auth);
+        let fail = |e: rusqlite::Error| match auth.denied.take() {
+            Some(d) => d.into_error(),
+            None => sqlite_err(e),
+        };
+        let mut stmt = conn.prepare(sql).map_err(fail)?;
+        auth.running.set(true);
+        let columns = stmt.column_names().map(str::to_owned).collect::<Vec<_>>();
+        let n = columns.len();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(fail)?;
+        let iter = std::iter::from_fn(|| match rows.next() {
+            Ok(Some(row)) => Some(
+                (0..n)
+                    .map(|i| row.get_ref(i).map(crate::native::value_of))
+                    .collect::<rusqlite::Result<Row>>()
+                    .map_err(sqlite_err),
+            ),
+            Ok(None) => None,
+            Err(e) => Some(Err(fail(e))),
+        });
+        let (rows, truncated) = cap_rows(iter, max_rows)?;
+        Ok(ReadOnlyRows {
+            columns,
+            rows,
+            truncated,
+        })
+    }
+
+    /// What the authorizer callback sees.
+    struct AuthState {
+        /// False while the statement is compiled, true while it runs.
+        running: Cell<bool>,
+        /// The first thing refused, for the error message.
+        denied: Cell<Option<Denial>>,
+    }
+
+    /// What the authorizer refused first: SQLite's action code and its first argument (a
+    /// pragma's or table's name).
+    struct Denial {
+        action: c_int,
+        name: Option<String>,
+    }
+
+    impl Denial {
+        fn into_error(self) -> Error {
+            let name = self.name.unwrap_or_default();
+            let why = match self.action {
+                ffi::SQLITE_ATTACH | ffi::SQLITE_DETACH => {
+                    "ATTACH and DETACH change the database connection".to_owned()
+                }
+                ffi::SQLITE_TRANSACTION | ffi::SQLITE_SAVEPOINT => {
+                    "transaction statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) would take over the primary's transaction".to_owned()
+                }
+                ffi::SQLITE_PRAGMA => format!(
+                    "PRAGMA statements may change the connection; read `{name}` with its table-valued form, e.g. SELECT * FROM pragma_{name}"
+                ),
+                _ => "this statement writes (SQLite's authorizer was asked to allow a change)"
+                    .to_owned(),
+            };
+            Error::Rejected(format!("only one read-only statement is allowed: {why}"))
+        }
+    }
+
+    /// Installs the read-only authorizer on a connection for as long as it lives.
+    ///
+    /// It replaces any authorizer the connection had (NativePrimary installs none) and clears
+    /// it on drop. Installing one makes SQLite re-prepare cached statements on their next use,
+    /// which is harmless: by then the authorizer is gone.
+    struct ReadOnlyAuthorizer<'c> {
+        conn: &'c rusqlite::Connection,
+    }
+
+    impl<'c> ReadOnlyAuthorizer<'c> {
+        fn install(conn: &'c rusqlite::Connection, state: &'c AuthState) -> Self {
+            // SAFETY: the handle is that of a live connection borrowed for 'c; `state` outlives
+            // the guard (both borrowed for 'c), and the guard clears the callback before either
+            // goes away. The callback only reads its arguments and `state`'s cells.
+            unsafe {
+                ffi::sqlite3_set_authorizer(
+                    conn.handle(),
+                    Some(authorize),
+                    state as *const AuthState as *mut c_void,
+                );
+            }
+            ReadOnlyAuthorizer { conn }
+        }
+    }
+
+    impl Drop for ReadOnlyAuthorizer<'_> {
+        fn drop(&mut self) {
+            // SAFETY: as in `install`; removing the callback needs no user data.
+            unsafe {
+                ffi::sqlite3_set_authorizer(self.conn.handle(), None, std::ptr::null_mut());
+            }
+        }
+    }
+
+    /// SQLite's authorizer callback, called while SQLite compiles a statement: allow reading,
+    /// deny everything else, and remember the first thing denied for the error message.
+    ///
+    /// One exception while the statement runs: SQLite's table-valued pragma functions
+    /// (`pragma_table_info('t')`) compile a `PRAGMA` statement of their own at that point. They
+    /// exist only for pragmas that return results, and take only the argument that selects
+    /// what to read (`SELECT * FROM pragma_user_version(7)` is an error), so they are allowed;
+    /// a `PRAGMA` in the caller's own statement was refused when it was compiled.
+    unsafe extern "C" fn authorize(
+        user: *mut c_void,
+        action: c_int,
+        arg1: *const c_char,
+        _arg2: *const c_char,
+        _database: *const c_char,
+        _trigger: *const c_char,
+    ) -> c_int {
+        // SAFETY: `user` is the `AuthState` passed by `ReadOnlyAuthorizer::install`, alive while
+        // the callback is installed.
+        let state = unsafe { &*(user as *const AuthState) };
+        match action {
+            ffi::SQLITE_SELECT
+            | ffi::SQLITE_READ
+            | ffi::SQLITE_FUNCTION
+            | ffi::SQLITE_RECURSIVE => ffi::SQLITE_OK,
+            ffi::SQLITE_PRAGMA if state.running.get() => ffi::SQLITE_OK,
+            _ => {
+                let first = state.denied.take().or_else(|| {
+                    // SAFETY: `arg1` is null or a NUL-terminated string valid for this call.
+                    let name = (!arg1.is_null()).then(|| {
+                        unsafe { CStr::from_ptr(arg1) }
+                            .to_string_lossy()
+                            .into_owned()
+                    });
+                    Some(Denial { action, name })
+                });
+                state.denied.set(first);
+                ffi::SQLITE_DENY
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::primary::Primary;
+
+        fn db() -> NativePrimary {
+            let db = NativePrimary::open_in_memory().unwrap();
+            db.execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT);
+                 INSERT INTO t (name) VALUES ('a'), ('b'), ('c');",
+            )
+            .unwrap();
+            db
+        }
+
+        fn rejected(db: &NativePrimary, sql: &str) -> String {
+            match db.query_readonly(sql, &[], 100) {
+                Err(Error::Rejected(m)) => m,
+                other => panic!("{sql}: expected a rejection, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn reads_pass() {
+            let db = db();
+            for sql in [
+                "SELECT name FROM t ORDER BY id",
+                "  -- a comment\n select name from t order by id; -- trailing comment",
+                "WITH x AS (SELECT name FROM t) SELECT name FROM x ORDER BY name",
+                "SELECT name FROM t WHERE name <> ';DELETE FROM t' ORDER BY id",
+            ] {
+                let out = db.query_readonly(sql, &[], 10).unwrap();
+                assert_eq!(out.rows.len(), 3, "{sql}");
+                assert!(!out.truncated);
+            }
+        }
+
+        #[test]
+        fn connection_changes_that_sqlite_calls_readonly_are_refused() {
+            let db = db();
+            assert!(rejected(&db, "ATTACH ':memory:' AS other").contains("ATTACH"));
+            assert!(rejected(&db, "DETACH other").contains("DETACH"));
+            assert!(rejected(&db, "BEGIN").contains("transaction"));
+            assert!(rejected(&db, "COMMIT").contains("transaction"));
+            assert!(rejected(&db, "SAVEPOINT s").contains("transaction"));
+            assert!(rejected(&db, "PRAGMA foreign_keys = ON").contains("PRAGMA"));
+            // The table-valued form reads pragmas.
+            let out = db
+                .query_readonly(
+                    "SELECT name FROM pragma_table_info('t') ORDER BY cid",
+                    &[],
+                    10,
+                )
+                .unwrap();
+            assert_eq!(
+                out.rows,
+                [
+                    vec![Value::Text("id".into())],
+                    vec![Value::Text("name".into())]
+                ]
+            );
+            // The connection is untouched: autocommit, no attached database.
+            assert!(db.connection().is_autocommit());
+            let dbs = db
+                .query("SELECT name FROM pragma_database_list", &[])
+                .unwrap();
+            assert_eq!(dbs, [vec![Value::Text("main".into())]]);
+        }
+
+        #[test]
+        fn the_authorizer_is_removed_afterwards() {
+            let db = db();
+            let _ = db.query_readonly("ATTACH ':memory:' AS other", &[], 1);
+            db.query_readonly("SELECT 1", &[], 1).unwrap();
+            // Ordinary writes work again, including through re-prepared cached statements.
+            db.execute(
+                "INSERT INTO t (name) VALUES (?1)",
+                &[Value::Text("d".into())],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO t (name) VALUES (?1)",
+                &[Value::Text("e".into())],
+            )
+            .unwrap();
+            db.execute_batch("PRAGMA user_version = 3").unwrap();
+        }
+
+        #[test]
+        fn parameter_count_must_match() {
+            let db = db();
+            let m = match db.query_readonly("SELECT * FROM t WHERE id = ?1", &[], 10) {
+                Err(Error::Rejected(m)) => m,
+                other => panic!("{other:?}"),
+            };
+            assert!(m.contains("1 parameter(s) but 0"), "{m}");
+        }
+
+        #[test]
+        fn sqlite_errors_are_not_rejections() {
+            let db = db();
+            assert!(matches!(
+                db.query_readonly("SELECT * FROM nope", &[], 10),
+                Err(Error::Primary(_))
+            ));
+            assert!(matches!(
+                db.query_readonly("SELEKT 1", &[], 10),
+                Err(Error::Primary(_))
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_rows_reads_one_past_the_cap() {
+        let rows = |n: i64| (0..n).map(|i| Ok(vec![Value::Integer(i)]));
+        assert!(!cap_rows(rows(3), 3).unwrap().1);
+        let (got, truncated) = cap_rows(rows(4), 3).unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(truncated);
+        let (got, truncated) = cap_rows(rows(1), 0).unwrap();
+        assert!(got.is_empty() && truncated);
+        assert_eq!(cap_rows(rows(0), 0).unwrap(), (vec![], false));
+
+        // Reading stops one row past the cap.
+        let mut pulled = 0;
+        let counted = std::iter::from_fn(|| {
+            pulled += 1;
+            Some(Ok(vec![Value::Null]))
+        });
+        let _ = cap_rows(counted, 5).unwrap();
+        assert_eq!(pulled, 6);
+    }
+
+    #[test]
+    fn serializes_like_to_json() {
+        let out = ReadOnlyRows {
+            columns: vec!["a".into(), "b".into()],
+            rows: vec![
+                vec![Value::Integer(1), Value::Text("x".into())],
+                vec![Value::Real(f64::NAN), Value::Blob(vec![1, 2])],
+                vec![Value::Null, Value::Real(1.5)],
+            ],
+            truncated: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&out).unwrap(),
+            serde_json::json!({
+                "columns": ["a", "b"],
+                "rows": [[1, "x"], [null, [1, 2]], [null, 1.5]],
+                "truncated": true,
+            })
+        );
+    }
+}
