@@ -318,15 +318,8 @@ impl Room {
                         nanotype::Error::Primary(m) => ApiError::new(400, "sql_error", m),
                         e => nt(e),
                     })?;
-                let rows: Vec<Vec<serde_json::Value>> = out
-                    .rows
-                    .iter()
-                    .map(|r| r.iter().map(|v| v.to_json()).collect())
-                    .collect();
-                json(
-                    200,
-                    &serde_json::json!({ "columns": out.columns, "rows": rows, "truncated": out.truncated }),
-                )
+                // `{"columns": [..], "rows": [[..], ..], "truncated": bool}`
+                json(200, &out)
             }
             Route::Health => Err(ApiError::not_found("no route")),
         }

@@ -16,6 +16,7 @@
 //! too, which `f64` columns decode either way).
 #![cfg(target_arch = "wasm32")]
 
+mod analytics;
 mod bindings;
 mod js_value;
 mod primary;
