@@ -23,6 +23,7 @@
 pub mod check;
 pub mod ddl;
 pub mod ident;
+pub mod migration;
 pub mod model;
 #[cfg(feature = "syn")]
 pub mod parse;

@@ -1,0 +1,285 @@
+//! Migrations: the difference between the schema the migrations build and the schema the structs
+//! declare, as a list of [`Change`]s, rendered once for each database.
+//!
+//! * [`shape`] describes a table as SQLite reports it, from a model or from a database;
+//! * [`diff`] compares the current tables with the target tables and plans the changes;
+//! * [`render`] turns one plan into two files: the room's SQLite (Durable Object) and the D1
+//!   replica, so the two always change together.
+//!
+//! ```
+//! use nanotype_schema::migration::{diff, render};
+//! use nanotype_schema::{Column, Literal, Table, ValueKind};
+//!
+//! let v1 = Table::new("tasks", "Task", vec![Column::new("id", ValueKind::I64).primary_key()]);
+//! let mut v2 = v1.clone();
+//! v2.columns.to_mut().push(Column::new("done", ValueKind::Bool).default(Literal::Bool(false)));
+//!
+//! let plan = diff::diff(&[v1], &[v2]);
+//! assert_eq!(plan.default_name(), "add_tasks_done");
+//! let files = render::render(&plan, "0002_add_tasks_done").unwrap();
+//! assert!(files.primary.contains("ALTER TABLE \"tasks\" ADD COLUMN \"done\" INTEGER NOT NULL DEFAULT 0;"));
+//! ```
+
+pub mod diff;
+pub mod render;
+pub mod shape;
+
+use std::fmt;
+
+use crate::model::{Column, Index, Name, Table};
+
+/// One step of a migration. Table and column names are SQL names.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// The replica's per-room replication state ([`crate::ddl::REPLICA_META`]); D1 only.
+    CreateReplicaMeta,
+    /// A new table with its indexes.
+    CreateTable(Table),
+    RenameTable {
+        from: Name,
+        to: Name,
+    },
+    RenameColumn {
+        table: Name,
+        from: Name,
+        to: Name,
+    },
+    /// A column SQLite can add in place: nullable, or NOT NULL with a default.
+    AddColumn {
+        table: Name,
+        column: Column,
+    },
+    /// Loses the column's data: planned only with permission.
+    DropColumn {
+        table: Name,
+        column: Name,
+    },
+    /// Loses the table's rows: planned only with permission.
+    DropTable(Name),
+    CreateIndex {
+        table: Name,
+        index: Index,
+    },
+    DropIndex {
+        table: Name,
+        index: Name,
+    },
+    /// A change SQLite cannot make in place (type, nullability, default or key): build the target
+    /// table beside the old one, copy the rows, swap, recreate the indexes.
+    RebuildTable(Rebuild),
+}
+
+/// A table rebuild: the target table, and where each of its columns comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rebuild {
+    /// The table's current name (it may also be renamed by the rebuild).
+    pub from: Name,
+    /// The target table.
+    pub table: Table,
+    /// `(target column, SQL expression over the old table's columns)`. Target columns not listed
+    /// take their default (or NULL, or an assigned rowid).
+    pub copy: Vec<(Name, String)>,
+    /// Why the table is rebuilt, for the migration's comment and the CLI's summary.
+    pub reasons: Vec<String>,
+}
+
+/// Everything needed to bring the current schema to the target.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// In the order they run.
+    pub changes: Vec<Change>,
+    /// What the plan would destroy (dropped tables and columns): refused without permission.
+    pub data_loss: Vec<String>,
+    /// Changes that cannot be made safely at all, with what to do instead.
+    pub blocked: Vec<String>,
+}
+
+/// Why a plan may not be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Data the plan would destroy, when permission was not given.
+    pub data_loss: Vec<String>,
+    pub blocked: Vec<String>,
+}
+
+impl Plan {
+    /// No change at all.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Add the replica's metadata table, first (the D1 migrations do not create it yet).
+    pub fn create_replica_meta(&mut self) {
+        if !self.changes.contains(&Change::CreateReplicaMeta) {
+            self.changes.insert(0, Change::CreateReplicaMeta);
+        }
+    }
+
+    /// `None` when the plan may be written; otherwise what stands in the way.
+    pub fn refusal(&self, allow_data_loss: bool) -> Option<Refusal> {
+        let data_loss = if allow_data_loss {
+            Vec::new()
+        } else {
+            self.data_loss.clone()
+        };
+        if data_loss.is_empty() && self.blocked.is_empty() {
+            None
+        } else {
+            Some(Refusal {
+                data_loss,
+                blocked: self.blocked.clone(),
+            })
+        }
+    }
+
+    /// A file name for the plan, from what it changes: `create_tasks`, `add_tasks_due`,
+    /// `rename_todo_to_tasks`. At most 60 characters, `[a-z0-9_]`.
+    pub fn default_name(&self) -> String {
+        let slugs: Vec<(&str, String)> = self.changes.iter().filter_map(Change::slug).collect();
+        // Index changes that come with other changes (e.g. a renamed table's indexes) go unnamed.
+        let main: Vec<&(&str, String)> = slugs
+            .iter()
+            .filter(|(verb, _)| !verb.ends_with("index"))
+            .collect();
+        let chosen: Vec<&(&str, String)> = if main.is_empty() {
+            slugs.iter().collect()
+        } else {
+            main
+        };
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (verb, object) in chosen {
+            match groups.iter_mut().find(|(v, _)| v == verb) {
+                Some((_, objects)) if !objects.contains(&object.as_str()) => objects.push(object),
+                Some(_) => {}
+                None => groups.push((verb, vec![object])),
+            }
+        }
+        let mut parts: Vec<String> = groups
+            .iter()
+            .take(2)
+            .map(|(verb, objects)| format!("{verb}_{}", objects.join("_")))
+            .collect();
+        if groups.len() > 2 {
+            parts.push("more".into());
+        }
+        let name = if parts.is_empty() {
+            "replica_meta".to_owned()
+        } else {
+            parts.join("_and_")
+        };
+        slug(&name, 60)
+    }
+}
+
+/// `text` as a file-name part: lower case ASCII letters, digits and single `_`, at most `max`
+/// characters, cut at a `_`.
+pub fn slug(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    if out.len() > max {
+        let cut = out[..max].rfind('_').unwrap_or(max);
+        out.truncate(cut);
+    }
+    if out.is_empty() {
+        out.push_str("migration");
+    }
+    out
+}
+
+impl Change {
+    fn slug(&self) -> Option<(&'static str, String)> {
+        Some(match self {
+            Change::CreateReplicaMeta => return None,
+            Change::CreateTable(t) => ("create", t.name.to_string()),
+            Change::RenameTable { from, to } => ("rename", format!("{from}_to_{to}")),
+            Change::RenameColumn { table, from, to } => {
+                ("rename", format!("{table}_{from}_to_{to}"))
+            }
+            Change::AddColumn { table, column } => ("add", format!("{table}_{}", column.name)),
+            Change::DropColumn { table, column } => ("drop", format!("{table}_{column}")),
+            Change::DropTable(t) => ("drop", t.to_string()),
+            Change::CreateIndex { index, .. } => ("index", index.name.to_string()),
+            Change::DropIndex { index, .. } => ("drop_index", index.to_string()),
+            Change::RebuildTable(r) => ("alter", r.table.name.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::CreateReplicaMeta => write!(
+                f,
+                "create table `{}` (D1 only: the replica's per-room sync state)",
+                crate::ddl::ROOMS_TABLE
+            ),
+            Change::CreateTable(t) => {
+                write!(f, "create table `{}`", t.name)?;
+                if !t.indexes.is_empty() {
+                    let names: Vec<&str> = t.indexes.iter().map(|i| i.name.as_ref()).collect();
+                    write!(f, " with index {}", names.join(", "))?;
+                }
+                Ok(())
+            }
+            Change::RenameTable { from, to } => write!(f, "rename table `{from}` to `{to}`"),
+            Change::RenameColumn { table, from, to } => {
+                write!(f, "rename column `{table}.{from}` to `{to}`")
+            }
+            Change::AddColumn { table, column } => write!(
+                f,
+                "add column `{table}.{}` {}",
+                column.name,
+                shape::primary_column(column)
+            ),
+            Change::DropColumn { table, column } => {
+                write!(f, "drop column `{table}.{column}` (its data is lost)")
+            }
+            Change::DropTable(t) => write!(f, "drop table `{t}` (its rows are lost)"),
+            Change::CreateIndex { table, index } => write!(
+                f,
+                "create {}index `{}` on `{table}` ({})",
+                if index.unique { "unique " } else { "" },
+                index.name,
+                index.columns.join(", ")
+            ),
+            Change::DropIndex { table, index } => write!(f, "drop index `{index}` on `{table}`"),
+            Change::RebuildTable(r) => {
+                write!(f, "rebuild table `{}`", r.table.name)?;
+                if r.from != r.table.name {
+                    write!(f, " (was `{}`)", r.from)?;
+                }
+                write!(f, ", keeping its rows: {}", r.reasons.join("; "))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.data_loss.is_empty() {
+            writeln!(
+                f,
+                "this migration would destroy data; run again with --allow-data-loss to accept:"
+            )?;
+            for d in &self.data_loss {
+                writeln!(f, "  - {d}")?;
+            }
+        }
+        if !self.blocked.is_empty() {
+            writeln!(f, "these changes cannot be made safely:")?;
+            for b in &self.blocked {
+                writeln!(f, "  - {b}")?;
+            }
+        }
+        Ok(())
+    }
+}

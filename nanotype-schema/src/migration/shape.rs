@@ -1,0 +1,385 @@
+//! A table as SQLite describes it (`PRAGMA table_info`, `index_list`, `index_info`), and the same
+//! description computed from a model.
+//!
+//! Migrations are compared at this level, not as text: two files that build the same tables are
+//! the same schema however they are written, and a hand-edited file is read for what it does.
+//! Column order is not part of a shape: `ALTER TABLE … ADD COLUMN` appends, and nanotype names
+//! every column in its statements, so the order in the database never matters.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::ident::quote_string;
+use crate::model::{Column, Index, Literal, SqlType, Table, ValueKind};
+use crate::ROOM_COLUMN;
+
+/// One table: its columns and the indexes created with `CREATE INDEX`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableShape {
+    pub name: String,
+    pub columns: Vec<ColumnShape>,
+    pub indexes: Vec<IndexShape>,
+}
+
+/// One column, as `PRAGMA table_info` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnShape {
+    pub name: String,
+    /// The declared type, upper case (`INTEGER`, `TEXT`, …).
+    pub declared_type: String,
+    /// `NOT NULL` was declared. An `INTEGER PRIMARY KEY` without it still never holds NULL.
+    pub not_null: bool,
+    /// The default as SQL text, normalised (see [`normalize_default`]).
+    pub default: Option<String>,
+    /// Position in the primary key, from 1; 0 when not part of it.
+    pub key_position: u32,
+}
+
+/// One index made by `CREATE INDEX` (not the implicit ones of a key or `UNIQUE` constraint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexShape {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub unique: bool,
+}
+
+impl TableShape {
+    /// Columns and indexes sorted by name, so that equal schemas compare equal.
+    pub fn normalized(mut self) -> TableShape {
+        self.columns.sort_by(|a, b| a.name.cmp(&b.name));
+        self.indexes.sort_by(|a, b| a.name.cmp(&b.name));
+        self
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnShape> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn index(&self, name: &str) -> Option<&IndexShape> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+}
+
+/// The shape of a model column in the room's SQLite (what [`crate::ddl::primary_column`] makes).
+pub fn primary_column(col: &Column) -> ColumnShape {
+    ColumnShape {
+        name: col.name.to_string(),
+        declared_type: col.sql_type().as_sql().to_owned(),
+        // The `i64` key is the rowid alias and declared without NOT NULL.
+        not_null: if col.primary_key {
+            col.kind != ValueKind::I64
+        } else {
+            !col.nullable
+        },
+        default: col.default.as_ref().map(Literal::to_sql),
+        key_position: u32::from(col.primary_key),
+    }
+}
+
+/// The shape of a model table in the room's SQLite (what [`crate::ddl::primary_ddl`] makes).
+pub fn primary(table: &Table) -> TableShape {
+    TableShape {
+        name: table.name.to_string(),
+        columns: table.columns.iter().map(primary_column).collect(),
+        indexes: table
+            .indexes
+            .iter()
+            .map(|i| index_shape(i, false))
+            .collect(),
+    }
+    .normalized()
+}
+
+/// The shape of a model table in the D1 replica (what [`crate::ddl::replica_ddl`] makes).
+pub fn replica(table: &Table) -> TableShape {
+    let mut columns = vec![ColumnShape {
+        name: ROOM_COLUMN.to_owned(),
+        declared_type: "TEXT".to_owned(),
+        not_null: true,
+        default: None,
+        key_position: 1,
+    }];
+    columns.extend(table.columns.iter().map(|col| ColumnShape {
+        name: col.name.to_string(),
+        declared_type: col.sql_type().as_sql().to_owned(),
+        not_null: !col.nullable || col.primary_key,
+        default: col.default.as_ref().map(Literal::to_sql),
+        key_position: if col.primary_key { 2 } else { 0 },
+    }));
+    TableShape {
+        name: table.name.to_string(),
+        columns,
+        indexes: table.indexes.iter().map(|i| index_shape(i, true)).collect(),
+    }
+    .normalized()
+}
+
+fn index_shape(index: &Index, with_room: bool) -> IndexShape {
+    let mut columns = Vec::new();
+    if with_room {
+        columns.push(ROOM_COLUMN.to_owned());
+    }
+    columns.extend(index.columns.iter().map(|c| c.to_string()));
+    IndexShape {
+        name: index.name.to_string(),
+        columns,
+        unique: index.unique,
+    }
+}
+
+/// A D1 table without its `room_id`: the key and every index must lead with it.
+pub fn strip_room(shape: &TableShape) -> Result<TableShape, String> {
+    let t = &shape.name;
+    match shape.column(ROOM_COLUMN) {
+        Some(c) if c.declared_type == "TEXT" && c.not_null && c.key_position == 1 => {}
+        Some(_) => {
+            return Err(format!(
+                "D1 table `{t}`: `{ROOM_COLUMN}` must be `TEXT NOT NULL` and lead the primary key"
+            ))
+        }
+        None => return Err(format!("D1 table `{t}` has no `{ROOM_COLUMN}` column")),
+    }
+    let mut columns = Vec::new();
+    for c in shape.columns.iter().filter(|c| c.name != ROOM_COLUMN) {
+        let mut c = c.clone();
+        if c.key_position > 0 {
+            c.key_position -= 1;
+        }
+        columns.push(c);
+    }
+    let mut indexes = Vec::new();
+    for i in &shape.indexes {
+        match i.columns.split_first() {
+            Some((first, rest)) if first == ROOM_COLUMN && !rest.is_empty() => {
+                indexes.push(IndexShape {
+                    name: i.name.clone(),
+                    columns: rest.to_vec(),
+                    unique: i.unique,
+                })
+            }
+            _ => {
+                return Err(format!(
+                    "D1 index `{}` on `{t}` does not lead with `{ROOM_COLUMN}`",
+                    i.name
+                ))
+            }
+        }
+    }
+    Ok(TableShape {
+        name: t.clone(),
+        columns,
+        indexes,
+    }
+    .normalized())
+}
+
+/// The model of a table in the room's SQLite, from its shape.
+///
+/// The SQL type does not say which Rust type a column had (`i32` and `i64` are both `INTEGER`), so
+/// each column gets a representative kind with the same shape: the diff compares shapes, and a
+/// rebuild renders the *target* model, so the choice never reaches a migration.
+pub fn to_table(shape: &TableShape) -> Result<Table, String> {
+    let t = &shape.name;
+    let keys = shape.columns.iter().filter(|c| c.key_position > 0).count();
+    if keys > 1 {
+        return Err(format!(
+            "table `{t}` has a composite primary key; nanotype tables have a one-column key"
+        ));
+    }
+    let mut columns = Vec::new();
+    for c in &shape.columns {
+        let Some(ty) = SqlType::from_declared(&c.declared_type) else {
+            return Err(format!(
+                "column `{t}.{}` has type `{}`; nanotype declares only INTEGER, REAL, TEXT and BLOB",
+                c.name, c.declared_type
+            ));
+        };
+        let key = c.key_position > 0;
+        let kind = match ty {
+            // An INTEGER key declared NOT NULL is what a non-i64 integer key renders as.
+            SqlType::Integer if key && c.not_null => ValueKind::I32,
+            SqlType::Integer => ValueKind::I64,
+            SqlType::Real => ValueKind::F64,
+            SqlType::Text => ValueKind::String,
+            SqlType::Blob => ValueKind::Bytes,
+        };
+        let default = match &c.default {
+            None => None,
+            Some(sql) => Some(parse_default(sql).ok_or_else(|| {
+                format!(
+                    "column `{t}.{}` has DEFAULT {sql}; nanotype declares only literal defaults",
+                    c.name
+                )
+            })?),
+        };
+        columns.push(Column {
+            name: Cow::Owned(c.name.clone()),
+            field: Cow::Owned(c.name.clone()),
+            kind,
+            nullable: !key && !c.not_null,
+            primary_key: key,
+            default,
+            renamed_from: None,
+        });
+    }
+    let indexes = shape
+        .indexes
+        .iter()
+        .map(|i| Index {
+            name: Cow::Owned(i.name.clone()),
+            columns: Cow::Owned(i.columns.iter().cloned().map(Cow::Owned).collect()),
+            unique: i.unique,
+        })
+        .collect();
+    Ok(Table {
+        name: Cow::Owned(t.clone()),
+        rust_name: Cow::Owned(t.clone()),
+        renamed_from: None,
+        columns: Cow::Owned(columns),
+        indexes: Cow::Owned(indexes),
+    })
+}
+
+/// A literal default from its SQL text (`'open'`, `0`, `-1.5`, `(1)`), or `None` for an
+/// expression nanotype does not generate.
+pub fn parse_default(sql: &str) -> Option<Literal> {
+    let s = sql.trim();
+    if let Some(inner) = s.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
+        return parse_default(inner);
+    }
+    if let Some(body) = s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+        // Every quote inside must be doubled.
+        if body.replace("''", "").contains('\'') {
+            return None;
+        }
+        return Some(Literal::Text(Cow::Owned(body.replace("''", "'"))));
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Literal::Integer(i));
+    }
+    match s.to_ascii_uppercase().as_str() {
+        "TRUE" => return Some(Literal::Integer(1)),
+        "FALSE" => return Some(Literal::Integer(0)),
+        "NULL" => return None,
+        _ => {}
+    }
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Literal::Real)
+}
+
+/// A default's SQL text in the form the model renders, so that `DEFAULT ('a')` and
+/// `DEFAULT 'a'` compare equal. Expressions are kept as written.
+pub fn normalize_default(sql: &str) -> String {
+    match parse_default(sql) {
+        Some(Literal::Text(s)) => quote_string(&s),
+        Some(l) => l.to_sql(),
+        None => sql.trim().to_owned(),
+    }
+}
+
+/// Every difference between two shapes of one table, for a person to read. Empty when equal.
+pub fn differences(expected: &TableShape, actual: &TableShape) -> Vec<String> {
+    let t = &expected.name;
+    let mut out = Vec::new();
+    for e in &expected.columns {
+        match actual.column(&e.name) {
+            None => out.push(format!("column `{t}.{}` is missing", e.name)),
+            Some(a) if a != e => {
+                out.push(format!("column `{t}.{}` is {a} but should be {e}", e.name))
+            }
+            Some(_) => {}
+        }
+    }
+    for a in &actual.columns {
+        if expected.column(&a.name).is_none() {
+            out.push(format!("column `{t}.{}` is not in the model", a.name));
+        }
+    }
+    for e in &expected.indexes {
+        match actual.index(&e.name) {
+            None => out.push(format!("index `{}` on `{t}` is missing", e.name)),
+            Some(a) if a != e => out.push(format!(
+                "index `{}` on `{t}` is {a} but should be {e}",
+                e.name
+            )),
+            Some(_) => {}
+        }
+    }
+    for a in &actual.indexes {
+        if expected.index(&a.name).is_none() {
+            out.push(format!("index `{}` on `{t}` is not in the model", a.name));
+        }
+    }
+    out
+}
+
+impl fmt::Display for ColumnShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.declared_type)?;
+        if self.key_position > 0 {
+            write!(f, " (key #{})", self.key_position)?;
+        }
+        if self.not_null {
+            f.write_str(" NOT NULL")?;
+        }
+        if let Some(d) = &self.default {
+            write!(f, " DEFAULT {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for IndexShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}({})",
+            if self.unique { "UNIQUE " } else { "" },
+            self.columns.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip() {
+        for l in [
+            Literal::Integer(-3),
+            Literal::Real(1.5),
+            Literal::Real(1e20),
+            Literal::Text("it's".into()),
+            Literal::Text("".into()),
+        ] {
+            assert_eq!(parse_default(&l.to_sql()), Some(l.clone()), "{l:?}");
+        }
+        assert_eq!(parse_default("('a')"), Some(Literal::Text("a".into())));
+        assert_eq!(parse_default("CURRENT_TIMESTAMP"), None);
+        assert_eq!(normalize_default("( 'x' )"), "'x'");
+    }
+
+    #[test]
+    fn a_model_survives_its_shape() {
+        let t = Table::new(
+            "tasks",
+            "Task",
+            vec![
+                Column::new("id", ValueKind::I32).primary_key(),
+                Column::new("done", ValueKind::Bool).default(Literal::Bool(false)),
+                Column::new("due", ValueKind::I64).nullable(),
+            ],
+        )
+        .with_index(Index::new("tasks_done_idx", &["done"], false));
+        let back = to_table(&primary(&t)).unwrap();
+        assert_eq!(primary(&back), primary(&t));
+        assert_eq!(replica(&back), replica(&t));
+        assert_eq!(
+            strip_room(&replica(&t)).unwrap().indexes,
+            primary(&t).indexes
+        );
+    }
+}
