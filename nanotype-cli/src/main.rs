@@ -1,1 +1,5 @@
-fn main() {}
+//! `cargo run --bin gen-migrations -- --help`
+
+fn main() -> std::process::ExitCode {
+    nanotype_cli::command::main()
+}

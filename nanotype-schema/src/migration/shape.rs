@@ -127,52 +127,6 @@ fn index_shape(index: &Index, with_room: bool) -> IndexShape {
     }
 }
 
-/// A D1 table without its `room_id`: the key and every index must lead with it.
-pub fn strip_room(shape: &TableShape) -> Result<TableShape, String> {
-    let t = &shape.name;
-    match shape.column(ROOM_COLUMN) {
-        Some(c) if c.declared_type == "TEXT" && c.not_null && c.key_position == 1 => {}
-        Some(_) => {
-            return Err(format!(
-                "D1 table `{t}`: `{ROOM_COLUMN}` must be `TEXT NOT NULL` and lead the primary key"
-            ))
-        }
-        None => return Err(format!("D1 table `{t}` has no `{ROOM_COLUMN}` column")),
-    }
-    let mut columns = Vec::new();
-    for c in shape.columns.iter().filter(|c| c.name != ROOM_COLUMN) {
-        let mut c = c.clone();
-        if c.key_position > 0 {
-            c.key_position -= 1;
-        }
-        columns.push(c);
-    }
-    let mut indexes = Vec::new();
-    for i in &shape.indexes {
-        match i.columns.split_first() {
-            Some((first, rest)) if first == ROOM_COLUMN && !rest.is_empty() => {
-                indexes.push(IndexShape {
-                    name: i.name.clone(),
-                    columns: rest.to_vec(),
-                    unique: i.unique,
-                })
-            }
-            _ => {
-                return Err(format!(
-                    "D1 index `{}` on `{t}` does not lead with `{ROOM_COLUMN}`",
-                    i.name
-                ))
-            }
-        }
-    }
-    Ok(TableShape {
-        name: t.clone(),
-        columns,
-        indexes,
-    }
-    .normalized())
-}
-
 /// The model of a table in the room's SQLite, from its shape.
 ///
 /// The SQL type does not say which Rust type a column had (`i32` and `i64` are both `INTEGER`), so
@@ -377,9 +331,5 @@ mod tests {
         let back = to_table(&primary(&t)).unwrap();
         assert_eq!(primary(&back), primary(&t));
         assert_eq!(replica(&back), replica(&t));
-        assert_eq!(
-            strip_room(&replica(&t)).unwrap().indexes,
-            primary(&t).indexes
-        );
     }
 }

@@ -1,0 +1,292 @@
+//! `gen-migrations`: the command line, and what it prints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use nanotype_schema::migration::render::{self, d1_column_limit};
+use nanotype_schema::migration::{diff::diff, slug, Change, Plan};
+
+use crate::config::{self, Config};
+use crate::layout::{self, Layout, DO_FOLDER};
+use crate::replay;
+use crate::sources;
+
+/// Writes the next migration for D1 (`<dir>/NNNN_<name>.sql`) and for the Durable Object
+/// (`<dir>/do/NNNN_<name>.sql`) from the #[nanotype::table] structs. Both are rendered from one
+/// diff between the structs and what the existing migrations build, so they always match.
+#[derive(Debug, Parser)]
+#[command(name = "gen-migrations", version, about, long_about = None)]
+#[command(
+    after_help = "Exit status: 0 when done (or, with --check, when the migrations are \
+current); 1 when --check found a difference, a change was refused, or something failed."
+)]
+pub struct Args {
+    /// Write nothing; exit 1 with a summary when the structs and the migrations disagree (for CI).
+    #[arg(long, conflicts_with_all = ["name", "dry_run", "allow_data_loss"])]
+    pub check: bool,
+    /// Name of the new migration [default: from its changes, e.g. add_tasks_due].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the SQL of both files instead of writing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow dropping tables and columns (their data is lost).
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// The migrations folder: D1 files in it, Durable Object files in <DIR>/do
+    /// [default: `migrations` of the manifest's [workspace.metadata.nanotype]].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A file holding #[nanotype::table] structs; repeat for several. Replaces the manifest's
+    /// `sources`.
+    #[arg(long = "source", value_name = "FILE")]
+    pub sources: Vec<PathBuf>,
+    /// The Cargo.toml with [workspace.metadata.nanotype]
+    /// [default: the nearest one from the current directory up].
+    #[arg(long, value_name = "CARGO_TOML")]
+    pub manifest: Option<PathBuf>,
+}
+
+/// Parse the arguments, run, print.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {}", message.trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where to read and write, after the manifest and the flags.
+struct Paths {
+    sources: Vec<PathBuf>,
+    layout: Layout,
+}
+
+fn paths(args: &Args) -> Result<Paths, String> {
+    let needs_config = args.sources.is_empty() || args.out.is_none();
+    let config: Option<Config> = if needs_config || args.manifest.is_some() {
+        let manifest = match &args.manifest {
+            Some(m) => m.clone(),
+            None => {
+                let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+                config::find_manifest(&cwd).ok_or_else(|| {
+                    "no Cargo.toml with [workspace.metadata.nanotype] here or above; add the \
+                     section, or pass --manifest, or --source and --out"
+                        .to_owned()
+                })?
+            }
+        };
+        Some(config::load(&manifest)?)
+    } else {
+        None
+    };
+    let sources = if args.sources.is_empty() {
+        config
+            .as_ref()
+            .map(|c| c.sources.clone())
+            .unwrap_or_default()
+    } else {
+        args.sources.clone()
+    };
+    if sources.is_empty() {
+        return Err(
+            "no struct sources: list them in `sources` of [workspace.metadata.nanotype] or pass --source"
+                .into(),
+        );
+    }
+    let dir = match (&args.out, &config) {
+        (Some(out), _) => out.clone(),
+        (None, Some(c)) => c.migrations.clone(),
+        (None, None) => PathBuf::from(config::DEFAULT_MIGRATIONS),
+    };
+    Ok(Paths {
+        sources,
+        layout: Layout::new(&dir),
+    })
+}
+
+/// Everything `gen-migrations` does; `Err` is a message for stderr.
+pub fn run(args: &Args) -> Result<ExitCode, String> {
+    let paths = paths(args)?;
+    let target = sources::read_tables(&paths.sources).map_err(|problems| {
+        format!(
+            "the structs have {} problem(s):\n{}",
+            problems.len(),
+            bullets(&problems)
+        )
+    })?;
+    let limits: Vec<String> = target.iter().filter_map(d1_column_limit).collect();
+    if !limits.is_empty() {
+        return Err(format!(
+            "D1 would refuse these tables:\n{}",
+            bullets(&limits)
+        ));
+    }
+    let current = replay::current(&paths.layout)?;
+
+    let mut plan = diff(&current.tables, &target);
+    let nothing_at_all = target.is_empty() && current.tables.is_empty();
+    if !current.replica_meta && !nothing_at_all {
+        plan.create_replica_meta();
+    }
+
+    let mut out = std::io::stdout().lock();
+    let shown_dir = shown(&paths.layout.replica);
+    let summary = format!(
+        "{} table(s) in {}; {} migration(s) in {shown_dir}",
+        target.len(),
+        paths
+            .sources
+            .iter()
+            .map(|p| shown(p))
+            .collect::<Vec<_>>()
+            .join(", "),
+        current.replica_files.len(),
+    );
+
+    if args.check {
+        return Ok(check(&mut out, &summary, &current, &plan));
+    }
+    if !current.disagreements.is_empty() {
+        return Err(format!(
+            "the D1 and Durable Object migrations in {shown_dir} disagree, so there is no one \
+             current schema to start from; fix them by hand (e.g. restore the edited file):\n{}",
+            bullets(&current.disagreements)
+        ));
+    }
+    let _ = writeln!(out, "{summary}");
+    if plan.is_empty() {
+        let _ = writeln!(out, "Nothing to do: the migrations match the structs.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _ = writeln!(out, "Changes:\n{}", describe(&plan));
+    if let Some(refusal) = plan.refusal(args.allow_data_loss) {
+        let _ = out.flush();
+        return Err(format!("nothing written: {refusal}"));
+    }
+
+    let name = match &args.name {
+        Some(n) => slug(n, 60),
+        None => plan.default_name(),
+    };
+    let number = layout::next_number(&current.replica_files, &current.primary_files);
+    let file = layout::file_name(number, &name);
+    let rendered = render::render(&plan, &file).map_err(|problems| {
+        format!(
+            "nothing written: D1 would refuse it:\n{}",
+            bullets(&problems)
+        )
+    })?;
+
+    let replica_path = paths.layout.replica.join(format!("{file}.sql"));
+    let primary_path = paths.layout.primary.join(format!("{file}.sql"));
+    if args.dry_run {
+        let _ = writeln!(
+            out,
+            "\n-- ===== {} (D1) =====\n{}\n-- ===== {} (Durable Object) =====\n{}",
+            shown(&replica_path),
+            rendered.replica,
+            shown(&primary_path),
+            rendered.primary
+        );
+        let _ = writeln!(out, "Dry run: nothing written.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(&paths.layout.primary)
+        .map_err(|e| format!("cannot create {}: {e}", shown(&paths.layout.primary)))?;
+    for (path, text) in [
+        (&replica_path, &rendered.replica),
+        (&primary_path, &rendered.primary),
+    ] {
+        if path.exists() {
+            return Err(format!("{} exists already; nothing written", shown(path)));
+        }
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", shown(path)))?;
+    }
+    let _ = writeln!(
+        out,
+        "Wrote {} (D1)\n  and {} (Durable Object)\n\
+         Apply D1 with `wrangler d1 migrations apply <DATABASE>`; each Durable Object applies \
+         {DO_FOLDER}/ on its next start once the Worker is rebuilt.",
+        shown(&replica_path),
+        shown(&primary_path)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(out: &mut impl Write, summary: &str, current: &replay::Current, plan: &Plan) -> ExitCode {
+    let _ = writeln!(out, "{summary}");
+    let mut ok = true;
+    if !current.disagreements.is_empty() {
+        ok = false;
+        let _ = writeln!(
+            out,
+            "The D1 and Durable Object migrations disagree:\n{}",
+            bullets(&current.disagreements)
+        );
+    }
+    if !plan.is_empty() {
+        ok = false;
+        let _ = writeln!(
+            out,
+            "The migrations are behind the structs; the next migration would:\n{}",
+            describe(plan)
+        );
+        if let Some(refusal) = plan.refusal(false) {
+            let _ = write!(out, "and would be refused as it stands: {refusal}");
+        }
+        let _ = writeln!(
+            out,
+            "Run `cargo run --bin gen-migrations` to write it, and commit both files."
+        );
+    }
+    if ok {
+        let _ = writeln!(out, "The migrations match the structs.");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn describe(plan: &Plan) -> String {
+    let lines: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mark = match c {
+                Change::DropTable(_) | Change::DropColumn { .. } => '-',
+                Change::DropIndex { .. } => '-',
+                Change::CreateTable(_)
+                | Change::CreateIndex { .. }
+                | Change::AddColumn { .. }
+                | Change::CreateReplicaMeta => '+',
+                _ => '~',
+            };
+            format!("  {mark} {c}")
+        })
+        .collect();
+    lines.join("\n")
+}
+
+fn bullets(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("  - {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `path` relative to the current directory when it is inside it.
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_owned))
+        .unwrap_or_else(|| path.to_owned())
+        .display()
+        .to_string()
+}

@@ -1,0 +1,16 @@
+//! `gen-migrations`, the library behind the binary: the next D1 and Durable Object migrations
+//! from the `#[nanotype::table]` structs.
+//!
+//! * [`config`]: `[workspace.metadata.nanotype]` in the workspace's `Cargo.toml`;
+//! * [`sources`]: the structs, parsed by the macro's own parser;
+//! * [`layout`]: the migration folders (`migrations/` for D1, `migrations/do/`);
+//! * [`replay`]: the current schema, from replaying the migrations into SQLite;
+//! * [`command`]: the command line.
+//!
+//! Planning and rendering live in [`nanotype_schema::migration`], shared with the runtime.
+
+pub mod command;
+pub mod config;
+pub mod layout;
+pub mod replay;
+pub mod sources;
