@@ -20,6 +20,7 @@
 
 pub mod actor;
 pub mod error;
+pub mod migrate;
 pub mod outbox;
 pub mod primary;
 pub mod read;
@@ -36,7 +37,7 @@ pub mod native;
 pub mod worker;
 
 pub use error::{Error, Result};
-pub use nanotype_macros::table;
+pub use nanotype_macros::{migrations, table};
 pub use nanotype_schema as schema;
 pub use primary::Primary;
 pub use read::{Consistency, Order, Page, RoomReads};

@@ -1,0 +1,125 @@
+//! The room's schema migrations, applied on the Durable Object's first request.
+//!
+//! The files come from `gen-migrations` (`migrations/do/NNNN_<name>.sql`) and are embedded at
+//! compile time with [`crate::migrations!`]. A ledger table in the room's SQLite,
+//! `_nt_migrations`, records each applied migration with the SHA-256 of its text:
+//!
+//! * each migration runs in one transaction with its ledger row, so a failure keeps nothing of it
+//!   and it is tried again on the next start;
+//! * applying the same list twice does nothing the second time;
+//! * a migration whose text changed after it was applied stops start-up with
+//!   [`Error::MigrationChanged`] naming it: the room was built by the old text, and running on
+//!   as if it had the new one would hide the difference (sqlx does the same).
+//!
+//! Ledger rows without a migration in the list are left alone: that is an older build of the
+//! Worker running against a room a newer one migrated (a rollback), and refusing to start would
+//! take the room down.
+//!
+//! ```
+//! # #[cfg(feature = "native")] {
+//! use nanotype::migrate::{apply, Migration};
+//! let db = nanotype::native::NativePrimary::open_in_memory().unwrap();
+//! let migrations = [Migration { name: "0001_create_tasks", sql: "CREATE TABLE tasks (id INTEGER PRIMARY KEY);" }];
+//! assert_eq!(apply(&db, &migrations).unwrap(), ["0001_create_tasks"]);
+//! assert!(apply(&db, &migrations).unwrap().is_empty());
+//! # }
+//! ```
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::primary::Primary;
+use crate::value::Value;
+
+/// The ledger table in the room's SQLite.
+pub const LEDGER: &str = "_nt_migrations";
+
+/// The ledger's DDL. Idempotent. `applied_at` is in ms since the epoch.
+pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_nt_migrations\" (
+    \"name\" TEXT PRIMARY KEY NOT NULL,
+    \"checksum\" TEXT NOT NULL,
+    \"applied_at\" INTEGER
+);";
+
+// The time comes from SQLite: `std::time::SystemTime` panics on wasm32-unknown-unknown.
+const RECORD: &str = "INSERT INTO \"_nt_migrations\" (\"name\", \"checksum\", \"applied_at\") \
+     VALUES (?1, ?2, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))";
+
+const APPLIED: &str = "SELECT \"name\", \"checksum\" FROM \"_nt_migrations\"";
+
+/// One migration: its file name without `.sql`, and its text (one or more statements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+impl Migration {
+    /// The SHA-256 of the text, in lower-case hex.
+    pub fn checksum(&self) -> String {
+        checksum(self.sql)
+    }
+}
+
+/// The SHA-256 of `sql`, in lower-case hex: what the ledger records.
+pub fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Apply the migrations the room has not applied yet, in name order, and return their names.
+///
+/// Every applied migration is checked first: if one's text changed, nothing is applied and the
+/// error names it.
+pub fn apply<P: Primary>(db: &P, migrations: &[Migration]) -> Result<Vec<&'static str>> {
+    let mut ordered: Vec<&Migration> = migrations.iter().collect();
+    ordered.sort_by_key(|m| m.name);
+    if let Some(pair) = ordered.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(Error::Migration {
+            name: pair[0].name.to_owned(),
+            message: "two migrations have this name; give each file its own number".into(),
+        });
+    }
+
+    db.execute_batch(LEDGER_DDL)?;
+    let applied: Vec<(String, String)> = db
+        .query(APPLIED, &[])?
+        .into_iter()
+        .filter_map(|row| match <[Value; 2]>::try_from(row) {
+            Ok([Value::Text(name), Value::Text(sum)]) => Some((name, sum)),
+            _ => None,
+        })
+        .collect();
+
+    let mut pending = Vec::new();
+    for m in ordered {
+        let current = m.checksum();
+        match applied.iter().find(|(name, _)| name == m.name) {
+            Some((_, recorded)) if *recorded != current => {
+                return Err(Error::MigrationChanged {
+                    name: m.name.to_owned(),
+                    applied: recorded.clone(),
+                    current,
+                })
+            }
+            Some(_) => {}
+            None => pending.push((m, current)),
+        }
+    }
+
+    let mut done = Vec::new();
+    for (m, sum) in pending {
+        db.transaction(|| {
+            db.execute_batch(m.sql).map_err(|e| Error::Migration {
+                name: m.name.to_owned(),
+                message: e.to_string(),
+            })?;
+            db.execute(RECORD, &[Value::Text(m.name.to_owned()), Value::Text(sum)])?;
+            Ok(())
+        })?;
+        done.push(m.name);
+    }
+    Ok(done)
+}
