@@ -132,32 +132,44 @@ impl Plan {
         }
     }
 
-    /// A file name for the plan, from what it changes: `create_tasks`, `add_tasks_due`,
+    /// A file name for the plan, from what it changes: `create_tasks`, `add_tasks_due_owner`,
     /// `rename_todo_to_tasks`. At most 60 characters, `[a-z0-9_]`.
     pub fn default_name(&self) -> String {
-        let slugs: Vec<(&str, String)> = self.changes.iter().filter_map(Change::slug).collect();
+        let slugs: Vec<Slug> = self.changes.iter().filter_map(Change::slug).collect();
         // Index changes that come with other changes (e.g. a renamed table's indexes) go unnamed.
-        let main: Vec<&(&str, String)> = slugs
+        let main: Vec<&Slug> = slugs
             .iter()
-            .filter(|(verb, _)| !verb.ends_with("index"))
+            .filter(|s| !s.verb.ends_with("index"))
             .collect();
-        let chosen: Vec<&(&str, String)> = if main.is_empty() {
+        let chosen: Vec<&Slug> = if main.is_empty() {
             slugs.iter().collect()
         } else {
             main
         };
-        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-        for (verb, object) in chosen {
-            match groups.iter_mut().find(|(v, _)| v == verb) {
-                Some((_, objects)) if !objects.contains(&object.as_str()) => objects.push(object),
-                Some(_) => {}
-                None => groups.push((verb, vec![object])),
+        // One group per verb, in order of first appearance; the table is said once per run.
+        let mut groups: Vec<(&str, Vec<&Slug>)> = Vec::new();
+        for s in chosen {
+            match groups.iter_mut().find(|(v, _)| *v == s.verb) {
+                Some((_, members)) => members.push(s),
+                None => groups.push((s.verb, vec![s])),
             }
         }
         let mut parts: Vec<String> = groups
             .iter()
             .take(2)
-            .map(|(verb, objects)| format!("{verb}_{}", objects.join("_")))
+            .map(|(verb, members)| {
+                let mut words = vec![verb.to_string()];
+                let mut last_table: Option<&str> = None;
+                for m in members {
+                    if last_table != Some(m.table.as_str()) {
+                        words.push(m.table.clone());
+                        last_table = Some(&m.table);
+                    }
+                    words.extend(m.detail.clone());
+                }
+                words.dedup();
+                words.join("_")
+            })
             .collect();
         if groups.len() > 2 {
             parts.push("more".into());
@@ -169,6 +181,13 @@ impl Plan {
         };
         slug(&name, 60)
     }
+}
+
+/// The words a change contributes to a migration's name.
+struct Slug {
+    verb: &'static str,
+    table: String,
+    detail: Option<String>,
 }
 
 /// `text` as a file-name part: lower case ASCII letters, digits and single `_`, at most `max`
@@ -196,20 +215,40 @@ pub fn slug(text: &str, max: usize) -> String {
 }
 
 impl Change {
-    fn slug(&self) -> Option<(&'static str, String)> {
+    fn slug(&self) -> Option<Slug> {
+        let slug = |verb, table: &str, detail: Option<String>| Slug {
+            verb,
+            table: table.to_owned(),
+            detail,
+        };
+        // Default index names start with their table's name; say it once.
+        let index_detail = |table: &str, index: &str| {
+            Some(
+                index
+                    .strip_prefix(&format!("{table}_"))
+                    .unwrap_or(index)
+                    .to_owned(),
+            )
+        };
         Some(match self {
             Change::CreateReplicaMeta => return None,
-            Change::CreateTable(t) => ("create", t.name.to_string()),
-            Change::RenameTable { from, to } => ("rename", format!("{from}_to_{to}")),
+            Change::CreateTable(t) => slug("create", &t.name, None),
+            Change::RenameTable { from, to } => slug("rename", from, Some(format!("to_{to}"))),
             Change::RenameColumn { table, from, to } => {
-                ("rename", format!("{table}_{from}_to_{to}"))
+                slug("rename", table, Some(format!("{from}_to_{to}")))
             }
-            Change::AddColumn { table, column } => ("add", format!("{table}_{}", column.name)),
-            Change::DropColumn { table, column } => ("drop", format!("{table}_{column}")),
-            Change::DropTable(t) => ("drop", t.to_string()),
-            Change::CreateIndex { index, .. } => ("index", index.name.to_string()),
-            Change::DropIndex { index, .. } => ("drop_index", index.to_string()),
-            Change::RebuildTable(r) => ("alter", r.table.name.to_string()),
+            Change::AddColumn { table, column } => {
+                slug("add", table, Some(column.name.to_string()))
+            }
+            Change::DropColumn { table, column } => slug("drop", table, Some(column.to_string())),
+            Change::DropTable(t) => slug("drop", t, None),
+            Change::CreateIndex { table, index } => {
+                slug("index", table, index_detail(table, &index.name))
+            }
+            Change::DropIndex { table, index } => {
+                slug("drop_index", table, index_detail(table, index))
+            }
+            Change::RebuildTable(r) => slug("alter", &r.table.name, None),
         })
     }
 }
