@@ -282,7 +282,7 @@ fn bullets(items: &[String]) -> String {
 }
 
 /// `path` relative to the current directory when it is inside it.
-fn shown(path: &Path) -> String {
+pub(crate) fn shown(path: &Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_owned))

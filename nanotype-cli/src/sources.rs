@@ -31,7 +31,7 @@ pub fn read_tables(files: &[PathBuf]) -> Result<Vec<Table>, Vec<String>> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<Table>, Vec<String>> {
-    let shown = path.display();
+    let shown = crate::command::shown(path);
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {shown}: {e}")])?;
     let file = syn::parse_file(&text).map_err(|e| vec![located(path, &e)])?;
@@ -55,7 +55,7 @@ fn located(path: &Path, e: &syn::Error) -> String {
     let start = e.span().start();
     format!(
         "{}:{}:{}: {}",
-        path.display(),
+        crate::command::shown(path),
         start.line,
         start.column + 1,
         e

@@ -1,0 +1,242 @@
+//! `--check`, refusals, hand edits and the other flags, on the real binary.
+
+mod common;
+
+use common::*;
+
+const V1: &str = r#"
+#[nanotype::table(name = "todo")]
+pub struct Todo {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub title: String,
+    pub estimate: Option<i32>,
+}
+"#;
+
+const V2_DUE: &str = r#"
+#[nanotype::table(name = "todo")]
+pub struct Todo {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub title: String,
+    pub estimate: Option<i32>,
+    pub due: Option<i64>,
+}
+"#;
+
+#[test]
+fn check_fails_on_drift_and_passes_when_current() {
+    let p = Project::new();
+    p.write_schema(V1);
+    // No migrations yet: behind.
+    let out = p.fails(&["--check"]);
+    assert!(out.contains("create table `todo`"), "{out}");
+    assert!(out.contains("create table `_nt_rooms`"), "{out}");
+    assert!(file_names(&p.d1_dir()).is_empty(), "--check writes nothing");
+
+    p.ok(&[]);
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+
+    p.write_schema(V2_DUE);
+    let out = p.fails(&["--check"]);
+    assert!(out.contains("add column `todo.due` INTEGER"), "{out}");
+    assert!(out.contains("cargo run --bin gen-migrations"), "{out}");
+
+    p.ok(&[]);
+    p.ok(&["--check"]);
+}
+
+#[test]
+fn check_reports_do_and_d1_disagreeing() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    // A hand edit to one folder only.
+    let do_file = &sql_files(&p.do_dir())[0];
+    let mut sql = std::fs::read_to_string(do_file).unwrap();
+    sql.push_str("CREATE INDEX \"todo_title_idx\" ON \"todo\" (\"title\");\n");
+    std::fs::write(do_file, sql).unwrap();
+
+    let out = p.fails(&["--check"]);
+    assert!(out.contains("disagree"), "{out}");
+    assert!(
+        out.contains("index `todo_title_idx` on `todo` is missing"),
+        "{out}"
+    );
+    // The structs lack the index too.
+    assert!(out.contains("drop index `todo_title_idx`"), "{out}");
+    // Generating from two schemas is refused.
+    let out = p.fails(&[]);
+    assert!(out.contains("disagree"), "{out}");
+    assert_eq!(file_names(&p.d1_dir()).len(), 1);
+
+    // A missing counterpart file is reported by name.
+    std::fs::remove_file(do_file).unwrap();
+    let out = p.fails(&["--check"]);
+    assert!(
+        out.contains("0001_create_todo.sql has no Durable Object counterpart"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_hand_written_migration_is_read_for_what_it_does() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    // The user writes 0002 by hand, in both folders, with a backfill the generator would not.
+    let sql = "ALTER TABLE todo ADD COLUMN due INTEGER;\nUPDATE todo SET due = 0;\n";
+    let replica_sql =
+        "-- D1\nALTER TABLE \"todo\" ADD COLUMN \"due\" INTEGER;\nUPDATE todo SET due = 0;\n";
+    std::fs::write(p.do_dir().join("0002_due_by_hand.sql"), sql).unwrap();
+    std::fs::write(p.d1_dir().join("0002_due_by_hand.sql"), replica_sql).unwrap();
+    p.write_schema(V2_DUE);
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+    assert!(p.ok(&[]).contains("Nothing to do"));
+}
+
+#[test]
+fn dropping_needs_allow_data_loss_and_lists_what_is_lost() {
+    let p = Project::new();
+    p.write_schema(V2_DUE);
+    p.ok(&[]);
+    // `due` gone, `title` gone (looks renamed, but is not marked), table `notes` gone.
+    p.write_schema(
+        r#"
+#[nanotype::table(name = "todo")]
+pub struct Todo {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub name: String,
+    pub estimate: Option<i32>,
+}
+"#,
+    );
+    let out = p.fails(&[]);
+    assert!(out.contains("would destroy data"), "{out}");
+    assert!(out.contains("column `todo.due`"), "{out}");
+    assert!(out.contains("column `todo.title`"), "{out}");
+    assert!(out.contains("renamed_from = \"title\""), "hint: {out}");
+    assert!(out.contains("--allow-data-loss"), "{out}");
+    assert_eq!(file_names(&p.d1_dir()).len(), 1, "nothing written");
+    // --check lists the same refusal without writing.
+    let out = p.fails(&["--check"]);
+    assert!(out.contains("would be refused"), "{out}");
+
+    // The table itself.
+    p.write_schema("");
+    let out = p.fails(&[]);
+    assert!(out.contains("table `todo` and all its rows"), "{out}");
+    let out = p.ok(&["--allow-data-loss"]);
+    assert!(out.contains("drop table `todo`"), "{out}");
+    assert_eq!(file_names(&p.d1_dir())[1], "0002_drop_todo.sql");
+    p.ok(&["--check"]);
+}
+
+#[test]
+fn not_null_without_a_default_is_refused_even_with_the_flag() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    let v2 = V1.replace("pub estimate: Option<i32>,", "pub estimate: i32,");
+    p.write_schema(&v2);
+    let out = p.fails(&["--allow-data-loss"]);
+    assert!(out.contains("`todo.estimate` becomes NOT NULL"), "{out}");
+    assert!(out.contains("default"), "{out}");
+    // A new NOT NULL column without a default too.
+    let v3 = V1.replace(
+        "pub title: String,",
+        "pub title: String,\n    pub owner: String,",
+    );
+    p.write_schema(&v3);
+    let out = p.fails(&[]);
+    assert!(
+        out.contains("new column `todo.owner` is NOT NULL without a default"),
+        "{out}"
+    );
+    assert_eq!(file_names(&p.d1_dir()).len(), 1);
+}
+
+#[test]
+fn dry_run_prints_both_files_and_writes_nothing() {
+    let p = Project::new();
+    p.write_schema(V1);
+    let out = p.ok(&["--dry-run", "--name", "Initial schema!"]);
+    assert!(
+        out.contains("migrations/0001_initial_schema.sql (D1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("migrations/do/0001_initial_schema.sql (Durable Object)"),
+        "{out}"
+    );
+    assert!(out.contains("PRIMARY KEY (\"room_id\", \"id\")"), "{out}");
+    assert!(out.contains("\"id\" INTEGER PRIMARY KEY,"), "{out}");
+    assert!(!p.d1_dir().exists());
+    p.ok(&["--name", "Initial schema!"]);
+    assert_eq!(file_names(&p.d1_dir()), ["0001_initial_schema.sql"]);
+    assert_eq!(file_names(&p.do_dir()), ["0001_initial_schema.sql"]);
+}
+
+#[test]
+fn source_out_and_manifest_flags() {
+    let p = Project::new();
+    std::fs::create_dir(p.path().join("src")).unwrap();
+    std::fs::write(p.path().join("src/other.rs"), V1).unwrap();
+    // --source and --out replace the manifest's settings.
+    p.ok(&["--source", "src/other.rs", "--out", "db"]);
+    assert_eq!(file_names(&p.path().join("db")), ["0001_create_todo.sql"]);
+    assert_eq!(
+        file_names(&p.path().join("db/do")),
+        ["0001_create_todo.sql"]
+    );
+    p.ok(&["--source", "src/other.rs", "--out", "db", "--check"]);
+
+    // --manifest from elsewhere: paths are relative to the manifest.
+    p.write_schema(V1);
+    let out = std::process::Command::new(BIN)
+        .arg("--manifest")
+        .arg(p.path().join("Cargo.toml"))
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(file_names(&p.d1_dir()), ["0001_create_todo.sql"]);
+
+    // No manifest, no sources: a clear error.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("[workspace.metadata.nanotype]"));
+}
+
+#[test]
+fn struct_errors_are_reported_with_their_location() {
+    let p = Project::new();
+    p.write_schema(
+        r#"
+#[nanotype::table(name = "todo")]
+pub struct Todo {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    #[nanotype(indx)]
+    pub title: String,
+    pub n: u64,
+}
+"#,
+    );
+    let out = p.fails(&[]);
+    assert!(
+        out.contains("schema.rs:6:16: unknown field attribute `indx`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("schema.rs:8:12: `u64` is not supported"),
+        "{out}"
+    );
+    assert!(!p.d1_dir().exists());
+}
