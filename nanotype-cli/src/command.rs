@@ -135,6 +135,8 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         plan.create_replica_meta();
     }
 
+    block_cascades(&mut plan, &current.foreign_keys);
+
     let mut out = std::io::stdout().lock();
     let shown_dir = shown(&paths.layout.replica);
     let summary = format!(
@@ -251,6 +253,31 @@ fn check(out: &mut impl Write, summary: &str, current: &replay::Current, plan: &
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// A rebuilt or dropped table that a hand-written foreign key references would take the child
+/// rows with it where `ON DELETE CASCADE` applies, and D1 ignores `PRAGMA foreign_keys=OFF`, so
+/// such a change is not generated.
+fn block_cascades(plan: &mut Plan, foreign_keys: &[(String, String)]) {
+    let mut blocked = Vec::new();
+    for change in &plan.changes {
+        let parent = match change {
+            Change::RebuildTable(r) => &r.from,
+            Change::DropTable(t) => t,
+            _ => continue,
+        };
+        for (child, _) in foreign_keys
+            .iter()
+            .filter(|(c, p)| p == parent.as_ref() && c != p)
+        {
+            blocked.push(format!(
+                "table `{parent}` is referenced by a foreign key of `{child}` (from a hand-written \
+                 migration): replacing `{parent}` could delete rows of `{child}` through ON DELETE, \
+                 and D1 ignores PRAGMA foreign_keys=OFF; write this migration by hand"
+            ));
+        }
+    }
+    plan.blocked.extend(blocked);
 }
 
 fn describe(plan: &Plan) -> String {

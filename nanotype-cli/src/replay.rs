@@ -24,6 +24,9 @@ pub struct Current {
     pub replica_meta: bool,
     /// Where the two folders disagree: each is a sentence.
     pub disagreements: Vec<String>,
+    /// `(child, parent)` for every foreign key a hand-written migration declared. nanotype
+    /// declares none; a table rebuild drops the old table, which would cascade along these.
+    pub foreign_keys: Vec<(String, String)>,
 }
 
 /// Replay both folders of `layout` and compare them.
@@ -64,6 +67,11 @@ pub fn current(layout: &Layout) -> Result<Current, String> {
         }
     }
 
+    let mut foreign_keys = references(&primary_db).map_err(shown)?;
+    foreign_keys.extend(references(&replica_db).map_err(shown)?);
+    foreign_keys.sort();
+    foreign_keys.dedup();
+
     let replica_meta = has_table(&replica_db, ROOMS_TABLE).map_err(shown)?;
     if replica_meta {
         let expected = rooms_shape().map_err(shown)?;
@@ -80,7 +88,18 @@ pub fn current(layout: &Layout) -> Result<Current, String> {
         replica_files,
         replica_meta,
         disagreements,
+        foreign_keys,
     })
+}
+
+/// `(child, parent)` of every foreign key in `conn`.
+pub fn references(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT m.name, f.\"table\" FROM sqlite_schema AS m, pragma_foreign_key_list(m.name) AS f \
+         WHERE m.type = 'table'",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
 }
 
 /// A fresh in-memory database with `files` applied in order.

@@ -240,3 +240,28 @@ pub struct Todo {
     );
     assert!(!p.d1_dir().exists());
 }
+
+#[test]
+fn a_rebuild_is_refused_when_a_hand_written_foreign_key_points_at_the_table() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    // By hand, in both folders: a child table with ON DELETE CASCADE (`_nt_`-prefixed so that it
+    // is not taken for a table the structs dropped).
+    for dir in [p.d1_dir(), p.do_dir()] {
+        std::fs::write(
+            dir.join("0002_child.sql"),
+            "CREATE TABLE _nt_child (id INTEGER PRIMARY KEY, todo INTEGER REFERENCES todo(id) ON DELETE CASCADE);\n",
+        )
+        .unwrap();
+    }
+    p.ok(&["--check"]);
+    // `estimate` changes type: a rebuild of `todo`, which would cascade.
+    p.write_schema(&V1.replace("Option<i32>", "Option<String>"));
+    let out = p.fails(&[]);
+    assert!(
+        out.contains("referenced by a foreign key of `_nt_child`"),
+        "{out}"
+    );
+    assert_eq!(file_names(&p.d1_dir()).len(), 2);
+}

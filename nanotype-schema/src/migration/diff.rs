@@ -393,7 +393,7 @@ mod tests {
         let target = with(&tasks(), |cols| {
             cols[1] = Column::new("name", ValueKind::String).renamed_from("title")
         });
-        let plan = diff(&[tasks()], &[target.clone()]);
+        let plan = diff(&[tasks()], std::slice::from_ref(&target));
         assert_eq!(
             plan.changes,
             vec![Change::RenameColumn {
