@@ -9,10 +9,8 @@ PORT="${PORT:-8787}"
 
 source scripts/setup-tools.sh
 
-if grep -q 'name = "gen-migrations"' nanotype-cli/Cargo.toml 2>/dev/null; then
-  echo "[run-example] generating migrations"
-  cargo run -q --bin gen-migrations
-fi
+echo "[run-example] gen-migrations (writes the next migration if src/schema.rs changed)"
+cargo run -q --bin gen-migrations
 
 echo "[run-example] worker-build --release"
 (cd examples/tasks && unset CARGO_TARGET_DIR && worker-build --release)

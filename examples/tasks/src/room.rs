@@ -10,7 +10,7 @@ use std::rc::Rc;
 use nanotype::actor::{Debouncer, MemoryStore, ReadOnlySql};
 use nanotype::sync::{Engine, SyncConfig};
 use nanotype::worker::{AlarmScheduler, D1Replica, DoPrimary};
-use nanotype::{Consistency, Primary, Scheduler};
+use nanotype::{Consistency, Scheduler};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::api::{
@@ -380,21 +380,10 @@ impl Room {
     }
 }
 
-/// The room's tables. TODO(migrations): `nanotype::migrate::apply(db, migrations!(..))` once the
-/// migration runner lands; until then the current DDL is created when missing.
+/// The room's tables: the Durable Object migrations `gen-migrations` wrote, embedded at compile
+/// time and applied once per room (a ledger in the room's SQLite records each with its checksum).
 fn migrate(db: &DoPrimary) -> nanotype::Result<()> {
-    for (name, ddl) in [
-        ("tasks", Task::PRIMARY_DDL),
-        ("counters", Counter::PRIMARY_DDL),
-    ] {
-        let exists = db.query(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            &[nanotype::Value::Text(name.into())],
-        )?;
-        if exists.is_empty() {
-            db.transaction(|| db.execute_batch(ddl))?;
-        }
-    }
+    nanotype::migrate::apply(db, nanotype::migrations!("../../migrations/do"))?;
     Ok(())
 }
 
