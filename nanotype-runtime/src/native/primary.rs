@@ -56,6 +56,13 @@ impl NativePrimary {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+
+    /// Run a statement without parameters through the prepared-statement cache.
+    fn run_cached(&self, sql: &str) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        stmt.execute([]).map_err(err)?;
+        Ok(())
+    }
 }
 
 impl Primary for NativePrimary {
@@ -75,19 +82,17 @@ impl Primary for NativePrimary {
     }
 
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        // Savepoints nest, and at the outermost level one starts a transaction.
-        let name = format!("nt_{}", self.depth.get());
-        self.conn
-            .execute_batch(&format!("SAVEPOINT {name}"))
-            .map_err(err)?;
-        self.depth.set(self.depth.get() + 1);
+        // Savepoints nest, and at the outermost level one starts a transaction. Every write
+        // runs two of these statements: cached, they are not parsed again each time.
+        let depth = self.depth.get();
+        self.run_cached(&format!("SAVEPOINT nt_{depth}"))?;
+        self.depth.set(depth + 1);
         let out = f();
-        self.depth.set(self.depth.get() - 1);
+        self.depth.set(depth);
+        let name = format!("nt_{depth}");
         match out {
             Ok(v) => {
-                self.conn
-                    .execute_batch(&format!("RELEASE {name}"))
-                    .map_err(err)?;
+                self.run_cached(&format!("RELEASE {name}"))?;
                 Ok(v)
             }
             Err(e) => {

@@ -44,9 +44,13 @@ pub struct Guard {
 
 const GUARD_PARAMS: usize = 3;
 
+// A scalar subquery, not `EXISTS (...)`: SQLite re-prepares an `INSERT … SELECT * FROM (VALUES …)
+// WHERE EXISTS (…)` on every run (binding its parameters expires the plan), which made parsing
+// the multi-row upserts about half of a flush's time. The room is the key of `_nt_rooms`, so the
+// subquery yields one row or none, exactly when `EXISTS` would be true or false.
 fn guard_sql() -> String {
     format!(
-        "EXISTS (SELECT 1 FROM {} WHERE {} = ?1 AND \"primary_id\" = ?2 AND \"read_seq\" <= ?3)",
+        "(SELECT 1 FROM {} WHERE {} = ?1 AND \"primary_id\" = ?2 AND \"read_seq\" <= ?3) IS NOT NULL",
         quote(ROOMS_TABLE),
         quote(ROOM_COLUMN)
     )
@@ -336,6 +340,59 @@ mod tests {
             .collect();
         let stmts = upserts(&def, &rows, &guard(), &Limits::default());
         assert_eq!(stmts.len(), 3);
+    }
+
+    /// The guard must not make SQLite re-prepare the multi-row upsert on every run (it did with
+    /// `EXISTS`, and parsing dominated a flush), and must still refuse a stale batch.
+    #[cfg(feature = "native")]
+    #[test]
+    fn upserts_stay_prepared_and_guarded() {
+        use rusqlite::{params_from_iter, Connection, StatementStatus};
+        let def = table(3);
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(nanotype_schema::ddl::REPLICA_META)
+            .unwrap();
+        conn.execute_batch(&nanotype_schema::ddl::replica_ddl(&def))
+            .unwrap();
+        let run = |s: &Statement| {
+            let mut stmt = conn.prepare_cached(&s.sql).unwrap();
+            stmt.execute(params_from_iter(s.params.iter())).unwrap()
+        };
+        run(&claim(&guard(), 0));
+        let rows = |from: i64| -> Vec<Row> {
+            (from..from + 5)
+                .map(|i| {
+                    vec![
+                        Value::Integer(i),
+                        Value::Text("a".into()),
+                        Value::Text("b".into()),
+                    ]
+                })
+                .collect()
+        };
+        for k in 0..4 {
+            let stmts = upserts(&def, &rows(k * 5), &guard(), &Limits::default());
+            assert_eq!(stmts.len(), 1);
+            assert_eq!(run(&stmts[0]), 5);
+        }
+        let sql = upserts(&def, &rows(0), &guard(), &Limits::default())[0]
+            .sql
+            .clone();
+        let stmt = conn.prepare_cached(&sql).unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+        drop(stmt);
+        let stale = Guard {
+            read_seq: guard().read_seq - 1,
+            ..guard()
+        };
+        let stmts = upserts(&def, &rows(100), &stale, &Limits::default());
+        assert_eq!(run(&stmts[0]), 0, "a stale batch changes nothing");
+        let wrong = Guard {
+            primary_id: "other".into(),
+            ..guard()
+        };
+        let stmts = deletes(&def, &[Value::Integer(1)], &wrong, &Limits::default());
+        assert_eq!(run(&stmts[0]), 0, "another primary's batch changes nothing");
     }
 
     #[test]
