@@ -1,0 +1,498 @@
+//! Part 3, in workerd: the example Worker (examples/tasks) under `wrangler dev` on 127.0.0.1,
+//! driven by [`crate::load`].
+//!
+//! - Throughput of `POST /rooms/{room}/tasks` (DO insert + outbox, flushed to D1 under
+//!   `wait_until`) against two baselines served by the same Worker: `POST
+//!   /rooms/{room}/bench/plain` (the same insert into the DO's SQLite, no outbox, no replication)
+//!   and `POST /rooms/{room}/bench/write-through` (the insert, then an awaited D1 write before
+//!   the response: the original design). The baseline routes exist only when the bench's own
+//!   config sets `NANOTYPE_BENCH_ROUTES = "1"`; without them the ratios are reported as skipped.
+//! - Replication lag at a fixed offered load: writes at a steady rate over 8 rooms; lag is the
+//!   time from a write's acknowledgement until a replica read (`GET /rooms/{room}/tasks`,
+//!   served by the Worker from D1) returns the row.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::load::{closed_loop, Client};
+use crate::measure::{interleave, median, percentile, Contender};
+use crate::report::{list, Amount, Figure, Outcome, Target};
+use crate::{workspace_root, Sizes};
+
+const ROOMS: usize = 8;
+const CONNECTIONS: usize = 8;
+/// Offered load of the lag measurement.
+const LAG_WRITES_PER_SECOND: f64 = 200.0;
+
+fn skipped(reason: impl Into<String>) -> Vec<Outcome> {
+    vec![Outcome::Skipped {
+        part: "workerd",
+        reason: reason.into(),
+    }]
+}
+
+/// The example's paths, or what is missing.
+struct Example {
+    dir: PathBuf,
+    wrangler: PathBuf,
+    migrations: PathBuf,
+}
+
+fn example() -> Result<Example, String> {
+    let root = workspace_root();
+    let dir = root.join("examples/tasks");
+    let ex = Example {
+        wrangler: dir.join("node_modules/.bin/wrangler"),
+        migrations: root.join("migrations"),
+        dir,
+    };
+    for (p, why) in [
+        (ex.dir.join("build/index.js"), "the example is not built (run `worker-build --release` in examples/tasks, see scripts/setup-tools.sh)"),
+        (ex.dir.join("build/index_bg.wasm"), "the example's wasm is missing (build it with worker-build --release)"),
+        (ex.wrangler.clone(), "wrangler is not installed (run scripts/setup-tools.sh: npm ci in examples/tasks)"),
+        (ex.migrations.clone(), "no migrations/ folder for D1"),
+    ] {
+        if !p.exists() {
+            return Err(format!("{why}: {} not found", p.display()));
+        }
+    }
+    Ok(ex)
+}
+
+/// A free loopback port (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The bench's own wrangler config: the example's bindings, absolute paths, and the variable
+/// that turns the baseline routes on. Written to the scratch directory, never deployed.
+fn write_config(ex: &Example, dir: &Path) -> PathBuf {
+    let base = std::fs::read_to_string(ex.dir.join("wrangler.toml")).expect("read wrangler.toml");
+    let mut out = String::new();
+    for line in base.lines() {
+        if line.starts_with("main = ") {
+            out.push_str(&format!("main = {:?}\n", ex.dir.join("build/index.js")));
+        } else if line.starts_with("migrations_dir = ") {
+            out.push_str(&format!("migrations_dir = {:?}\n", ex.migrations));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("\n[vars]\nNANOTYPE_BENCH_ROUTES = \"1\"\n");
+    let path = dir.join("wrangler.bench.toml");
+    std::fs::write(&path, out).expect("write the bench config");
+    path
+}
+
+fn wrangler(ex: &Example, dir: &Path) -> Command {
+    let mut c = Command::new(&ex.wrangler);
+    let state = dir.join("xdg");
+    let path = format!(
+        "{}:{}",
+        ex.dir.join("node_modules/.bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Offline and quiet, state in the scratch directory (as scripts/setup-tools.sh does).
+    c.current_dir(dir)
+        .env("PATH", path)
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("XDG_CONFIG_HOME", state.join("config"))
+        .env("XDG_CACHE_HOME", state.join("cache"))
+        .env("XDG_DATA_HOME", state.join("data"))
+        .env("WRANGLER_LOG_PATH", state.join("logs"));
+    c
+}
+
+/// `wrangler dev` in its own process group, stopped (by that group's id) on drop.
+struct Dev {
+    child: Child,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-INT", "--", &group]).status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(ex: &Example, dir: &Path, config: &Path, port: u16) -> Result<Dev, String> {
+    use std::os::unix::process::CommandExt;
+    let persist = dir.join("persist");
+    let out = wrangler(ex, dir)
+        .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+        .arg(&persist)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .map_err(|e| format!("could not run wrangler: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "wrangler d1 migrations apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    let log = std::fs::File::create(dir.join("wrangler-dev.log")).expect("log file");
+    let child = wrangler(ex, dir)
+        .args([
+            "dev",
+            "--local",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["--inspector-port", &free_port().to_string()])
+        .arg("--persist-to")
+        .arg(&persist)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "--show-interactive-dev-session=false",
+            "--log-level",
+            "warn",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("could not start wrangler dev: {e}"))?;
+    let dev = Dev { child };
+    let t = Instant::now();
+    let mut c = Client::connect(port);
+    while t.elapsed() < Duration::from_secs(60) {
+        if let Ok(r) = c.request("GET", "/health", None) {
+            if r.status == 200 {
+                return Ok(dev);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!(
+        "wrangler dev did not answer /health within 60 s (log: {})",
+        dir.join("wrangler-dev.log").display()
+    ))
+}
+
+fn body(i: usize) -> String {
+    format!("{{\"title\":\"bench task {i}\",\"status\":\"open\"}}")
+}
+
+/// The id of the task a create route returned.
+fn task_id(body: &[u8]) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("task")?.get("id")?.as_i64()
+}
+
+pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
+    let ex = match example() {
+        Ok(e) => e,
+        Err(why) => return skipped(why),
+    };
+    let config = write_config(&ex, dir);
+    let port = free_port();
+    let dev = match start(&ex, dir, &config, port) {
+        Ok(d) => d,
+        Err(why) => return skipped(why),
+    };
+    let out = measure(sizes, port);
+    drop(dev);
+    out
+}
+
+/// A route under load: its path for room `k`.
+struct Route {
+    name: &'static str,
+    path: fn(usize) -> String,
+}
+
+const REPLICATED: Route = Route {
+    name: "replicated",
+    path: |k| format!("/rooms/tp-repl-{k}/tasks"),
+};
+const PLAIN: Route = Route {
+    name: "plain",
+    path: |k| format!("/rooms/tp-plain-{k}/bench/plain"),
+};
+const WRITE_THROUGH: Route = Route {
+    name: "write-through",
+    path: |k| format!("/rooms/tp-wt-{k}/bench/write-through"),
+};
+
+fn measure(sizes: &Sizes, port: u16) -> Vec<Outcome> {
+    let mut c = Client::connect(port);
+    // Warm every room (Durable Object instantiation, engine start-up) and find the routes.
+    let mut present = Vec::new();
+    let mut missing = Vec::new();
+    for route in [REPLICATED, PLAIN, WRITE_THROUGH] {
+        let mut ok = true;
+        for k in 0..ROOMS {
+            for i in 0..3 {
+                match c.request("POST", &(route.path)(k), Some(&body(i))) {
+                    Ok(r) if r.status < 300 => {}
+                    Ok(r) => {
+                        ok = false;
+                        if route.name == "replicated" {
+                            return skipped(format!(
+                                "POST {} answered {}: {}",
+                                (route.path)(k),
+                                r.status,
+                                String::from_utf8_lossy(&r.body)
+                            ));
+                        }
+                    }
+                    Err(e) => return skipped(format!("request to the Worker failed: {e}")),
+                }
+            }
+        }
+        if ok {
+            present.push(route);
+        } else {
+            missing.push(route.name);
+        }
+    }
+
+    let deadline = Duration::from_secs_f64(sizes.request_seconds);
+    let rounds = interleave(
+        sizes.rounds.min(5),
+        present
+            .iter()
+            .map(|route| {
+                let path = route.path;
+                Contender::new(route.name, move || {
+                    let run = closed_loop(port, CONNECTIONS, sizes.requests, deadline, |i| {
+                        ("POST", path(i % ROOMS), Some(body(i)))
+                    });
+                    if run.failed > 0 {
+                        eprintln!(
+                            "workerd: {} requests to {} failed in a round",
+                            run.failed,
+                            path(0)
+                        );
+                    }
+                    // Seconds per request, so the medians compare like the other parts.
+                    if run.ok == 0 {
+                        f64::INFINITY
+                    } else {
+                        1.0 / run.per_second()
+                    }
+                })
+            })
+            .collect(),
+    );
+    let rate = |name: &str| 1.0 / rounds.median(name);
+    let raw_of = |name: &str| {
+        format!(
+            "- {name}: req/s per round: {}",
+            list(
+                &rounds.of(name).iter().map(|s| 1.0 / s).collect::<Vec<_>>(),
+                1.0
+            )
+        )
+    };
+    let how = format!(
+        "`wrangler dev --local` on 127.0.0.1; {CONNECTIONS} keep-alive connections over {ROOMS} rooms, \
+         closed loop, each round at most {} requests or {} s; routes interleaved by round.\n\n{}",
+        sizes.requests,
+        sizes.request_seconds,
+        present.iter().map(|r| raw_of(r.name)).collect::<Vec<_>>().join("\n")
+    );
+    let mut out = Vec::new();
+    out.push(Outcome::Figure(Figure {
+        part: "workerd",
+        measure: "create-task with replication (absolute)".into(),
+        subject: Amount::new(rate("replicated"), "req/s"),
+        baseline: None,
+        target: Target::None,
+        raw: how.clone(),
+    }));
+    for (name, label, target) in [
+        (
+            "plain",
+            "vs plain DO insert, no replication",
+            Target::RatioAtLeast(0.9),
+        ),
+        (
+            "write-through",
+            "vs awaited per-write D1 write-through",
+            Target::RatioAtLeast(1.4),
+        ),
+    ] {
+        if missing.contains(&name) {
+            out.push(Outcome::Skipped {
+                part: "workerd",
+                reason: format!(
+                    "create-task {label}: the example has no POST /rooms/{{room}}/bench/{name} route \
+                     (to be added behind the NANOTYPE_BENCH_ROUTES var)"
+                ),
+            });
+        } else {
+            out.push(Outcome::Figure(Figure {
+                part: "workerd",
+                measure: format!("create-task {label}"),
+                subject: Amount::new(rate("replicated"), "req/s"),
+                baseline: Some((name.into(), Amount::new(rate(name), "req/s"))),
+                target,
+                raw: how.clone(),
+            }));
+        }
+    }
+    out.extend(lag(sizes, port));
+    out
+}
+
+/// Writes at [`LAG_WRITES_PER_SECOND`] over [`ROOMS`] rooms (one writer per room, paced), and
+/// one replica reader per room polling for new rows.
+fn lag(sizes: &Sizes, port: u16) -> Vec<Outcome> {
+    let per_room = sizes.lag_writes.div_ceil(ROOMS);
+    let interval = Duration::from_secs_f64(ROOMS as f64 / LAG_WRITES_PER_SECOND);
+    // (room, id) → (acknowledged, seen in the replica)
+    let acks: Mutex<HashMap<(usize, i64), Instant>> = Mutex::new(HashMap::new());
+    let seen: Mutex<HashMap<(usize, i64), Instant>> = Mutex::new(HashMap::new());
+    let writers_done = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let bound = Duration::from_secs_f64(per_room as f64 * interval.as_secs_f64() + 30.0);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for k in 0..ROOMS {
+            let (acks, writers_done, failed) = (&acks, &writers_done, &failed);
+            s.spawn(move || {
+                let mut c = Client::connect(port);
+                let start = Instant::now() + interval.mul_f64(k as f64 / ROOMS as f64);
+                for i in 0..per_room {
+                    let due = start + interval.mul_f64(i as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    if t0.elapsed() > bound {
+                        break;
+                    }
+                    match c.request("POST", &format!("/rooms/lag-{k}/tasks"), Some(&body(i))) {
+                        Ok(r) if r.status < 300 => {
+                            if let Some(id) = task_id(&r.body) {
+                                acks.lock().unwrap().insert((k, id), Instant::now());
+                            }
+                        }
+                        _ => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+                writers_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+            let seen = &seen;
+            s.spawn(move || {
+                let mut c = Client::connect(port);
+                let mut after = 0i64;
+                loop {
+                    let done = writers_done.load(std::sync::atomic::Ordering::Relaxed) == ROOMS;
+                    let path = format!("/rooms/lag-{k}/tasks?after={after}&limit=100");
+                    if let Ok(r) = c.request("GET", &path, None) {
+                        let now = Instant::now();
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&r.body).unwrap_or_default();
+                        if let Some(tasks) = v.get("tasks").and_then(|t| t.as_array()) {
+                            let mut s = seen.lock().unwrap();
+                            for t in tasks {
+                                if let Some(id) = t.get("id").and_then(|i| i.as_i64()) {
+                                    s.entry((k, id)).or_insert(now);
+                                    after = after.max(id);
+                                }
+                            }
+                        }
+                    }
+                    let pending = {
+                        let a = acks.lock().unwrap();
+                        let s = seen.lock().unwrap();
+                        a.keys()
+                            .filter(|key| key.0 == k && !s.contains_key(key))
+                            .count()
+                    };
+                    if (done && pending == 0) || t0.elapsed() > bound {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
+        }
+    });
+    let acks = acks.into_inner().unwrap();
+    let seen = seen.into_inner().unwrap();
+    let mut lags: Vec<f64> = Vec::new();
+    let mut never = 0;
+    for (key, ack) in &acks {
+        match seen.get(key) {
+            // Seen before the acknowledgement reached the driver: no lag to speak of.
+            Some(s) => lags.push(s.saturating_duration_since(*ack).as_secs_f64() * 1e3),
+            None => never += 1,
+        }
+    }
+    if lags.is_empty() {
+        return vec![Outcome::Skipped {
+            part: "workerd",
+            reason: "replication lag: no write was acknowledged and seen in the replica".into(),
+        }];
+    }
+    let p50 = median(&lags);
+    let p99 = percentile(&lags, 0.99);
+    let raw = format!(
+        "Offered load {LAG_WRITES_PER_SECOND} writes/s over {ROOMS} rooms ({} writes, one paced \
+         writer per room); one reader per room polls the replica route (`GET \
+         /rooms/{{room}}/tasks?after=<last seen>`, served by the Worker from D1) every 5 ms plus \
+         its round trip, which bounds the resolution. Lag = first replica read returning the row − \
+         write acknowledged. {} writes acknowledged, {} failed, {} never seen within the bound; \
+         p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
+        per_room * ROOMS,
+        acks.len(),
+        failed.into_inner(),
+        never,
+        p50,
+        percentile(&lags, 0.9),
+        p99,
+        percentile(&lags, 1.0),
+    );
+    vec![
+        Outcome::Figure(Figure {
+            part: "workerd",
+            measure: format!(
+                "replication lag p50 at {LAG_WRITES_PER_SECOND} writes/s over {ROOMS} rooms"
+            ),
+            subject: Amount::new(p50, "ms"),
+            baseline: None,
+            target: Target::None,
+            raw: raw.clone(),
+        }),
+        Outcome::Figure(Figure {
+            part: "workerd",
+            measure: format!(
+                "replication lag p99 at {LAG_WRITES_PER_SECOND} writes/s over {ROOMS} rooms"
+            ),
+            subject: Amount::new(p99, "ms"),
+            baseline: None,
+            target: Target::Below(250.0),
+            raw,
+        }),
+    ]
+}
