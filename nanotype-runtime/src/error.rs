@@ -7,8 +7,9 @@ pub enum Error {
     /// SQLite (the room's primary or the native replica) refused a statement.
     #[error("SQLite error in the room's database: {0}")]
     Primary(String),
-    /// The replica (D1, or the native replica file) failed; the change stays queued.
-    #[error("replica unavailable: {0}; the change stays in the outbox and is retried")]
+    /// The replica (D1, or the native replica file) failed. A write's change stays in the outbox
+    /// and is retried; a read falls back to the primary where the caller allows it.
+    #[error("replica unavailable: {0}")]
     Replica(String),
     /// An integer outside what a JavaScript number holds exactly.
     #[error("column `{column}`: integer {value} is outside ±(2^53 − 1), the range that travels exactly through JavaScript (Durable Object and D1 APIs); store it as a String")]

@@ -108,6 +108,8 @@ pub(crate) fn rejected_writes() -> Error {
     )
 }
 
+// Only the native backend refuses these before running the statement.
+#[cfg_attr(not(feature = "native"), allow(dead_code))]
 pub(crate) fn rejected_several() -> Error {
     Error::Rejected(
         "only one read-only statement is allowed: the SQL holds more than one statement; send them one at a time"
@@ -115,10 +117,14 @@ pub(crate) fn rejected_several() -> Error {
     )
 }
 
+// Only the native backend refuses these before running the statement.
+#[cfg_attr(not(feature = "native"), allow(dead_code))]
 pub(crate) fn rejected_empty() -> Error {
     Error::Rejected("only one read-only statement is allowed: the SQL holds no statement".into())
 }
 
+// Only the native backend refuses these before running the statement.
+#[cfg_attr(not(feature = "native"), allow(dead_code))]
 pub(crate) fn rejected_params(expected: usize, given: usize) -> Error {
     Error::Rejected(format!(
         "the statement has {expected} parameter(s) but {given} value(s) were given; bind one value per placeholder"
@@ -127,6 +133,8 @@ pub(crate) fn rejected_params(expected: usize, given: usize) -> Error {
 
 /// Collects at most `max_rows` rows from `rows`, reading one more to learn whether the result
 /// was truncated (and no further).
+// Only the native backend refuses these before running the statement.
+#[cfg_attr(not(feature = "native"), allow(dead_code))]
 pub(crate) fn cap_rows(
     rows: impl Iterator<Item = Result<Row>>,
     max_rows: usize,
