@@ -101,6 +101,7 @@ impl<D: ReadOnlySql + ?Sized> ReadOnlySql for std::rc::Rc<D> {
 
 // The refusals, worded once for every backend.
 
+#[cfg_attr(not(any(feature = "native", feature = "worker")), allow(dead_code))]
 pub(crate) fn rejected_writes() -> Error {
     Error::Rejected(
         "only one read-only statement is allowed: this statement writes (SQLite reports it is not read-only)"
