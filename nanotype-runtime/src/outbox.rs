@@ -1,10 +1,12 @@
 //! The outbox: the room's changes waiting to reach the replica, in the room's own SQLite.
 //!
 //! A write appends `(seq, table, key)` in the same transaction as the row change (see
-//! [`crate::write`]). `seq` is an `AUTOINCREMENT` rowid, so it increases for the life of the room
-//! even when the outbox is emptied. The flush reads the rows' *current* state when it sends them,
-//! so several writes to one row between flushes send the latest state once, and the outbox stays
-//! one small row per write.
+//! [`crate::write`]). `seq` is the rowid: SQLite gives each new record the largest seq + 1, and
+//! the newest record is never deleted (once applied it stays as a marker with an empty `tbl`), so
+//! seq increases for the life of the room without the extra page an `AUTOINCREMENT` counter
+//! costs every write. The flush reads the rows' *current* state when it sends them, so several
+//! writes to one row between flushes send the latest state once, and the outbox stays one small
+//! row per write.
 
 use crate::error::Result;
 use crate::primary::Primary;
@@ -17,7 +19,7 @@ pub const BACKFILL: &str = "_nt_backfill";
 /// The engine's own tables in the room's SQLite. Idempotent.
 pub const PRIMARY_META_DDL: &str = "\
 CREATE TABLE IF NOT EXISTS \"_nt_outbox\" (
-    \"seq\" INTEGER PRIMARY KEY AUTOINCREMENT,
+    \"seq\" INTEGER PRIMARY KEY,
     \"tbl\" TEXT NOT NULL,
     \"pk\" NOT NULL,
     \"at\" INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
@@ -48,20 +50,36 @@ pub fn append<P: Primary>(db: &P, table: &str, key: Value) -> Result<()> {
 
 /// The newest seq ever assigned in this room (0 before the first write).
 pub fn current_seq<P: Primary>(db: &P) -> Result<i64> {
-    let rows = db.query(
-        "SELECT \"seq\" FROM sqlite_sequence WHERE \"name\" = '_nt_outbox'",
-        &[],
-    )?;
-    Ok(match rows.first().and_then(|r| r.first()) {
-        Some(Value::Integer(i)) => *i,
-        Some(Value::Real(f)) => *f as i64,
-        _ => 0,
-    })
+    int(db.query("SELECT MAX(\"seq\") FROM \"_nt_outbox\"", &[])?)
 }
 
 /// Number of changes waiting.
 pub fn depth<P: Primary>(db: &P) -> Result<i64> {
-    let rows = db.query("SELECT COUNT(*) FROM \"_nt_outbox\"", &[])?;
+    int(db.query(
+        "SELECT COUNT(*) FROM \"_nt_outbox\" WHERE \"tbl\" <> ''",
+        &[],
+    )?)
+}
+
+/// Forget the changes up to `through`, which the replica has applied. The newest record is kept
+/// (marked applied) so that seq never goes back.
+pub fn trim<P: Primary>(db: &P, through: i64) -> Result<()> {
+    let through = [Value::Integer(through)];
+    db.transaction(|| {
+        db.query(
+            "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1 \
+             AND \"seq\" < (SELECT MAX(\"seq\") FROM \"_nt_outbox\")",
+            &through,
+        )?;
+        db.query(
+            "UPDATE \"_nt_outbox\" SET \"tbl\" = '' WHERE \"seq\" <= ?1 AND \"tbl\" <> ''",
+            &through,
+        )?;
+        Ok(())
+    })
+}
+
+fn int(rows: Vec<crate::value::Row>) -> Result<i64> {
     Ok(match rows.first().and_then(|r| r.first()) {
         Some(Value::Integer(i)) => *i,
         Some(Value::Real(f)) => *f as i64,

@@ -485,3 +485,37 @@ fn several_writes_to_a_row_between_flushes_send_it_once() {
         Some("k")
     );
 }
+
+#[test]
+fn seq_never_goes_back_when_the_outbox_drains_or_the_host_restarts() {
+    let dir = TempDir::new("seq");
+    let native = replica(&dir.path("replica.db"));
+    let path = dir.path("s.db");
+    let mut rng = Rng::new(21);
+    let mut last = 0;
+    for round in 0..4 {
+        let (e, _) = engine(&path, native.clone(), "s", SyncConfig::default());
+        block(e.start()).unwrap();
+        for _ in 0..5 {
+            let row = Item::insert(e.primary(), &random_item(&mut rng, "s")).unwrap();
+            Item::delete(e.primary(), row.id).unwrap();
+            let seq = e.current_seq().unwrap();
+            assert!(seq > last, "round {round}: seq went from {last} to {seq}");
+            last = seq;
+            block(e.flush()).unwrap();
+            assert_eq!(outbox::depth(e.primary()).unwrap(), 0);
+            // Applied records are gone but the newest, kept as a marker.
+            let rows: i64 = e
+                .primary()
+                .connection()
+                .query_row("SELECT COUNT(*) FROM _nt_outbox", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 1);
+        }
+        assert_eq!(
+            block(nanotype::sync::replica_watermark(&native, "s")).unwrap(),
+            last
+        );
+        assert_converged(e.primary(), &native, "s");
+    }
+}

@@ -125,7 +125,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let keys: Vec<Value> = rows.iter().map(|r| r[key_pos].clone()).collect();
             let last_key = keys.last().cloned();
             let up_to = if done { None } else { last_key.as_ref() };
-            let mut stmts = statements::upserts(def, &rows, &guard, limits);
+            let n = rows.len();
+            let mut stmts = statements::upserts(def, rows, &guard, limits);
             stmts.push(statements::sweep(
                 def,
                 cursor.as_ref(),
@@ -139,7 +140,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             }
             stmts.push(statements::room_update(&guard, Watermark::Keep, now));
             stmts.push(statements::room_state(&self.room));
-            break (stmts, read_seq, last_key, done, rows.len());
+            break (stmts, read_seq, last_key, done, n);
         };
 
         let results = replica.batch(&stmts).await.map_err(as_replica)?;
@@ -173,9 +174,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             )?;
         }
         let read_seq = self.current_seq()?;
-        let oldest = self
-            .primary
-            .query("SELECT MIN(\"seq\") FROM \"_nt_outbox\"", &[])?;
+        let oldest = self.primary.query(
+            "SELECT MIN(\"seq\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
+            &[Value::Integer(self.applied_through.get())],
+        )?;
         let watermark = match oldest.first().and_then(|r| r.first()) {
             Some(Value::Integer(min)) => min - 1,
             _ => read_seq,

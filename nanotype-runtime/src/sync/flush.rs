@@ -1,4 +1,5 @@
-//! Flushing the outbox: pending changes → one guarded replica batch → trim.
+//! Flushing the outbox: pending changes → one guarded replica batch → marked applied → trimmed
+//! when the drain ends.
 
 use std::collections::HashMap;
 
@@ -68,8 +69,9 @@ struct Pending {
 impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     fn pending(&self, limit: usize) -> Result<Option<Pending>> {
         let entries = self.primary.query(
-            "SELECT \"seq\", \"tbl\", \"pk\" FROM \"_nt_outbox\" ORDER BY \"seq\" LIMIT ?1",
-            &[Value::Integer(limit as i64)],
+            "SELECT \"seq\", \"tbl\", \"pk\" FROM \"_nt_outbox\" WHERE \"seq\" > ?2 AND \"tbl\" <> '' \
+             ORDER BY \"seq\" LIMIT ?1",
+            &[Value::Integer(limit as i64), Value::Integer(self.applied_through.get())],
         )?;
         if entries.is_empty() {
             return Ok(None);
@@ -123,17 +125,17 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let mut stmts: Vec<Statement> = Vec::new();
             let mut rows_sent = 0;
             for (def, keys) in &pending.tables {
-                let found = read_rows(&self.primary, def, keys, limits.max_params)?;
-                let mut rows = Vec::new();
+                let mut found = read_rows(&self.primary, def, keys, limits.max_params)?;
+                let mut rows = Vec::with_capacity(found.len());
                 let mut gone = Vec::new();
                 for k in keys {
-                    match found.get(&KeyRepr::of(k)) {
-                        Some(row) => rows.push(row.clone()),
+                    match found.remove(&KeyRepr::of(k)) {
+                        Some(row) => rows.push(row),
                         None => gone.push(k.clone()),
                     }
                 }
                 rows_sent += rows.len() + gone.len();
-                stmts.extend(statements::upserts(def, &rows, &guard, limits));
+                stmts.extend(statements::upserts(def, rows, &guard, limits));
                 stmts.extend(statements::deletes(def, &gone, &guard, limits));
             }
             if stmts.len() + 2 > limits.max_statements && limit > 1 {
@@ -142,7 +144,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             }
             if stmts.is_empty() && pending.unknown > 0 {
                 // Only records of tables no longer registered: nothing to send.
-                self.trim(pending.hi)?;
+                self.mark_applied(pending.hi);
                 return Ok(true);
             }
             let watermark = if self.resync_in_progress()? {
@@ -162,7 +164,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let results = replica.batch(&stmts).await.map_err(as_replica)?;
         match self.applied(&results, read_seq) {
             Some(state) => {
-                self.trim(hi)?;
+                self.mark_applied(hi);
                 self.record_success(rows_sent, &state);
                 Ok(true)
             }
@@ -187,11 +189,22 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
     }
 
-    fn trim(&self, hi: i64) -> Result<()> {
-        self.primary.execute(
-            "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1",
-            &[Value::Integer(hi)],
-        )?;
+    /// The replica applied every change up to `hi`. The records are deleted when the current
+    /// drain ends ([`Engine::trim_applied`]): one primary commit per drain, not per batch. If the
+    /// host dies first, the replica's watermark says the same on the next start.
+    pub(crate) fn mark_applied(&self, hi: i64) {
+        if hi > self.applied_through.get() {
+            self.applied_through.set(hi);
+        }
+    }
+
+    /// Delete the outbox records known applied.
+    pub(crate) fn trim_applied(&self) -> Result<()> {
+        let through = self.applied_through.get();
+        if through > self.trimmed_through.get() {
+            crate::outbox::trim(&self.primary, through)?;
+            self.trimmed_through.set(through);
+        }
         Ok(())
     }
 }

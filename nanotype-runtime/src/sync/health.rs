@@ -50,9 +50,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// The room's replication health.
     pub fn health(&self) -> Result<Health> {
         let current_seq = self.current_seq()?;
-        let rows = self
-            .primary
-            .query("SELECT COUNT(*), MIN(\"at\") FROM \"_nt_outbox\"", &[])?;
+        let rows = self.primary.query(
+            "SELECT COUNT(*), MIN(\"at\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
+            &[Value::Integer(self.applied_through.get())],
+        )?;
         let (depth, oldest) = match rows.first().map(|r| r.as_slice()) {
             Some([Value::Integer(n), Value::Integer(at)]) => (*n, Some(*at)),
             Some([Value::Integer(n), _]) => (*n, None),

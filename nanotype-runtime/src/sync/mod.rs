@@ -12,7 +12,7 @@
 //! * **Health** ([`health`]).
 //!
 //! # Replication metadata
-//! In the primary: `_nt_outbox(seq AUTOINCREMENT, tbl, pk, at)`, `_nt_meta` (room id, primary
+//! In the primary: `_nt_outbox(seq, tbl, pk, at)`, `_nt_meta` (room id, primary
 //! id, resync flag) and `_nt_backfill(tbl, cursor, done)`. In the replica, one `_nt_rooms` row per
 //! room: `watermark` (every change with `seq <= watermark` is applied), `read_seq` (the primary's
 //! seq when the newest applied batch was read: every batch is guarded by `read_seq <= its own`, so
@@ -128,6 +128,10 @@ pub struct Engine<P, R, S> {
     started: Cell<bool>,
     /// The replica's watermark as last read back (only grows, except on resync).
     watermark: Cell<i64>,
+    /// Outbox records up to this seq are applied (deleted when a drain ends).
+    applied_through: Cell<i64>,
+    /// Outbox records up to this seq are deleted.
+    trimmed_through: Cell<i64>,
     stats: RefCell<Stats>,
 }
 
@@ -242,6 +246,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             again: Cell::new(false),
             started: Cell::new(false),
             watermark: Cell::new(0),
+            applied_through: Cell::new(0),
+            trimmed_through: Cell::new(0),
             stats: RefCell::new(Stats {
                 replica_available,
                 ..Stats::default()
@@ -337,8 +343,11 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             return Ok(());
         }
         self.busy.set(true);
-        let out = self.drive_inner(with_backfill).await;
+        let mut out = self.drive_inner(with_backfill).await;
         self.busy.set(false);
+        if let Err(e) = self.trim_applied() {
+            out = out.and(Err(e));
+        }
         match out {
             Ok(()) => {
                 let mut st = self.stats.borrow_mut();
@@ -430,7 +439,11 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 *self.primary_id.borrow_mut() = id;
                 self.request_resync()?;
             }
-            Some(state) => self.watermark.set(state.watermark),
+            Some(state) => {
+                // Everything up to the watermark is applied: not sent again after a restart.
+                self.watermark.set(state.watermark);
+                self.mark_applied(state.watermark);
+            }
         }
         Ok(())
     }

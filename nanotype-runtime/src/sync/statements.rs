@@ -75,7 +75,7 @@ fn value_bytes(v: &Value) -> usize {
 }
 
 /// Multi-row upserts of `rows` (model column order) into the replica table.
-pub fn upserts(def: &TableDef, rows: &[Row], guard: &Guard, limits: &Limits) -> Vec<Statement> {
+pub fn upserts(def: &TableDef, rows: Vec<Row>, guard: &Guard, limits: &Limits) -> Vec<Statement> {
     let ncols = def.columns.len().max(1);
     let per_stmt = ((limits.max_params - GUARD_PARAMS) / ncols).max(1);
     let table = quote(&def.name);
@@ -107,32 +107,60 @@ pub fn upserts(def: &TableDef, rows: &[Row], guard: &Guard, limits: &Limits) -> 
     );
 
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
         let mut params = guard.params();
-        let mut tuples = Vec::new();
+        let mut n = 0;
         let mut bytes = head.len() + tail.len();
-        while i < rows.len() && tuples.len() < per_stmt {
-            let row = &rows[i];
+        while n < per_stmt {
+            let Some(row) = rows.peek() else { break };
             let row_bytes: usize = row.iter().map(value_bytes).sum::<usize>() + 8 * ncols;
-            if !tuples.is_empty() && bytes + row_bytes > limits.max_statement_bytes {
+            if n > 0 && bytes + row_bytes > limits.max_statement_bytes {
                 break;
             }
-            let first = params.len() + 1;
-            let ph: Vec<String> = (first..first + row.len())
-                .map(|n| format!("?{n}"))
-                .collect();
-            tuples.push(format!("(?1, {})", ph.join(", ")));
-            params.extend(row.iter().cloned());
+            params.extend(rows.next().into_iter().flatten());
             bytes += row_bytes;
-            i += 1;
+            n += 1;
         }
-        out.push(Statement::new(
-            format!("{head}{}{tail}", tuples.join(", ")),
-            params,
-        ));
+        out.push(Statement::new(upsert_sql(&head, &tail, ncols, n), params));
     }
     out
+}
+
+thread_local! {
+    /// Multi-row upsert text by (head, tail, rows): a flush sends the same shapes again and again.
+    static UPSERT_SQL: std::cell::RefCell<std::collections::HashMap<(String, String, usize), String>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// `head (?1, ?4, …), (?1, …) tail` for `n` rows of `ncols` values after the guard's parameters.
+fn upsert_sql(head: &str, tail: &str, ncols: usize, n: usize) -> String {
+    let key = (head.to_owned(), tail.to_owned(), n);
+    if let Some(sql) = UPSERT_SQL.with(|c| c.borrow().get(&key).cloned()) {
+        return sql;
+    }
+    let mut sql = String::with_capacity(head.len() + tail.len() + n * ncols * 6);
+    sql.push_str(head);
+    for r in 0..n {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?1");
+        for c in 0..ncols {
+            let p = GUARD_PARAMS + 1 + r * ncols + c;
+            sql.push_str(&format!(", ?{p}"));
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    UPSERT_SQL.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 256 {
+            c.clear();
+        }
+        c.insert(key, sql.clone());
+    });
+    sql
 }
 
 /// Deletes of the rows with `keys`.
@@ -323,7 +351,7 @@ mod tests {
                 r
             })
             .collect();
-        let stmts = upserts(&def, &rows, &guard(), &Limits::default());
+        let stmts = upserts(&def, rows.clone(), &guard(), &Limits::default());
         assert_eq!(stmts.len(), 100usize.div_ceil(9));
         for s in &stmts {
             assert!(s.params.len() <= 100, "{}", s.params.len());
@@ -338,7 +366,7 @@ mod tests {
         let rows: Vec<Row> = (0..5)
             .map(|i| vec![Value::Integer(i), Value::Text(big.clone())])
             .collect();
-        let stmts = upserts(&def, &rows, &guard(), &Limits::default());
+        let stmts = upserts(&def, rows.clone(), &guard(), &Limits::default());
         assert_eq!(stmts.len(), 3);
     }
 
@@ -371,11 +399,11 @@ mod tests {
                 .collect()
         };
         for k in 0..4 {
-            let stmts = upserts(&def, &rows(k * 5), &guard(), &Limits::default());
+            let stmts = upserts(&def, rows(k * 5), &guard(), &Limits::default());
             assert_eq!(stmts.len(), 1);
             assert_eq!(run(&stmts[0]), 5);
         }
-        let sql = upserts(&def, &rows(0), &guard(), &Limits::default())[0]
+        let sql = upserts(&def, rows(0), &guard(), &Limits::default())[0]
             .sql
             .clone();
         let stmt = conn.prepare_cached(&sql).unwrap();
@@ -385,7 +413,7 @@ mod tests {
             read_seq: guard().read_seq - 1,
             ..guard()
         };
-        let stmts = upserts(&def, &rows(100), &stale, &Limits::default());
+        let stmts = upserts(&def, rows(100), &stale, &Limits::default());
         assert_eq!(run(&stmts[0]), 0, "a stale batch changes nothing");
         let wrong = Guard {
             primary_id: "other".into(),
