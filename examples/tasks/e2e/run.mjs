@@ -271,6 +271,18 @@ try {
     return { cases: cases.length };
   });
 
+  await check("bench routes are 404 without NANOTYPE_BENCH_ROUTES, like any unknown route", async () => {
+    const unknown = await http("POST", `/rooms/${A}/nope`, { title: "x" });
+    for (const path of [`/rooms/${A}/bench/plain`, `/rooms/${A}/bench/write-through`]) {
+      for (const method of ["POST", "GET"]) {
+        const res = await http(method, path, method === "POST" ? { title: `${A} bench` } : undefined);
+        assert.equal(res.status, 404, `${method} ${path} -> ${res.status} ${JSON.stringify(res.body)}`);
+        assert.equal(res.body?.error?.code, unknown.body.error.code);
+      }
+    }
+    assert.ok(!(await strongRows(A)).some((t) => t.title === `${A} bench`), "a bench route wrote");
+  });
+
   const loadRooms = Array.from({ length: LOAD_ROOMS }, (_, i) => room(`load${i}`));
   await check(`6. load: ${LOAD_ROOMS} rooms x ${LOAD_WRITES} writes, ${LOAD_CONCURRENCY} in flight; then D1 equals every DO`, async () => {
     // Per room: creates, then completes and deletes of rows it created (ids are known: 1..n).

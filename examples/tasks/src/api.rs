@@ -5,6 +5,8 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::schema::Task;
+
 /// Bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest task title, in characters.
@@ -62,6 +64,10 @@ pub enum Route {
     CounterIncrement { room: String, name: String },
     CountersFlush { room: String },
     Sql { room: String },
+    // nanotype-bench's baselines, only with `BenchRoutes::On`: the create route's insert without
+    // the outbox, and that insert followed by an awaited single-row D1 write.
+    BenchPlain { room: String },
+    BenchWriteThrough { room: String },
 }
 
 impl Route {
@@ -81,7 +87,33 @@ impl Route {
             | Route::CounterGet { room, .. }
             | Route::CounterIncrement { room, .. }
             | Route::CountersFlush { room }
-            | Route::Sql { room } => Some(room),
+            | Route::Sql { room }
+            | Route::BenchPlain { room }
+            | Route::BenchWriteThrough { room } => Some(room),
+        }
+    }
+}
+
+/// Whether the benchmark's baseline routes (`POST /rooms/{room}/bench/plain` and
+/// `/bench/write-through`) exist. They do only when the Worker's `NANOTYPE_BENCH_ROUTES` var is
+/// `"1"`, which only nanotype-bench's scratch config sets; otherwise their paths are unknown (404)
+/// like any other, so the deployed example has no way to write around the outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchRoutes {
+    Off,
+    On,
+}
+
+impl BenchRoutes {
+    /// The Worker var that turns the baseline routes on.
+    pub const VAR: &'static str = "NANOTYPE_BENCH_ROUTES";
+
+    /// From the var's value (`None` when unset): on for exactly `"1"`.
+    pub fn from_var(value: Option<&str>) -> BenchRoutes {
+        if value == Some("1") {
+            BenchRoutes::On
+        } else {
+            BenchRoutes::Off
         }
     }
 }
@@ -124,8 +156,9 @@ pub fn parse_id(s: &str) -> Result<i64, ApiError> {
 }
 
 /// Match `method` and `path` to a route. Unknown paths are 404, known paths with another method
-/// 405.
-pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
+/// 405; the bench routes are known only with [`BenchRoutes::On`].
+pub fn route(method: &str, path: &str, bench: BenchRoutes) -> Result<Route, ApiError> {
+    let bench = bench == BenchRoutes::On;
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let not_allowed = || {
         ApiError::new(
@@ -177,6 +210,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, ApiError> {
                     }
                 }
                 (["sql"], "POST") => Route::Sql { room },
+                (["bench", "plain"], "POST") if bench => Route::BenchPlain { room },
+                (["bench", "write-through"], "POST") if bench => Route::BenchWriteThrough { room },
+                (["bench", "plain" | "write-through"], _) if bench => return Err(not_allowed()),
                 (
                     ["tasks"]
                     | ["tasks", _]
@@ -240,6 +276,19 @@ pub struct NewTask {
 }
 
 impl NewTask {
+    /// The task to insert: key assigned by SQLite, status `open` unless given, not done.
+    pub fn into_task(self, created_at: i64) -> Task {
+        Task {
+            id: 0,
+            title: self.title,
+            status: self.status.unwrap_or_else(|| "open".into()),
+            done: false,
+            created_at,
+            assignee: self.assignee,
+            tags: self.tags,
+        }
+    }
+
     pub fn parse(body: &[u8]) -> Result<NewTask, ApiError> {
         let t: NewTask = parse_body(body)?;
         let title_len = t.title.trim().chars().count();
@@ -480,43 +529,80 @@ impl ListParams {
 mod tests {
     use super::*;
 
+    /// Routing as the deployed Worker does it (no bench routes).
+    fn deployed(method: &str, path: &str) -> Result<Route, ApiError> {
+        route(method, path, BenchRoutes::Off)
+    }
+
     #[test]
     fn routes() {
-        assert_eq!(route("GET", "/health"), Ok(Route::Health));
+        assert_eq!(deployed("GET", "/health"), Ok(Route::Health));
         assert_eq!(
-            route("POST", "/rooms/a-1/tasks/7/complete"),
+            deployed("POST", "/rooms/a-1/tasks/7/complete"),
             Ok(Route::CompleteTask {
                 room: "a-1".into(),
                 id: 7
             })
         );
-        assert_eq!(route("GET", "/nope").unwrap_err().status, 404);
-        assert_eq!(route("GET", "/rooms/a/nope").unwrap_err().status, 404);
-        assert_eq!(route("PUT", "/rooms/a/tasks").unwrap_err().status, 405);
+        assert_eq!(deployed("GET", "/nope").unwrap_err().status, 404);
+        assert_eq!(deployed("GET", "/rooms/a/nope").unwrap_err().status, 404);
+        assert_eq!(deployed("PUT", "/rooms/a/tasks").unwrap_err().status, 405);
         assert_eq!(
-            route("GET", "/rooms/a.b/tasks").unwrap_err().code,
+            deployed("GET", "/rooms/a.b/tasks").unwrap_err().code,
             "invalid_name"
         );
         assert_eq!(
-            route("GET", &format!("/rooms/{}/tasks", "x".repeat(65)))
+            deployed("GET", &format!("/rooms/{}/tasks", "x".repeat(65)))
                 .unwrap_err()
                 .status,
             400
         );
         assert_eq!(
-            route("DELETE", "/rooms/a/tasks/abc").unwrap_err().code,
+            deployed("DELETE", "/rooms/a/tasks/abc").unwrap_err().code,
             "invalid_id"
         );
         assert_eq!(
-            route("DELETE", "/rooms/a/tasks/0").unwrap_err().code,
+            deployed("DELETE", "/rooms/a/tasks/0").unwrap_err().code,
             "invalid_id"
         );
         assert_eq!(
-            route("DELETE", "/rooms/a/tasks/99999999999999999")
+            deployed("DELETE", "/rooms/a/tasks/99999999999999999")
                 .unwrap_err()
                 .code,
             "invalid_id"
         );
+    }
+
+    #[test]
+    fn bench_routes_exist_only_when_the_var_is_1() {
+        for path in ["/rooms/a/bench/plain", "/rooms/a/bench/write-through"] {
+            for method in ["POST", "GET"] {
+                // Off: the same 404 as any unknown path, whatever the method.
+                assert_eq!(
+                    deployed(method, path),
+                    Err(ApiError::not_found(format!("no route for {path}")))
+                );
+            }
+            assert_eq!(route("GET", path, BenchRoutes::On).unwrap_err().status, 405);
+        }
+        assert_eq!(
+            route("POST", "/rooms/a/bench/plain", BenchRoutes::On),
+            Ok(Route::BenchPlain { room: "a".into() })
+        );
+        assert_eq!(
+            route("POST", "/rooms/a/bench/write-through", BenchRoutes::On),
+            Ok(Route::BenchWriteThrough { room: "a".into() })
+        );
+        assert_eq!(
+            route("POST", "/rooms/a/bench/other", BenchRoutes::On)
+                .unwrap_err()
+                .status,
+            404
+        );
+        for value in [None, Some(""), Some("0"), Some("true"), Some("1 ")] {
+            assert_eq!(BenchRoutes::from_var(value), BenchRoutes::Off);
+        }
+        assert_eq!(BenchRoutes::from_var(Some("1")), BenchRoutes::On);
     }
 
     #[test]

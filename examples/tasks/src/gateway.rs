@@ -27,7 +27,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 async fn serve(req: &Request, env: &Env, body: Vec<u8>) -> std::result::Result<Response, ApiError> {
     let url = req.url().map_err(http::from_worker)?;
-    let route = api::route(req.method().as_ref(), url.path())?;
+    let route = api::route(req.method().as_ref(), url.path(), http::bench_routes(env))?;
     let room = match &route {
         Route::Health => {
             return http::json(200, &serde_json::json!({ "ok": true })).map_err(http::from_worker)

@@ -1,9 +1,9 @@
 //! JSON responses and errors for the Worker and the Durable Object.
 
 use serde::Serialize;
-use worker::{Request, Response, Result};
+use worker::{Env, Request, Response, Result};
 
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, BenchRoutes};
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
     Ok(Response::from_json(body)?.with_status(status))
@@ -22,6 +22,12 @@ pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiErr
         .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
     api::check_body_size(body.len())?;
     Ok(body)
+}
+
+/// Whether this Worker serves the bench routes: only when its config sets the var to `"1"`.
+pub fn bench_routes(env: &Env) -> BenchRoutes {
+    let value = env.var(BenchRoutes::VAR).ok().map(|v| v.to_string());
+    BenchRoutes::from_var(value.as_deref())
 }
 
 /// The HTTP face of a runtime error.

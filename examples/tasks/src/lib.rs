@@ -3,11 +3,14 @@
 //!
 //! - [`schema`]: the tables (`#[nanotype::table]`), shared with `gen-migrations`.
 //! - [`api`]: routes, bodies and 4xx errors (plain Rust, tested natively).
+//! - [`bench`]: the baselines nanotype-bench compares writes against (routes off unless the
+//!   `NANOTYPE_BENCH_ROUTES` var is `"1"`).
 //! - `gateway` (wasm32): the Worker's `fetch`.
 //! - `room` (wasm32): the `Room` Durable Object: writes, strong reads, sync status, presence,
 //!   debounced counters, read-only SQL, and the alarm that drives replication retries.
 
 pub mod api;
+pub mod bench;
 pub mod schema;
 
 #[cfg(target_arch = "wasm32")]

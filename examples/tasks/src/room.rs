@@ -17,8 +17,8 @@ use crate::api::{
     self, ApiError, IncrementIn, ListParams, NewTask, PresenceIn, ReadMode, Route, SqlIn,
 };
 use crate::gateway::FALLBACK_HEADER;
-use crate::http;
 use crate::schema::{Counter, Task};
+use crate::{bench, http};
 
 type RoomEngine = Engine<DoPrimary, D1Replica, Rc<AlarmScheduler>>;
 type Reply = std::result::Result<Response, ApiError>;
@@ -145,7 +145,11 @@ impl Room {
 
     async fn serve(&self, req: &Request, body: &[u8]) -> Reply {
         let url = req.url().map_err(http::from_worker)?;
-        let route = api::route(req.method().as_ref(), url.path())?;
+        let route = api::route(
+            req.method().as_ref(),
+            url.path(),
+            http::bench_routes(&self.env),
+        )?;
         let room = route
             .room()
             .ok_or_else(|| ApiError::not_found("the room serves /rooms/{room}/..."))?
@@ -163,21 +167,25 @@ impl Room {
         let nt = http::from_nanotype;
         match route {
             Route::CreateTask { .. } => {
-                let t = NewTask::parse(body)?;
-                let task = Task::insert(
-                    db,
-                    &Task {
-                        id: 0,
-                        title: t.title,
-                        status: t.status.unwrap_or_else(|| "open".into()),
-                        done: false,
-                        created_at: now,
-                        assignee: t.assignee,
-                        tags: t.tags,
-                    },
-                )
-                .map_err(nt)?;
+                let task = Task::insert(db, &NewTask::parse(body)?.into_task(now)).map_err(nt)?;
                 self.written(&engine, 201, serde_json::json!({ "task": task }))
+            }
+            // The bench's baselines: the same parsing and insert, without the outbox and flush.
+            Route::BenchPlain { .. } => {
+                let task =
+                    bench::insert_plain(db, &NewTask::parse(body)?.into_task(now)).map_err(nt)?;
+                json(201, &serde_json::json!({ "task": task }))
+            }
+            Route::BenchWriteThrough { .. } => {
+                let task =
+                    bench::insert_plain(db, &NewTask::parse(body)?.into_task(now)).map_err(nt)?;
+                let replica = engine
+                    .replica()
+                    .ok_or_else(|| ApiError::new(503, "replica_unavailable", "no D1 binding"))?;
+                bench::write_through(replica, &room, &task)
+                    .await
+                    .map_err(nt)?;
+                json(201, &serde_json::json!({ "task": task }))
             }
             Route::GetTask { id, .. } => {
                 let task = Task::get(db, id)
