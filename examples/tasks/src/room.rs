@@ -1,11 +1,13 @@
 //! The `Room` Durable Object: one per room, its SQLite the room's source of truth.
 //!
 //! Every write goes through the generated typed functions, which record the change in the outbox
-//! in the same `transactionSync`; the engine then flushes it to D1 under `wait_until`, and the
-//! DO's alarm retries whatever did not make it (and flushes debounced counters).
+//! in the same `transactionSync`; the engine then flushes it to D1 under `wait_until`, after a
+//! short window in which later writes join the same batch, and the DO's alarm retries whatever did
+//! not make it (and flushes debounced counters).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 use nanotype::actor::{Debouncer, MemoryStore, ReadOnlySql};
 use nanotype::sync::{Engine, SyncConfig};
@@ -25,6 +27,10 @@ type Reply = std::result::Result<Response, ApiError>;
 
 /// How often debounced counter increments are written.
 const COUNTER_INTERVAL_MS: u64 = 1_000;
+/// How long a write's flush waits for later writes to share its D1 batch. A flush is a guarded
+/// D1 batch (a round trip; in local workerd also more CPU than the rest of the write), so a busy
+/// room pays for one per window instead of one per write, for at most this much added lag.
+const FLUSH_WINDOW_MS: u64 = 50;
 
 #[durable_object]
 pub struct Room {
@@ -32,6 +38,8 @@ pub struct Room {
     env: Env,
     scheduler: Rc<AlarmScheduler>,
     engine: RefCell<Option<Rc<RoomEngine>>>,
+    /// A flush is waiting out its window (it will send every write made until it starts).
+    flush_queued: Rc<Cell<bool>>,
     /// Presence: in memory only, gone when the instance is.
     presence: MemoryStore,
     /// Counter increments, summed per counter until written.
@@ -46,6 +54,7 @@ impl DurableObject for Room {
             env,
             scheduler,
             engine: RefCell::new(None),
+            flush_queued: Rc::new(Cell::new(false)),
             presence: MemoryStore::new(),
             counters: Debouncer::with_merge(COUNTER_INTERVAL_MS, |sum, inc| *sum += inc),
         }
@@ -133,10 +142,17 @@ impl Room {
         Ok(Some(engine))
     }
 
-    /// After a write: send it to D1 now, without holding the response.
+    /// After a write: send it to D1 without holding the response, together with the writes made
+    /// in the next [`FLUSH_WINDOW_MS`].
     fn flush_soon(&self, engine: &Rc<RoomEngine>) {
-        let e = engine.clone();
+        if self.flush_queued.replace(true) {
+            // The queued flush has not read the outbox yet: it takes this write too.
+            return;
+        }
+        let (e, queued) = (engine.clone(), self.flush_queued.clone());
         self.state.wait_until(async move {
+            worker::Delay::from(Duration::from_millis(FLUSH_WINDOW_MS)).await;
+            queued.set(false);
             if let Err(err) = e.flush().await {
                 worker::console_log!("room {}: flush failed (retry scheduled): {err}", e.room());
             }
