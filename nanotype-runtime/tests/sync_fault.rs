@@ -48,6 +48,19 @@ fn fault_injection_converges_with_no_lost_write() {
     let mut expected: Vec<BTreeMap<i64, Item>> = vec![BTreeMap::new(); ROOMS];
     let mut tags: Vec<BTreeMap<String, i64>> = vec![BTreeMap::new(); ROOMS];
     let mut rng = Rng::new(seed);
+    let mut last_seq = vec![0i64; ROOMS];
+    // No primary is restored here, so no room may need a new primary identity to converge.
+    let primary_id = |e: &support::TestEngine<Rc<FaultyReplica>>| -> String {
+        e.primary()
+            .connection()
+            .query_row(
+                "SELECT value FROM _nt_meta WHERE key = 'primary_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let ids: Vec<String> = engines.iter().map(|e| primary_id(e)).collect();
     let (mut restarts, mut resyncs, mut flush_errors, mut ops) = (0u64, 0u64, 0u64, [0u64; 4]);
 
     for _ in 0..WRITES {
@@ -96,6 +109,15 @@ fn fault_injection_converges_with_no_lost_write() {
                 ops[3] += 1;
             }
         }
+        // Every write takes a seq above every earlier one of its room, restarts and resyncs
+        // included.
+        let seq = engines[i].current_seq().unwrap();
+        assert!(
+            seq > last_seq[i],
+            "room {room}: seq went from {} to {seq}",
+            last_seq[i]
+        );
+        last_seq[i] = seq;
         // Flush now and then (after a write, as a Durable Object does under wait_until); run the
         // retry when the scheduler asked for one (the alarm).
         if rng.chance(0.15) {
@@ -172,6 +194,12 @@ fn fault_injection_converges_with_no_lost_write() {
             .collect();
         assert_eq!(t, tags[i]);
         assert_converged(db, &native, &rooms[i]);
+        assert_eq!(
+            primary_id(e),
+            ids[i],
+            "room {} took a new primary identity",
+            rooms[i]
+        );
         let h = e.health().unwrap();
         assert_eq!(h.outbox_depth, 0);
         assert_eq!(h.lag, 0, "{h:?}");

@@ -168,10 +168,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         if let Some(from) =
             meta_get(&self.primary, META_RESYNC_FROM)?.and_then(|s| s.parse::<i64>().ok())
         {
-            self.primary.execute(
-                "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1",
-                &[Value::Integer(from)],
-            )?;
+            // Through the outbox's own trim, which keeps the newest record: seq never goes back.
+            self.mark_applied(from);
+            self.trim_applied()?;
         }
         let read_seq = self.current_seq()?;
         let oldest = self.primary.query(
