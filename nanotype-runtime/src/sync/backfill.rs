@@ -63,14 +63,12 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             // Claim the room for this primary before copying.
             let read_seq = self.current_seq()?;
             let guard = self.guard(read_seq);
-            let stmts = vec![
-                statements::claim(&guard, now),
-                statements::room_state(&self.room),
-            ];
+            let stmts = vec![statements::claim(&guard, now)];
             let results = replica.batch(&stmts).await.map_err(as_replica)?;
             return match self.applied(&results, read_seq) {
                 Some(state) => {
                     self.primary.transaction(|| {
+                        self.resync_changed();
                         meta_set(&self.primary, META_RESYNC, CLAIMED)?;
                         meta_set(&self.primary, META_RESYNC_FROM, &read_seq.to_string())
                     })?;
@@ -139,7 +137,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 continue;
             }
             stmts.push(statements::room_update(&guard, Watermark::Keep, now));
-            stmts.push(statements::room_state(&self.room));
             break (stmts, read_seq, last_key, done, n);
         };
 
@@ -182,14 +179,16 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             _ => read_seq,
         };
         let guard = self.guard(read_seq);
-        let stmts = vec![
-            statements::room_update(&guard, Watermark::Set(watermark), self.scheduler.now_ms()),
-            statements::room_state(&self.room),
-        ];
+        let stmts = vec![statements::room_update(
+            &guard,
+            Watermark::Set(watermark),
+            self.scheduler.now_ms(),
+        )];
         let results = replica.batch(&stmts).await.map_err(as_replica)?;
         let Some(state) = self.applied(&results, read_seq) else {
             return Ok(false);
         };
+        self.resync_changed();
         meta_set(&self.primary, META_RESYNC, "0")?;
         self.record_success(0, &state);
         Ok(false)

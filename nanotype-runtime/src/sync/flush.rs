@@ -157,7 +157,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 watermark,
                 self.scheduler.now_ms(),
             ));
-            stmts.push(statements::room_state(&self.room));
             break (stmts, pending.hi, rows_sent, read_seq);
         };
 

@@ -128,6 +128,8 @@ pub struct Engine<P, R, S> {
     started: Cell<bool>,
     /// The replica's watermark as last read back (only grows, except on resync).
     watermark: Cell<i64>,
+    /// Whether a resync is under way, as last read from the primary.
+    resync: Cell<Option<bool>>,
     /// Outbox records up to this seq are applied (deleted when a drain ends).
     applied_through: Cell<i64>,
     /// Outbox records up to this seq are deleted.
@@ -246,6 +248,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             again: Cell::new(false),
             started: Cell::new(false),
             watermark: Cell::new(0),
+            resync: Cell::new(None),
             applied_through: Cell::new(0),
             trimmed_through: Cell::new(0),
             stats: RefCell::new(Stats {
@@ -289,10 +292,21 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
 
     /// Whether a full resync is under way (replica reads fall back to the primary meanwhile).
     pub fn resync_in_progress(&self) -> Result<bool> {
-        Ok(matches!(
+        // Asked on every flush and every replica read: kept in memory, loaded once.
+        if let Some(known) = self.resync.get() {
+            return Ok(known);
+        }
+        let on = matches!(
             meta_get(&self.primary, META_RESYNC)?.as_deref(),
             Some("1") | Some("2")
-        ))
+        );
+        self.resync.set(Some(on));
+        Ok(on)
+    }
+
+    /// The persisted resync state is about to change: load it again next time.
+    pub(crate) fn resync_changed(&self) {
+        self.resync.set(None);
     }
 
     /// Mark a full resync of this room: every table is copied again and replica rows the primary
@@ -300,6 +314,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// [`Engine::run_pending`] (or [`Engine::resync`]).
     pub fn request_resync(&self) -> Result<()> {
         self.primary.transaction(|| {
+            self.resync_changed();
             meta_set(&self.primary, META_RESYNC, "1")?;
             self.primary.execute("UPDATE \"_nt_backfill\" SET \"cursor\" = NULL, \"done\" = 0", &[])?;
             for t in &self.tables {

@@ -225,6 +225,10 @@ pub fn sweep(
     Statement::new(sql, params)
 }
 
+/// The room's state after the batch's last statement (the claim or the room update), in the
+/// same transaction: no row means the batch did not apply under this primary.
+const RETURNING_STATE: &str = "RETURNING \"watermark\", \"read_seq\", \"primary_id\"";
+
 /// Take (or retake) the room for this primary: watermark back to 0 until the resync completes.
 /// Applies when the room is new, belongs to another primary id, or this is not a stale claim.
 pub fn claim(guard: &Guard, now_ms: i64) -> Statement {
@@ -235,7 +239,8 @@ pub fn claim(guard: &Guard, now_ms: i64) -> Statement {
              VALUES (?1, 0, ?3, ?2, ?4) ON CONFLICT ({room}) DO UPDATE SET \"watermark\" = 0, \
              \"read_seq\" = excluded.\"read_seq\", \"primary_id\" = excluded.\"primary_id\", \
              \"updated_at\" = excluded.\"updated_at\" \
-             WHERE {rooms}.\"primary_id\" <> excluded.\"primary_id\" OR {rooms}.\"read_seq\" <= excluded.\"read_seq\"",
+             WHERE {rooms}.\"primary_id\" <> excluded.\"primary_id\" OR {rooms}.\"read_seq\" <= excluded.\"read_seq\" \
+             {RETURNING_STATE}",
             room = quote(ROOM_COLUMN)
         ),
         vec![
@@ -259,7 +264,7 @@ pub enum Watermark {
 }
 
 /// Record that the batch was read at `guard.read_seq`, and move the watermark; guarded like the
-/// row statements, so a stale batch records nothing.
+/// row statements, so a stale batch records nothing (and returns no row). Last in every batch.
 pub fn room_update(guard: &Guard, watermark: Watermark, now_ms: i64) -> Statement {
     let (expr, w) = match watermark {
         Watermark::AtLeast(w) => ("MAX(\"watermark\", ?5)", w),
@@ -272,7 +277,7 @@ pub fn room_update(guard: &Guard, watermark: Watermark, now_ms: i64) -> Statemen
     Statement::new(
         format!(
             "UPDATE {} SET \"read_seq\" = ?3, \"watermark\" = {expr}, \"updated_at\" = ?4 \
-             WHERE {} = ?1 AND \"primary_id\" = ?2 AND \"read_seq\" <= ?3",
+             WHERE {} = ?1 AND \"primary_id\" = ?2 AND \"read_seq\" <= ?3 {RETURNING_STATE}",
             quote(ROOMS_TABLE),
             quote(ROOM_COLUMN)
         ),
@@ -280,7 +285,7 @@ pub fn room_update(guard: &Guard, watermark: Watermark, now_ms: i64) -> Statemen
     )
 }
 
-/// The room's replication state, read back at the end of every batch.
+/// The room's replication state (the start-up check, read-your-writes in a Worker).
 pub fn room_state(room: &str) -> Statement {
     Statement::new(
         format!(
@@ -386,7 +391,13 @@ mod tests {
             let mut stmt = conn.prepare_cached(&s.sql).unwrap();
             stmt.execute(params_from_iter(s.params.iter())).unwrap()
         };
-        run(&claim(&guard(), 0));
+        {
+            // The claim returns the room's state (RETURNING), so it is stepped as a query.
+            let c = claim(&guard(), 0);
+            let mut stmt = conn.prepare(&c.sql).unwrap();
+            let mut rows = stmt.query(params_from_iter(c.params.iter())).unwrap();
+            assert!(rows.next().unwrap().is_some(), "a new room is claimed");
+        }
         let rows = |from: i64| -> Vec<Row> {
             (from..from + 5)
                 .map(|i| {
