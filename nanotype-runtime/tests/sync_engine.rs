@@ -505,7 +505,8 @@ fn seq_never_goes_back_when_the_outbox_drains_or_the_host_restarts() {
             block(e.flush()).unwrap();
             // A resync with changes pending (its end trims what its pages covered).
             Item::insert(e.primary(), &random_item(&mut rng, "s")).unwrap();
-            last = e.current_seq().unwrap();
+            assert_eq!(e.current_seq().unwrap(), last + 1);
+            last += 1;
             block(e.resync()).unwrap();
             assert_eq!(e.current_seq().unwrap(), last, "the resync moved seq");
             assert_eq!(outbox::depth(e.primary()).unwrap(), 0);
