@@ -24,7 +24,7 @@ pub fn item(i: u64) -> Item {
         kind: ["open", "doing", "done"][(i % 3) as usize].into(),
         n: (i.wrapping_mul(2_654_435_761) % 1_000_000) as i64,
         score: i as f64 / 7.0,
-        note: (i % 4 != 0).then(|| format!("note number {i} for the benchmark")),
+        note: (!i.is_multiple_of(4)).then(|| format!("note number {i} for the benchmark")),
         data: (0..16).map(|b| (i as u8).wrapping_add(b)).collect(),
     }
 }

@@ -77,7 +77,7 @@ pub fn percentile(xs: &[f64], p: f64) -> f64 {
     }
     let mut v = xs.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
-    if p == 0.5 && v.len() % 2 == 0 {
+    if p == 0.5 && v.len().is_multiple_of(2) {
         let m = v.len() / 2;
         return (v[m - 1] + v[m]) / 2.0;
     }

@@ -48,7 +48,7 @@ fn fault_injection_converges_with_no_lost_write() {
     let mut expected: Vec<BTreeMap<i64, Item>> = vec![BTreeMap::new(); ROOMS];
     let mut tags: Vec<BTreeMap<String, i64>> = vec![BTreeMap::new(); ROOMS];
     let mut rng = Rng::new(seed);
-    let mut last_seq = vec![0i64; ROOMS];
+    let mut last_seq = [0i64; ROOMS];
     // No primary is restored here, so no room may need a new primary identity to converge.
     let primary_id = |e: &support::TestEngine<Rc<FaultyReplica>>| -> String {
         e.primary()
@@ -60,7 +60,7 @@ fn fault_injection_converges_with_no_lost_write() {
             )
             .unwrap()
     };
-    let ids: Vec<String> = engines.iter().map(|e| primary_id(e)).collect();
+    let ids: Vec<String> = engines.iter().map(&primary_id).collect();
     let (mut restarts, mut resyncs, mut flush_errors, mut ops) = (0u64, 0u64, 0u64, [0u64; 4]);
 
     for _ in 0..WRITES {

@@ -149,7 +149,7 @@ pub fn parse_id(s: &str) -> Result<i64, ApiError> {
         return Err(bad());
     }
     let id: i64 = s.parse().map_err(|_| bad())?;
-    if id < 1 || id > nanotype::schema::model::MAX_SAFE_INTEGER {
+    if !(1..=nanotype::schema::model::MAX_SAFE_INTEGER).contains(&id) {
         return Err(bad());
     }
     Ok(id)
