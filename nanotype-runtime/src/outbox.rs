@@ -12,10 +12,6 @@ use crate::error::Result;
 use crate::primary::Primary;
 use crate::value::Value;
 
-pub const OUTBOX: &str = "_nt_outbox";
-pub const META: &str = "_nt_meta";
-pub const BACKFILL: &str = "_nt_backfill";
-
 /// The engine's own tables in the room's SQLite. Idempotent.
 pub const PRIMARY_META_DDL: &str = "\
 CREATE TABLE IF NOT EXISTS \"_nt_outbox\" (

@@ -108,7 +108,6 @@ pub(crate) struct Stats {
     pub replica_available: bool,
     pub next_retry_ms: Option<u64>,
     pub rows_sent: u64,
-    pub batches_sent: u64,
 }
 
 /// One room's replication: its primary, the shared replica, and the scheduler for retries.
@@ -128,6 +127,8 @@ pub struct Engine<P, R, S> {
     started: Cell<bool>,
     /// The replica's watermark as last read back (only grows, except on resync).
     watermark: Cell<i64>,
+    /// Every registered table is copied and no resync is under way.
+    backfill_idle: Cell<bool>,
     /// Whether a resync is under way, as last read from the primary.
     resync: Cell<Option<bool>>,
     /// Outbox records up to this seq are applied (deleted when a drain ends).
@@ -248,6 +249,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             again: Cell::new(false),
             started: Cell::new(false),
             watermark: Cell::new(0),
+            backfill_idle: Cell::new(false),
             resync: Cell::new(None),
             applied_through: Cell::new(0),
             trimmed_through: Cell::new(0),
@@ -307,6 +309,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// The persisted resync state is about to change: load it again next time.
     pub(crate) fn resync_changed(&self) {
         self.resync.set(None);
+        self.backfill_idle.set(false);
     }
 
     /// Mark a full resync of this room: every table is copied again and replica rows the primary
@@ -344,21 +347,22 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// Durable Object's `alarm` calls. Single flight: a call while another runs makes that one go
     /// round again and returns at once.
     pub async fn run_pending(&self) -> Result<()> {
-        self.drive(true).await
+        self.drive().await
     }
 
-    /// Send pending changes now (after a write). Single flight, like [`Engine::run_pending`].
+    /// Send pending changes now (after a write). The same work as [`Engine::run_pending`]: a
+    /// flush never overtakes an unfinished backfill, whose pages must land first.
     pub async fn flush(&self) -> Result<()> {
-        self.drive(false).await
+        self.drive().await
     }
 
-    async fn drive(&self, with_backfill: bool) -> Result<()> {
+    async fn drive(&self) -> Result<()> {
         if self.busy.get() {
             self.again.set(true);
             return Ok(());
         }
         self.busy.set(true);
-        let mut out = self.drive_inner(with_backfill).await;
+        let mut out = self.drive_inner().await;
         self.busy.set(false);
         if let Err(e) = self.trim_applied() {
             out = out.and(Err(e));
@@ -377,7 +381,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
     }
 
-    async fn drive_inner(&self, with_backfill: bool) -> Result<()> {
+    async fn drive_inner(&self) -> Result<()> {
         let Some(replica) = self.replica.as_ref() else {
             return Err(Error::Replica("no replica is configured".into()));
         };
@@ -389,8 +393,11 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 self.check_room_state(replica).await?;
                 self.started.set(true);
             }
-            if with_backfill || self.backfill_pending()? {
+            // Once nothing is left to copy the flush path skips the backfill table entirely;
+            // `request_resync` clears this.
+            if !self.backfill_idle.get() {
                 while self.backfill_step(replica).await? {}
+                self.backfill_idle.set(!self.backfill_pending()?);
             }
             while self.flush_step(replica).await? {}
             if !self.again.get() {
@@ -425,7 +432,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     fn record_success(&self, rows: usize, state: &RoomState) {
         let mut st = self.stats.borrow_mut();
         st.total_syncs += 1;
-        st.batches_sent += 1;
         st.rows_sent += rows as u64;
         st.last_sync_time = Some(self.scheduler.now_ms());
         st.replica_available = true;
