@@ -33,15 +33,11 @@ fn replica(path: &Path) -> NativeReplica {
 fn engine(primary: &Path, replica_path: &Path) -> BenchEngine {
     let p = NativePrimary::open(primary).expect("open primary");
     p.execute_batch(Item::PRIMARY_DDL).expect("primary DDL");
-    Engine::open(
-        p,
-        Some(replica(replica_path)),
-        ManualScheduler::new(),
-        ROOM,
-        vec![Item::table_def()],
-        SyncConfig::default(),
-    )
-    .expect("engine")
+    Engine::builder(ROOM)
+        .tables(vec![Item::table_def()])
+        .replica(Some(replica(replica_path)))
+        .open(p, ManualScheduler::new())
+        .expect("engine")
 }
 
 /// Write `n` rows through the generated insert, in one transaction (setup, not timed).
@@ -174,9 +170,9 @@ pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
             Contender::new("flush", || {
                 let d = scratch.next("flush");
                 let e = engine(&d.join("primary.db"), &d.join("replica.db"));
-                pollster::block_on(e.start()).expect("claim the room");
+                pollster::block_on(e.sync()).expect("claim the room");
                 fill(&e, n);
-                let s = timed(|| pollster::block_on(e.flush()).expect("flush"));
+                let s = timed(|| pollster::block_on(e.sync()).expect("flush"));
                 check(e.replica().unwrap().connection(), "flush");
                 assert_eq!(nanotype::outbox::depth(e.primary()).unwrap(), 0);
                 s
@@ -185,7 +181,7 @@ pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
                 let d = scratch.next("backfill");
                 let e = engine(&d.join("primary.db"), &d.join("replica.db"));
                 fill(&e, n);
-                let s = timed(|| pollster::block_on(e.start()).expect("backfill"));
+                let s = timed(|| pollster::block_on(e.sync()).expect("backfill"));
                 check(e.replica().unwrap().connection(), "backfill");
                 s
             }),
@@ -193,7 +189,7 @@ pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
                 let d = scratch.next("resync");
                 let e = engine(&d.join("primary.db"), &d.join("replica.db"));
                 fill(&e, n);
-                pollster::block_on(e.start()).expect("backfill");
+                pollster::block_on(e.sync()).expect("backfill");
                 let s = timed(|| pollster::block_on(e.resync()).expect("resync"));
                 check(e.replica().unwrap().connection(), "resync");
                 s

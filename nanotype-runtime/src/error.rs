@@ -45,6 +45,14 @@ pub enum Error {
     /// Read-only SQL was not a single read-only statement, or similar misuse.
     #[error("{0}")]
     Rejected(String),
+    /// A write or a pending change names a table that is not in the app's schema list.
+    #[error(
+        "table `{table}` is not in the app's schema; add its struct to `nanotype::schema!(..)`"
+    )]
+    UnregisteredTable { table: String },
+    /// A row given as JSON does not fit the table's struct (missing field, wrong type, …).
+    #[error("{0}")]
+    InvalidRow(String),
 }
 
 /// `Result` with nanotype's [`Error`].

@@ -19,7 +19,14 @@ pub trait Primary {
     /// back if it returns `Err`.
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T>;
 
-    /// Told after a write committed a change to the outbox, so the engine can flush promptly.
+    /// Asked before a write to `table`: a room's engine refuses tables that are not in its
+    /// schema ([`crate::Error::UnregisteredTable`]); a bare database accepts every table.
+    fn check_table(&self, _table: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Told after a write committed a change to the outbox: a room's engine arms the alarm that
+    /// guarantees delivery.
     fn changed(&self) {}
 }
 
@@ -35,6 +42,9 @@ impl<P: Primary + ?Sized> Primary for &P {
     }
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         (**self).transaction(f)
+    }
+    fn check_table(&self, table: &str) -> Result<()> {
+        (**self).check_table(table)
     }
     fn changed(&self) {
         (**self).changed()
@@ -53,6 +63,9 @@ impl<P: Primary + ?Sized> Primary for std::rc::Rc<P> {
     }
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         (**self).transaction(f)
+    }
+    fn check_table(&self, table: &str) -> Result<()> {
+        (**self).check_table(table)
     }
     fn changed(&self) {
         (**self).changed()

@@ -7,9 +7,10 @@
 use crate::error::{Error, Result};
 use crate::primary::Primary;
 use crate::replica::{Replica, Statement};
-use crate::table::Table;
+use crate::table::{Table, TableSql};
 use crate::value::{Row, Value};
 use nanotype_schema::ident::quote;
+use nanotype_schema::Table as TableDef;
 
 /// Key order of a listing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -155,11 +156,20 @@ pub fn check_room(room: &str) -> Result<()> {
 
 /// Build a listing: optional equality filter on `column`, keyset page on the key.
 pub fn list_query<T: Table>(filter: Option<(&str, Value)>, page: &Page) -> RoomQuery {
-    let sql = T::sql();
+    list_query_of(T::DEF, T::sql(), filter, page)
+}
+
+/// [`list_query`] for a table given by its model and statements.
+pub fn list_query_of(
+    def: &TableDef,
+    sql: &TableSql,
+    filter: Option<(&str, Value)>,
+    page: &Page,
+) -> RoomQuery {
     let mut conds: Vec<String> = Vec::new();
     let mut params = Vec::new();
     if let Some((column, value)) = filter {
-        let nullable = T::DEF.column(column).is_some_and(|c| c.nullable);
+        let nullable = def.column(column).is_some_and(|c| c.nullable);
         params.push(value);
         conds.push(format!(
             "{} {} ?{{}}",
@@ -204,7 +214,11 @@ pub fn list_query<T: Table>(filter: Option<(&str, Value)>, page: &Page) -> RoomQ
 
 /// The row with `key`.
 pub fn get_query<T: Table>(key: Value) -> RoomQuery {
-    let sql = T::sql();
+    get_query_of(T::sql(), key)
+}
+
+/// [`get_query`] for a table given by its statements.
+pub fn get_query_of(sql: &TableSql, key: Value) -> RoomQuery {
     RoomQuery {
         replica_sql: format!("{} AND {} = ?2", sql.replica_select, sql.key_column),
         primary_sql: sql.get.clone(),

@@ -28,6 +28,9 @@ pub trait Table: Sized {
 /// a bound parameter.
 #[derive(Debug)]
 pub struct TableSql {
+    /// The table's SQL name, unquoted (what the outbox records).
+    pub name: String,
+    /// The table's name, quoted.
     pub table: String,
     /// `"a", "b", …` in model order.
     pub columns: String,
@@ -119,6 +122,7 @@ impl TableSql {
                 "SELECT {columns} FROM {table} WHERE {} = ?1",
                 quote(ROOM_COLUMN)
             ),
+            name: def.name.to_string(),
             table,
             columns,
             key_position,

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::outbox;
 use crate::primary::Primary;
-use crate::table::Table;
+use crate::table::{Table, TableSql};
 use crate::value::{Row, Value};
 
 /// What kind of write.
@@ -16,13 +16,13 @@ pub enum WriteKind {
     Delete,
 }
 
-/// Run `statement` and append the change of `key` to the outbox, atomically. `key_of` finds the
-/// key of the changed row in what the statement returned (for inserts that assign it).
+/// Run `change` and append the change of the key it returns to the outbox, atomically.
 fn apply<P: Primary, R>(
     db: &P,
     table: &str,
     change: impl FnOnce() -> Result<Option<(Value, R)>>,
 ) -> Result<Option<R>> {
+    db.check_table(table)?;
     let out = db.transaction(|| {
         let Some((key, out)) = change()? else {
             return Ok(None);
@@ -36,58 +36,68 @@ fn apply<P: Primary, R>(
     Ok(out)
 }
 
-fn one_row<T: Table>(rows: Vec<Row>) -> Result<Option<(Value, T)>> {
-    match rows.into_iter().next() {
-        None => Ok(None),
-        Some(row) => {
-            let key = row
-                .get(T::sql().key_position)
-                .cloned()
-                .unwrap_or(Value::Null);
-            Ok(Some((key, T::from_row(row)?)))
-        }
+fn first_row(rows: Vec<Row>, key_position: usize) -> Option<(Value, Row)> {
+    let row = rows.into_iter().next()?;
+    let key = row.get(key_position).cloned().unwrap_or(Value::Null);
+    Some((key, row))
+}
+
+/// Insert `values` (model column order) into the table of `sql`. An `i64` key is assigned by
+/// SQLite (the given key is ignored). Returns the row as stored.
+pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result<Row> {
+    if sql.assigns_key {
+        values.remove(sql.key_position);
     }
+    apply(db, &sql.name, || {
+        Ok(first_row(db.query(&sql.insert, &values)?, sql.key_position))
+    })?
+    .ok_or_else(|| Error::Primary("insert returned no row".into()))
+}
+
+/// Insert `values` with their own key, or replace the row with that key.
+pub fn upsert_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row> {
+    apply(db, &sql.name, || {
+        Ok(first_row(db.query(&sql.upsert, &values)?, sql.key_position))
+    })?
+    .ok_or_else(|| Error::Primary("upsert returned no row".into()))
+}
+
+/// Update the row with the key in `values`. [`Error::NotFound`] when there is none.
+pub fn update_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row> {
+    apply(db, &sql.name, || {
+        Ok(first_row(db.query(&sql.update, &values)?, sql.key_position))
+    })?
+    .ok_or_else(|| Error::NotFound {
+        table: sql.name.clone(),
+    })
+}
+
+/// Delete the row with `key`. Returns whether a row was deleted.
+pub fn delete_row<P: Primary>(db: &P, sql: &TableSql, key: Value) -> Result<bool> {
+    let found = apply(db, &sql.name, || {
+        let n = db.execute(&sql.delete, std::slice::from_ref(&key))?;
+        Ok((n > 0).then(|| (key.clone(), ())))
+    })?;
+    Ok(found.is_some())
 }
 
 /// Insert `row`. An `i64` key is assigned by SQLite (the struct's key is ignored); any other key
 /// is taken from the struct. Returns the row as stored.
 pub fn insert<T: Table, P: Primary>(db: &P, row: &T) -> Result<T> {
-    let sql = T::sql();
-    let mut values = row.to_row()?;
-    if sql.assigns_key {
-        values.remove(sql.key_position);
-    }
-    apply(db, &T::DEF.name, || {
-        one_row::<T>(db.query(&sql.insert, &values)?)
-    })?
-    .ok_or_else(|| Error::Primary("insert returned no row".into()))
+    T::from_row(insert_row(db, T::sql(), row.to_row()?)?)
 }
 
 /// Insert `row` with its own key, or replace the row with that key. Returns the row as stored.
 pub fn upsert<T: Table, P: Primary>(db: &P, row: &T) -> Result<T> {
-    let values = row.to_row()?;
-    apply(db, &T::DEF.name, || {
-        one_row::<T>(db.query(&T::sql().upsert, &values)?)
-    })?
-    .ok_or_else(|| Error::Primary("upsert returned no row".into()))
+    T::from_row(upsert_row(db, T::sql(), row.to_row()?)?)
 }
 
 /// Update the row with `row`'s key. [`Error::NotFound`] when there is none.
 pub fn update<T: Table, P: Primary>(db: &P, row: &T) -> Result<T> {
-    let values = row.to_row()?;
-    apply(db, &T::DEF.name, || {
-        one_row::<T>(db.query(&T::sql().update, &values)?)
-    })?
-    .ok_or_else(|| Error::NotFound {
-        table: T::DEF.name.to_string(),
-    })
+    T::from_row(update_row(db, T::sql(), row.to_row()?)?)
 }
 
 /// Delete the row with `key`. Returns whether a row was deleted.
 pub fn delete<T: Table, P: Primary>(db: &P, key: Value) -> Result<bool> {
-    let found = apply(db, &T::DEF.name, || {
-        let n = db.execute(&T::sql().delete, std::slice::from_ref(&key))?;
-        Ok((n > 0).then(|| (key.clone(), ())))
-    })?;
-    Ok(found.is_some())
+    delete_row(db, T::sql(), key)
 }

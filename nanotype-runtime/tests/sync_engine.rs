@@ -35,7 +35,7 @@ fn replica_reads_never_return_another_rooms_rows() {
                     .id,
             );
         }
-        block(e.start()).unwrap();
+        block(e.sync()).unwrap();
         assert_converged(e.primary(), &native, room);
         ids.push(mine);
     }
@@ -140,7 +140,7 @@ fn a_failure_between_row_write_and_outbox_append_leaves_neither() {
     bad.score = f64::NAN;
     assert!(matches!(Item::insert(db, &bad), Err(Error::NaN { .. })));
     assert_eq!(outbox::depth(db).unwrap(), depth);
-    block(e.start()).unwrap();
+    block(e.sync()).unwrap();
     assert_converged(db, &native, "a");
 }
 
@@ -168,7 +168,7 @@ fn interrupted_backfill_resumes_and_converges_under_live_writes() {
     let (e, _) = engine(&path, faulty.clone(), "big", config.clone());
     // The replica goes away after a dozen batches: the backfill stops half-way.
     *faulty.budget.borrow_mut() = Some(12);
-    assert!(block(e.start()).is_err());
+    assert!(block(e.sync()).is_err());
     let sent_before = faulty.stats.borrow().rows_upserted;
     assert!(sent_before > 0 && sent_before < 3000, "{sent_before}");
     drop(e); // and the host dies
@@ -182,7 +182,7 @@ fn interrupted_backfill_resumes_and_converges_under_live_writes() {
     let (e, _) = engine(&path, faulty.clone(), "big", config);
     for _ in 0..20 {
         *faulty.budget.borrow_mut() = Some(2);
-        let _ = block(e.run_pending());
+        let _ = block(e.sync());
         let items = items_of(e.primary());
         let mut victim = items[rng.below(items.len() as u64) as usize].clone();
         victim.kind = "edited".into();
@@ -192,7 +192,7 @@ fn interrupted_backfill_resumes_and_converges_under_live_writes() {
         Item::insert(e.primary(), &random_item(&mut rng, "big")).unwrap();
     }
     *faulty.budget.borrow_mut() = None;
-    block(e.run_pending()).unwrap();
+    block(e.sync()).unwrap();
     assert_converged(e.primary(), &native, "big");
     let total = faulty.stats.borrow().rows_upserted;
     // Resumed, not restarted: far fewer than two full copies went over the wire.
@@ -232,8 +232,8 @@ fn force_resync_repairs_a_tampered_replica_and_leaves_other_rooms_alone() {
         },
     )
     .unwrap();
-    block(a.start()).unwrap();
-    block(b.start()).unwrap();
+    block(a.sync()).unwrap();
+    block(b.sync()).unwrap();
     let b_before = replica_rows(&native, Item::table_def(), "b");
     // Tamper with room a's replica rows: change, delete, and add rows the primary never had.
     native
@@ -257,7 +257,7 @@ fn force_resync_repairs_a_tampered_replica_and_leaves_other_rooms_alone() {
         )
         .unwrap();
     Item::insert(a.primary(), &random_item(&mut rng, "a")).unwrap();
-    block(a.flush()).unwrap();
+    block(a.sync()).unwrap();
     assert_converged(a.primary(), &native, "a");
 }
 
@@ -271,7 +271,7 @@ fn a_restored_primary_takes_the_room_back() {
     for _ in 0..50 {
         Item::insert(e.primary(), &random_item(&mut rng, "r")).unwrap();
     }
-    block(e.start()).unwrap();
+    block(e.sync()).unwrap();
     drop(e);
     std::fs::copy(&path, dir.path("backup.db")).unwrap();
     let _ = std::fs::copy(path.with_extension("db-wal"), dir.path("backup.db-wal"));
@@ -279,7 +279,7 @@ fn a_restored_primary_takes_the_room_back() {
     for _ in 0..50 {
         Item::insert(e.primary(), &random_item(&mut rng, "r")).unwrap();
     }
-    block(e.flush()).unwrap();
+    block(e.sync()).unwrap();
     drop(e);
     // Point-in-time restore: the primary goes back to the backup; the replica is ahead of it.
     let (e, _) = engine(
@@ -289,7 +289,7 @@ fn a_restored_primary_takes_the_room_back() {
         SyncConfig::default(),
     );
     assert_eq!(items_of(e.primary()).len(), 50);
-    block(e.start()).unwrap();
+    block(e.sync()).unwrap();
     assert_converged(e.primary(), &native, "r");
 }
 
@@ -307,7 +307,7 @@ fn consistency_modes_and_fallback() {
     );
     let mut rng = Rng::new(8);
     let first = Item::insert(e.primary(), &random_item(&mut rng, "c")).unwrap();
-    block(e.start()).unwrap();
+    block(e.sync()).unwrap();
     let seq_flushed = e.current_seq().unwrap();
     // A write not yet flushed.
     let second = Item::insert(e.primary(), &random_item(&mut rng, "c")).unwrap();
@@ -343,7 +343,7 @@ fn consistency_modes_and_fallback() {
             .is_some());
         assert_eq!(ryw_old.last_source(), Some(Source::Replica));
 
-        e.flush().await.unwrap();
+        e.sync().await.unwrap();
         let ryw = e.reads(Consistency::ReadYourWrites(seq));
         assert_eq!(Item::room_count(&ryw, "c").await.unwrap(), 2);
         assert_eq!(ryw.last_source(), Some(Source::Replica));
@@ -371,17 +371,13 @@ fn consistency_modes_and_fallback() {
 fn reads_fall_back_when_there_is_no_replica_and_writes_queue() {
     let dir = TempDir::new("noreplica");
     let sched = Rc::new(nanotype::native::ManualScheduler::new());
-    let e = nanotype::sync::Engine::<_, NativeReplica, _>::open(
-        primary(&dir.path("n.db")),
-        None,
-        sched.clone(),
-        "n",
-        tables(),
-        SyncConfig::default(),
-    )
-    .unwrap();
+    let e = nanotype::sync::Engine::builder("n")
+        .tables(tables())
+        .replica(None::<NativeReplica>)
+        .open(primary(&dir.path("n.db")), sched.clone())
+        .unwrap();
     Item::insert(e.primary(), &random_item(&mut Rng::new(1), "n")).unwrap();
-    assert!(matches!(block(e.flush()), Err(Error::Replica(_))));
+    assert!(matches!(block(e.sync()), Err(Error::Replica(_))));
     assert!(sched.take().is_some(), "a retry was scheduled");
     let h = e.health().unwrap();
     assert!(!h.is_healthy && !h.replica_available);
@@ -400,16 +396,17 @@ fn failures_back_off_keep_the_change_and_a_retry_converges() {
     let config = SyncConfig {
         backoff_base_ms: 100,
         backoff_cap_ms: 1000,
+        backoff_jitter: 0.0,
         ..SyncConfig::default()
     };
     let (e, sched) = engine(&dir.path("x.db"), faulty.clone(), "x", config);
-    block(e.start()).unwrap();
+    block(e.sync()).unwrap();
     // The replica is down: every batch fails.
     *faulty.budget.borrow_mut() = Some(0);
     let item = Item::insert(e.primary(), &random_item(&mut Rng::new(5), "x")).unwrap();
     let mut delays = Vec::new();
     for _ in 0..8 {
-        assert!(matches!(block(e.flush()), Err(Error::Replica(_))));
+        assert!(matches!(block(e.sync()), Err(Error::Replica(_))));
         delays.push(
             sched
                 .take()
@@ -429,7 +426,7 @@ fn failures_back_off_keep_the_change_and_a_retry_converges() {
     assert!(h.last_error.as_deref().unwrap_or("").contains("outage"));
     // Back: the retry (the alarm) delivers it.
     *faulty.budget.borrow_mut() = None;
-    block(e.run_pending()).unwrap();
+    block(e.sync()).unwrap();
     assert_converged(e.primary(), &native, "x");
     assert!(Item::get(e.primary(), item.id).unwrap().is_some());
     let h = e.health().unwrap();
@@ -450,7 +447,7 @@ fn several_writes_to_a_row_between_flushes_send_it_once() {
         "k",
         SyncConfig::default(),
     );
-    block(e.start()).unwrap();
+    block(e.sync()).unwrap();
     let mut row = Item::insert(e.primary(), &random_item(&mut Rng::new(1), "k")).unwrap();
     for n in 0..100 {
         row.n = n;
@@ -458,7 +455,7 @@ fn several_writes_to_a_row_between_flushes_send_it_once() {
     }
     assert_eq!(outbox::depth(e.primary()).unwrap(), 101);
     let before = faulty.stats.borrow().rows_upserted;
-    block(e.flush()).unwrap();
+    block(e.sync()).unwrap();
     assert_eq!(faulty.stats.borrow().rows_upserted - before, 1);
     assert_eq!(outbox::depth(e.primary()).unwrap(), 0);
     assert_converged(e.primary(), &native, "k");
@@ -469,14 +466,13 @@ fn several_writes_to_a_row_between_flushes_send_it_once() {
     );
     // A primary refuses to serve another room.
     drop(e);
-    let other = nanotype::sync::Engine::open(
-        primary(&dir.path("k.db")),
-        Some(native.clone()),
-        nanotype::native::ManualScheduler::new(),
-        "not-k",
-        tables(),
-        SyncConfig::default(),
-    );
+    let other = nanotype::sync::Engine::builder("not-k")
+        .tables(tables())
+        .replica(Some(native.clone()))
+        .open(
+            primary(&dir.path("k.db")),
+            nanotype::native::ManualScheduler::new(),
+        );
     assert!(matches!(other, Err(Error::WrongRoom { .. })));
     assert_eq!(
         nanotype::sync::stored_room(&primary(&dir.path("k.db")))
@@ -495,14 +491,14 @@ fn seq_never_goes_back_when_the_outbox_drains_or_the_host_restarts() {
     let mut last = 0;
     for round in 0..4 {
         let (e, _) = engine(&path, native.clone(), "s", SyncConfig::default());
-        block(e.start()).unwrap();
+        block(e.sync()).unwrap();
         for _ in 0..5 {
             let row = Item::insert(e.primary(), &random_item(&mut rng, "s")).unwrap();
             Item::delete(e.primary(), row.id).unwrap();
             let seq = e.current_seq().unwrap();
             assert!(seq > last, "round {round}: seq went from {last} to {seq}");
             last = seq;
-            block(e.flush()).unwrap();
+            block(e.sync()).unwrap();
             // A resync with changes pending (its end trims what its pages covered).
             Item::insert(e.primary(), &random_item(&mut rng, "s")).unwrap();
             assert_eq!(e.current_seq().unwrap(), last + 1);
@@ -513,6 +509,7 @@ fn seq_never_goes_back_when_the_outbox_drains_or_the_host_restarts() {
             // Applied records are gone but the newest, kept as a marker.
             let rows: i64 = e
                 .primary()
+                .inner()
                 .connection()
                 .query_row("SELECT COUNT(*) FROM _nt_outbox", [], |r| r.get(0))
                 .unwrap();

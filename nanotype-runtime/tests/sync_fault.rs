@@ -52,6 +52,7 @@ fn fault_injection_converges_with_no_lost_write() {
     // No primary is restored here, so no room may need a new primary identity to converge.
     let primary_id = |e: &support::TestEngine<Rc<FaultyReplica>>| -> String {
         e.primary()
+            .inner()
             .connection()
             .query_row(
                 "SELECT value FROM _nt_meta WHERE key = 'primary_id'",
@@ -123,9 +124,9 @@ fn fault_injection_converges_with_no_lost_write() {
         if rng.chance(0.15) {
             let e = &engines[i];
             let res = if e.scheduler().take().is_some() {
-                block(e.run_pending())
+                block(e.sync())
             } else {
-                block(e.flush())
+                block(e.sync())
             };
             if res.is_err() {
                 flush_errors += 1;
@@ -165,7 +166,7 @@ fn fault_injection_converges_with_no_lost_write() {
     faulty.calm();
     for e in &engines {
         for _ in 0..1000 {
-            block(e.run_pending()).unwrap();
+            block(e.sync()).unwrap();
             if outbox::depth(e.primary()).unwrap() == 0 && !e.resync_in_progress().unwrap() {
                 break;
             }

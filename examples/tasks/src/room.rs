@@ -85,7 +85,7 @@ impl DurableObject for Room {
         self.flush_counters(&engine, false);
         // Failures are recorded and rescheduled by the engine; the alarm itself succeeds so the
         // runtime does not retry it on top.
-        if let Err(e) = engine.run_pending().await {
+        if let Err(e) = engine.sync().await {
             worker::console_log!("room {}: sync retry failed: {e}", engine.room());
         }
         self.schedule_counters();
@@ -119,15 +119,12 @@ impl Room {
             },
         };
         let replica = D1Replica::from_env(&self.env, "DB").ok();
-        let engine = Engine::open(
-            primary,
-            replica,
-            self.scheduler.clone(),
-            &room,
-            vec![Task::table_def(), Counter::table_def()],
-            SyncConfig::default(),
-        )
-        .map_err(http::from_nanotype)?;
+        let engine = Engine::builder(&room)
+            .tables(vec![Task::table_def(), Counter::table_def()])
+            .replica(replica)
+            .config(SyncConfig::default())
+            .open(primary, self.scheduler.clone())
+            .map_err(http::from_nanotype)?;
         let engine = Rc::new(engine);
         *self.engine.borrow_mut() = Some(engine.clone());
         // First use of this instance: learn the alarm already set, then backfill/flush what an
@@ -135,7 +132,7 @@ impl Room {
         let (e, scheduler) = (engine.clone(), self.scheduler.clone());
         self.state.wait_until(async move {
             scheduler.load().await;
-            if let Err(err) = e.start().await {
+            if let Err(err) = e.sync().await {
                 worker::console_log!("room {}: start-up sync failed: {err}", e.room());
             }
         });
@@ -153,7 +150,7 @@ impl Room {
         self.state.wait_until(async move {
             worker::Delay::from(Duration::from_millis(FLUSH_WINDOW_MS)).await;
             queued.set(false);
-            if let Err(err) = e.flush().await {
+            if let Err(err) = e.sync().await {
                 worker::console_log!("room {}: flush failed (retry scheduled): {err}", e.room());
             }
         });
@@ -272,7 +269,7 @@ impl Room {
                 engine.request_resync().map_err(nt)?;
                 let e = engine.clone();
                 self.state.wait_until(async move {
-                    if let Err(err) = e.run_pending().await {
+                    if let Err(err) = e.sync().await {
                         worker::console_log!(
                             "room {}: resync paused (retry scheduled): {err}",
                             e.room()
@@ -336,6 +333,7 @@ impl Room {
                 let q = SqlIn::parse(body)?;
                 let params = q.values()?;
                 let out = db
+                    .inner()
                     .query_readonly(&q.sql, &params, q.max_rows)
                     .map_err(|e| match e {
                         // Syntax errors, unknown tables: the caller's SQL, not the server.

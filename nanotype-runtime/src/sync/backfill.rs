@@ -58,7 +58,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// One step of backfill/resync. `Ok(true)` when a batch went and more may follow.
     pub(crate) async fn backfill_step(&self, replica: &R) -> Result<bool> {
         let resync = meta_get(&self.primary, META_RESYNC)?;
-        let now = self.scheduler.now_ms();
+        let now = self.primary.scheduler.now_ms();
         if resync.as_deref() == Some("1") {
             // Claim the room for this primary before copying.
             let read_seq = self.current_seq()?;
@@ -182,7 +182,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let stmts = vec![statements::room_update(
             &guard,
             Watermark::Set(watermark),
-            self.scheduler.now_ms(),
+            self.primary.scheduler.now_ms(),
         )];
         let results = replica.batch(&stmts).await.map_err(as_replica)?;
         let Some(state) = self.applied(&results, read_seq) else {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::statements::{self, RoomState, Watermark};
 use super::{as_replica, Engine};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::primary::Primary;
 use crate::replica::{Replica, Scheduler, Statement};
 use crate::value::{Row, Value};
@@ -62,8 +62,6 @@ struct Pending {
     tables: Vec<(&'static TableDef, Vec<Value>)>,
     /// Highest seq covered: every outbox record up to it is in this batch.
     hi: i64,
-    /// Records whose table is not registered (dropped tables): trimmed, not sent.
-    unknown: usize,
 }
 
 impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
@@ -79,7 +77,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let mut tables: Vec<(&'static TableDef, Vec<Value>)> = Vec::new();
         let mut seen: HashMap<(String, KeyRepr), ()> = HashMap::new();
         let mut hi = 0;
-        let mut unknown = 0;
         for e in entries {
             let mut it = e.into_iter();
             let seq = match it.next() {
@@ -92,9 +89,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             };
             let key = it.next().unwrap_or(Value::Null);
             hi = seq;
+            // Never skipped: a change the engine cannot send stays queued and says why.
             let Some(def) = self.table(&tbl) else {
-                unknown += 1;
-                continue;
+                return Err(Error::UnregisteredTable { table: tbl });
             };
             if seen.insert((tbl.clone(), KeyRepr::of(&key)), ()).is_some() {
                 continue;
@@ -104,11 +101,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 None => tables.push((def, vec![key])),
             }
         }
-        Ok(Some(Pending {
-            tables,
-            hi,
-            unknown,
-        }))
+        Ok(Some(Pending { tables, hi }))
     }
 
     /// Send one batch of pending changes. `Ok(true)` when a batch went (more may be pending).
@@ -142,11 +135,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 limit = (limit / 2).max(1);
                 continue;
             }
-            if stmts.is_empty() && pending.unknown > 0 {
-                // Only records of tables no longer registered: nothing to send.
-                self.mark_applied(pending.hi);
-                return Ok(true);
-            }
             let watermark = if self.resync_in_progress()? {
                 Watermark::Keep
             } else {
@@ -155,7 +143,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             stmts.push(statements::room_update(
                 &guard,
                 watermark,
-                self.scheduler.now_ms(),
+                self.primary.scheduler.now_ms(),
             ));
             break (stmts, pending.hi, rows_sent, read_seq);
         };

@@ -59,7 +59,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             Some([Value::Integer(n), _]) => (*n, None),
             _ => (0, None),
         };
-        let now = self.scheduler.now_ms();
+        let now = self.primary.scheduler.now_ms();
         let age = oldest.map(|at| (now - at).max(0));
         let st = self.stats.borrow();
         let attempts = st.total_syncs + st.sync_errors;

@@ -35,12 +35,17 @@
 //! let primary = NativePrimary::open_in_memory().unwrap();
 //! primary.execute_batch(Note::PRIMARY_DDL).unwrap();
 //!
-//! let engine = Engine::open(primary, Some(replica), ManualScheduler::new(), "room-1",
-//!     vec![Note::table_def()], SyncConfig::default()).unwrap();
+//! let engine = Engine::builder("room-1")
+//!     .tables(vec![Note::table_def()])
+//!     .replica(Some(replica))
+//!     .open(primary, ManualScheduler::new())
+//!     .unwrap();
 //! pollster::block_on(async {
-//!     engine.start().await.unwrap();
+//!     engine.sync().await.unwrap();
 //!     Note::insert(engine.primary(), &Note { id: 0, text: "hi".into() }).unwrap();
-//!     engine.flush().await.unwrap();
+//!     // The write armed the delivery alarm; the host syncs now (fast path) or when it fires.
+//!     assert_eq!(engine.scheduler().pending(), Some(SyncConfig::default().delivery_delay_ms));
+//!     engine.sync().await.unwrap();
 //!     let notes = Note::room_list(&engine.reads(Consistency::Replica), "room-1", &Page::first(10)).await.unwrap();
 //!     assert_eq!(notes.len(), 1);
 //! });
@@ -80,8 +85,18 @@ pub struct SyncConfig {
     pub backoff_base_ms: u64,
     /// Longest retry delay.
     pub backoff_cap_ms: u64,
+    /// Each failed retry waits up to this fraction less than its backoff (0 to 1), so rooms that
+    /// failed together do not retry together.
+    pub backoff_jitter: f64,
     /// Health turns unhealthy when the oldest unsynced change is older than this.
     pub max_healthy_age_ms: i64,
+    /// How long after a write its flush starts, so that the writes of that window share one
+    /// replica batch (the fast path; the Durable Object runs it after the response).
+    pub flush_window_ms: u64,
+    /// The delivery guarantee: every committed write arms the alarm this long after it (unless an
+    /// earlier alarm is set), so it reaches the replica even if the host is evicted or dies
+    /// before the fast path ran. Keep it above `flush_window_ms`.
+    pub delivery_delay_ms: u64,
 }
 
 impl Default for SyncConfig {
@@ -92,7 +107,10 @@ impl Default for SyncConfig {
             backfill_page: 500,
             backoff_base_ms: 250,
             backoff_cap_ms: 30_000,
+            backoff_jitter: 0.2,
             max_healthy_age_ms: 30_000,
+            flush_window_ms: 50,
+            delivery_delay_ms: 2_000,
         }
     }
 }
@@ -111,10 +129,12 @@ pub(crate) struct Stats {
 }
 
 /// One room's replication: its primary, the shared replica, and the scheduler for retries.
+///
+/// Open it with [`Engine::builder`]; write through [`Engine::primary`] (every committed write arms
+/// the delivery alarm); call [`Engine::sync`] after writes and whenever the alarm fires.
 pub struct Engine<P, R, S> {
-    primary: P,
+    primary: RoomDb<P, S>,
     replica: Option<R>,
-    scheduler: S,
     room: String,
     primary_id: RefCell<String>,
     tables: Vec<&'static TableDef>,
@@ -136,6 +156,122 @@ pub struct Engine<P, R, S> {
     /// Outbox records up to this seq are deleted.
     trimmed_through: Cell<i64>,
     stats: RefCell<Stats>,
+    /// State of the retry jitter's generator.
+    jitter: Cell<u64>,
+}
+
+/// The room's database as the engine hands it out ([`Engine::primary`]). It is the primary, plus
+/// two duties of the write path: a write to a table outside the schema is refused
+/// ([`Error::UnregisteredTable`]), and every committed write arms the delivery alarm
+/// ([`SyncConfig::delivery_delay_ms`]) before the write returns, so before any response leaves.
+pub struct RoomDb<P, S> {
+    inner: P,
+    scheduler: S,
+    tables: Vec<&'static TableDef>,
+    delivery_delay_ms: u64,
+    written: Cell<bool>,
+}
+
+impl<P, S> RoomDb<P, S> {
+    /// The underlying database (for what the [`Primary`] trait does not cover).
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// Whether a write committed since the last call (the host then schedules the fast flush).
+    pub fn take_written(&self) -> bool {
+        self.written.replace(false)
+    }
+}
+
+impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<crate::value::Row>> {
+        self.inner.query(sql, params)
+    }
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        self.inner.execute(sql, params)
+    }
+    fn execute_batch(&self, sql: &str) -> Result<()> {
+        self.inner.execute_batch(sql)
+    }
+    fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.inner.transaction(f)
+    }
+    fn check_table(&self, table: &str) -> Result<()> {
+        if self.tables.iter().any(|t| t.name == table) {
+            Ok(())
+        } else {
+            Err(Error::UnregisteredTable {
+                table: table.to_owned(),
+            })
+        }
+    }
+    fn changed(&self) {
+        self.written.set(true);
+        self.scheduler.schedule(self.delivery_delay_ms);
+        self.inner.changed();
+    }
+}
+
+/// Clears the single-flight flag when a sync ends, also when its future is dropped half-way.
+struct InFlight<'a>(&'a Cell<bool>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// Options of [`Engine::builder`]: the tables (or a whole [`crate::Schema`]), the replica and
+/// the tuning; [`EngineBuilder::open`] opens the engine.
+pub struct EngineBuilder<R> {
+    room: String,
+    tables: Vec<&'static TableDef>,
+    replica: Option<R>,
+    config: SyncConfig,
+}
+
+impl<R> EngineBuilder<R> {
+    /// Replicate the tables of `S`, in its order.
+    pub fn schema<Sc: crate::Schema>(mut self) -> Self {
+        self.tables = Sc::defs();
+        self
+    }
+
+    /// Replicate these tables (the schema's list, given by hand).
+    pub fn tables(mut self, tables: Vec<&'static TableDef>) -> Self {
+        self.tables = tables;
+        self
+    }
+
+    /// The shared replica (none: changes queue in the outbox and reads use the primary).
+    pub fn replica(mut self, replica: Option<R>) -> Self {
+        self.replica = replica;
+        self
+    }
+
+    /// Tuning (defaults: [`SyncConfig::default`]).
+    pub fn config(mut self, config: SyncConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Open the engine over an already-migrated primary. Installs the engine's own tables,
+    /// stores the room id (refusing a different one: a primary holds exactly one room) and
+    /// registers the tables for replication.
+    pub fn open<P: Primary, S: Scheduler>(self, primary: P, scheduler: S) -> Result<Engine<P, R, S>>
+    where
+        R: Replica,
+    {
+        Engine::open(
+            primary,
+            self.replica,
+            scheduler,
+            &self.room,
+            self.tables,
+            self.config,
+        )
+    }
 }
 
 const META_ROOM: &str = "room_id";
@@ -198,11 +334,24 @@ fn new_primary_id(room: &str, now_ms: i64, seq: i64) -> String {
         .collect()
 }
 
+impl<R> Engine<(), R, ()> {
+    /// Start opening the engine of `room`.
+    ///
+    /// ```ignore
+    /// let engine = Engine::builder("room-1").schema::<App>().replica(Some(d1)).open(primary, alarm)?;
+    /// ```
+    pub fn builder(room: &str) -> EngineBuilder<R> {
+        EngineBuilder {
+            room: room.to_owned(),
+            tables: Vec::new(),
+            replica: None,
+            config: SyncConfig::default(),
+        }
+    }
+}
+
 impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
-    /// Open the engine for `room` over an already-migrated primary. Installs the engine's own
-    /// tables, stores the room id (refusing a different one: a primary holds exactly one room)
-    /// and registers `tables` for replication.
-    pub fn open(
+    fn open(
         primary: P,
         replica: Option<R>,
         scheduler: S,
@@ -211,6 +360,19 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         config: SyncConfig,
     ) -> Result<Self> {
         check_room(room)?;
+        if tables.is_empty() {
+            return Err(Error::Rejected(
+                "the engine has no tables: give it the schema (`.schema::<App>()`)".into(),
+            ));
+        }
+        for (i, t) in tables.iter().enumerate() {
+            if tables[..i].iter().any(|o| o.name == t.name) {
+                return Err(Error::Rejected(format!(
+                    "table `{}` is listed twice",
+                    t.name
+                )));
+            }
+        }
         outbox::install(&primary)?;
         let primary_id = primary.transaction(|| {
             match meta_get(&primary, META_ROOM)? {
@@ -237,10 +399,21 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             Ok(id)
         })?;
         let replica_available = replica.is_some();
+        let seed = primary_id
+            .bytes()
+            .fold(scheduler.now_ms() as u64 | 1, |h, b| {
+                h.rotate_left(5) ^ u64::from(b)
+            });
+        let primary = RoomDb {
+            inner: primary,
+            scheduler,
+            tables: tables.clone(),
+            delivery_delay_ms: config.delivery_delay_ms,
+            written: Cell::new(false),
+        };
         Ok(Engine {
             primary,
             replica,
-            scheduler,
             room: room.to_owned(),
             primary_id: RefCell::new(primary_id),
             tables,
@@ -257,11 +430,12 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 replica_available,
                 ..Stats::default()
             }),
+            jitter: Cell::new(seed | 1),
         })
     }
 
-    /// The room's primary: pass it to generated writes (`Task::insert(engine.primary(), ..)`).
-    pub fn primary(&self) -> &P {
+    /// The room's database: pass it to generated writes (`Task::insert(engine.primary(), ..)`).
+    pub fn primary(&self) -> &RoomDb<P, S> {
         &self.primary
     }
 
@@ -270,8 +444,14 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         self.replica.as_ref()
     }
 
+    /// The scheduler (the engine's alarm and clock).
     pub fn scheduler(&self) -> &S {
-        &self.scheduler
+        &self.primary.scheduler
+    }
+
+    /// The tables the engine replicates.
+    pub fn tables(&self) -> &[&'static TableDef] {
+        &self.tables
     }
 
     pub fn room(&self) -> &str {
@@ -314,7 +494,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
 
     /// Mark a full resync of this room: every table is copied again and replica rows the primary
     /// does not have are deleted. Persisted, so it resumes after a restart. Run it with
-    /// [`Engine::run_pending`] (or [`Engine::resync`]).
+    /// [`Engine::sync`] (or [`Engine::resync`]).
     pub fn request_resync(&self) -> Result<()> {
         self.primary.transaction(|| {
             self.resync_changed();
@@ -334,36 +514,26 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// case a retry is scheduled and the error returned).
     pub async fn resync(&self) -> Result<()> {
         self.request_resync()?;
-        self.run_pending().await
+        self.sync().await
     }
 
-    /// Start-up: check the replica's view of the room (new replica, another or restored primary →
-    /// full resync), then backfill what is missing and flush.
-    pub async fn start(&self) -> Result<()> {
-        self.run_pending().await
-    }
-
-    /// Everything outstanding: the start-up check, backfill/resync pages, then the outbox. What a
-    /// Durable Object's `alarm` calls. Single flight: a call while another runs makes that one go
-    /// round again and returns at once.
-    pub async fn run_pending(&self) -> Result<()> {
-        self.drive().await
-    }
-
-    /// Send pending changes now (after a write). The same work as [`Engine::run_pending`]: a
-    /// flush never overtakes an unfinished backfill, whose pages must land first.
-    pub async fn flush(&self) -> Result<()> {
-        self.drive().await
-    }
-
-    async fn drive(&self) -> Result<()> {
+    /// Everything outstanding, in order: the start-up check of the replica's view of the room
+    /// (new replica, another or restored primary → full resync), backfill/resync pages, then the
+    /// outbox. Call it after writes (the fast path) and when the alarm fires (the guarantee).
+    ///
+    /// Single flight: a call while another runs makes that one go round again and returns at
+    /// once, so batches never overlap or reorder. A failure drops nothing: it is recorded, a
+    /// retry is scheduled with backoff and jitter, and the error returned.
+    pub async fn sync(&self) -> Result<()> {
         if self.busy.get() {
             self.again.set(true);
             return Ok(());
         }
         self.busy.set(true);
-        let mut out = self.drive_inner().await;
-        self.busy.set(false);
+        let mut out = {
+            let _in_flight = InFlight(&self.busy);
+            self.drive_inner().await
+        };
         if let Err(e) = self.trim_applied() {
             out = out.and(Err(e));
         }
@@ -419,21 +589,34 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             st.replica_available = false;
         }
         let exp = st.consecutive_failures.saturating_sub(1).min(20);
-        let delay = self
+        let full = self
             .config
             .backoff_base_ms
             .saturating_mul(1u64 << exp)
             .min(self.config.backoff_cap_ms);
+        let delay = full
+            - (full as f64 * self.config.backoff_jitter.clamp(0.0, 1.0) * self.unit_random())
+                as u64;
         st.next_retry_ms = Some(delay);
         drop(st);
-        self.scheduler.schedule(delay);
+        self.primary.scheduler.schedule(delay);
+    }
+
+    /// A number in [0, 1) from a xorshift generator seeded per room (jitter needs no quality).
+    fn unit_random(&self) -> f64 {
+        let mut x = self.jitter.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn record_success(&self, rows: usize, state: &RoomState) {
         let mut st = self.stats.borrow_mut();
         st.total_syncs += 1;
         st.rows_sent += rows as u64;
-        st.last_sync_time = Some(self.scheduler.now_ms());
+        st.last_sync_time = Some(self.primary.scheduler.now_ms());
         st.replica_available = true;
         drop(st);
         self.watermark.set(state.watermark);
@@ -455,7 +638,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             Some(state) if state.read_seq > seq || state.watermark > seq => {
                 // The primary is behind what the replica saw: it was restored from an earlier
                 // point. It becomes a new primary identity and overwrites the room.
-                let id = new_primary_id(&self.room, self.scheduler.now_ms(), seq);
+                let id = new_primary_id(&self.room, self.primary.scheduler.now_ms(), seq);
                 meta_set(&self.primary, META_PRIMARY_ID, &id)?;
                 *self.primary_id.borrow_mut() = id;
                 self.request_resync()?;

@@ -53,7 +53,7 @@ impl Rng {
 }
 
 #[nanotype::table(name = "items", index(kind, n))]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Item {
     #[nanotype(primary_key)]
     pub id: i64,
@@ -265,15 +265,12 @@ pub fn engine<R: Replica>(
     config: SyncConfig,
 ) -> (TestEngine<R>, Rc<ManualScheduler>) {
     let sched = Rc::new(ManualScheduler::new());
-    let e = Engine::open(
-        primary(path),
-        Some(replica),
-        sched.clone(),
-        room,
-        tables(),
-        config,
-    )
-    .unwrap();
+    let e = Engine::builder(room)
+        .tables(tables())
+        .replica(Some(replica))
+        .config(config)
+        .open(primary(path), sched.clone())
+        .unwrap();
     (e, sched)
 }
 
