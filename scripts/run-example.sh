@@ -19,13 +19,24 @@ PERSIST="$NT_STATE/example"
 echo "[run-example] applying D1 migrations to $PERSIST"
 (cd examples/tasks && wrangler d1 migrations apply DB --local --persist-to "$PERSIST")
 
+# The app serves nothing without its policy's consent: a local token for every room, kept in
+# the ignored .dev.vars (wrangler dev's secrets) and generated once.
+DEV_VARS=examples/tasks/.dev.vars
+if ! grep -q '^API_TOKENS=' "$DEV_VARS" 2>/dev/null; then
+  echo "API_TOKENS=\"local-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')=*\"" >> "$DEV_VARS"
+  echo "[run-example] wrote a local token to $DEV_VARS"
+fi
+TOKEN=$(sed -n 's/^API_TOKENS="\{0,1\}\([^=]*\)=.*/\1/p' "$DEV_VARS" | head -1)
+
 cat <<MSG
 
-  nanotype tasks example: http://127.0.0.1:$PORT
+  nanotype tasks example: http://127.0.0.1:$PORT  (token from $DEV_VARS)
 
-  curl -s -X POST http://127.0.0.1:$PORT/rooms/demo/tasks -H 'content-type: application/json' -d '{"title":"write the README"}'
-  curl -s 'http://127.0.0.1:$PORT/rooms/demo/tasks?consistency=replica'
-  curl -s http://127.0.0.1:$PORT/rooms/demo/sync
+  T='authorization: Bearer $TOKEN'
+  curl -s -H "\$T" -X POST http://127.0.0.1:$PORT/rooms/demo/tasks -H 'content-type: application/json' -d '{"title":"write the README"}'
+  curl -s -H "\$T" 'http://127.0.0.1:$PORT/rooms/demo/tasks?consistency=replica'
+  curl -s -H "\$T" -X PATCH http://127.0.0.1:$PORT/rooms/demo/tasks/1 -d '{"status":"done"}'
+  curl -s -H "\$T" http://127.0.0.1:$PORT/rooms/demo/_sync
 
 MSG
 cd examples/tasks

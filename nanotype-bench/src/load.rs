@@ -59,7 +59,7 @@ impl Client {
         let s = self.stream()?;
         let body = body.unwrap_or("");
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {BENCH_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let w = s.get_mut();
@@ -175,3 +175,7 @@ pub fn closed_loop(
         seconds: start.elapsed().as_secs_f64(),
     }
 }
+
+/// The token the bench's Worker config allows for every room (the example serves nothing
+/// without a policy's consent).
+pub const BENCH_TOKEN: &str = "nanotype-bench";

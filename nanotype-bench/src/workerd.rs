@@ -88,6 +88,9 @@ fn write_config(ex: &Example, dir: &Path) -> PathBuf {
     out.push_str("\n[vars]\nNANOTYPE_BENCH_ROUTES = \"1\"\n");
     let path = dir.join("wrangler.bench.toml");
     std::fs::write(&path, out).expect("write the bench config");
+    // The example's policy reads its tokens from this secret (`.dev.vars` beside the config).
+    let vars = format!("API_TOKENS=\"{}=*\"\n", crate::load::BENCH_TOKEN);
+    std::fs::write(dir.join(".dev.vars"), vars).expect("write the bench .dev.vars");
     path
 }
 
@@ -423,7 +426,7 @@ fn lag(sizes: &Sizes, port: u16) -> Vec<Outcome> {
                         reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let v: serde_json::Value =
                             serde_json::from_slice(&r.body).unwrap_or_default();
-                        if let Some(tasks) = v.get("tasks").and_then(|t| t.as_array()) {
+                        if let Some(tasks) = v.get("rows").and_then(|t| t.as_array()) {
                             let mut s = seen.lock().unwrap();
                             for t in tasks {
                                 if let Some(id) = t.get("id").and_then(|i| i.as_i64()) {

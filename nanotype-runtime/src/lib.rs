@@ -19,7 +19,10 @@
 //! ```
 
 pub mod actor;
+pub mod api;
+mod declare;
 pub mod error;
+pub mod meta;
 pub mod migrate;
 pub mod outbox;
 pub mod primary;
@@ -28,6 +31,7 @@ pub mod registry;
 pub mod replica;
 pub mod sync;
 pub mod table;
+pub mod timers;
 pub mod value;
 pub mod write;
 

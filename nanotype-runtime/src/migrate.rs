@@ -34,12 +34,7 @@ use crate::value::Value;
 /// The ledger table in the room's SQLite.
 pub const LEDGER: &str = "_nt_migrations";
 
-/// The ledger's DDL. Idempotent. `applied_at` is in ms since the epoch.
-pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_nt_migrations\" (
-    \"name\" TEXT PRIMARY KEY NOT NULL,
-    \"checksum\" TEXT NOT NULL,
-    \"applied_at\" INTEGER
-);";
+pub use crate::meta::LEDGER_DDL;
 
 // The time comes from SQLite: `std::time::SystemTime` panics on wasm32-unknown-unknown.
 const RECORD: &str = "INSERT INTO \"_nt_migrations\" (\"name\", \"checksum\", \"applied_at\") \

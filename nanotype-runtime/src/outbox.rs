@@ -12,29 +12,12 @@ use crate::error::Result;
 use crate::primary::Primary;
 use crate::value::Value;
 
-/// The engine's own tables in the room's SQLite. Idempotent.
-pub const PRIMARY_META_DDL: &str = "\
-CREATE TABLE IF NOT EXISTS \"_nt_outbox\" (
-    \"seq\" INTEGER PRIMARY KEY,
-    \"tbl\" TEXT NOT NULL,
-    \"pk\" NOT NULL,
-    \"at\" INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
-);
-CREATE TABLE IF NOT EXISTS \"_nt_meta\" (
-    \"key\" TEXT PRIMARY KEY NOT NULL,
-    \"value\"
-);
-CREATE TABLE IF NOT EXISTS \"_nt_backfill\" (
-    \"tbl\" TEXT PRIMARY KEY NOT NULL,
-    \"cursor\",
-    \"done\" INTEGER NOT NULL DEFAULT 0
-);";
-
 const APPEND: &str = "INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES (?1, ?2)";
 
-/// Create the engine's tables in the room's SQLite if they are missing.
+/// Create the runtime's tables in the room's SQLite if they are missing
+/// ([`crate::meta::PRIMARY_DDL`]).
 pub fn install<P: Primary>(db: &P) -> Result<()> {
-    db.execute_batch(PRIMARY_META_DDL)
+    db.execute_batch(crate::meta::PRIMARY_DDL)
 }
 
 /// Record a change of `table`'s row `key`. Call inside the transaction that changed the row.

@@ -100,6 +100,13 @@ impl std::fmt::Debug for TableEntry {
     }
 }
 
+impl PartialEq for TableEntry {
+    /// Entries are equal when they name the same table.
+    fn eq(&self, other: &TableEntry) -> bool {
+        self.def.name == other.def.name
+    }
+}
+
 impl TableEntry {
     /// The entry of table struct `T` (what [`crate::schema!`] lists).
     pub const fn of<T: Table + Serialize + DeserializeOwned + 'static>() -> TableEntry {
@@ -186,42 +193,4 @@ fn row_to_json<T: Table + Serialize>(row: Row) -> Result<serde_json::Value> {
         column: T::DEF.name.to_string(),
         message: e.to_string(),
     })
-}
-
-/// Declares an app's schema: a unit struct implementing [`Schema`] with the listed tables and the
-/// Durable Object migrations embedded from a folder (relative to the crate's `Cargo.toml`).
-///
-/// ```ignore
-/// nanotype::schema!(pub App = [Task, Comment], migrations = "../../migrations/do");
-/// ```
-///
-/// Without `migrations = ..` the schema has none (tests, apps that migrate by other means).
-/// Every listed struct must be a `#[nanotype::table]` that also derives `Serialize` and
-/// `Deserialize` (the gateway speaks JSON): anything else is a compile error on its name.
-#[macro_export]
-macro_rules! schema {
-    ($vis:vis $name:ident = [$($table:ty),+ $(,)?] $(, migrations = $dir:literal)? $(,)?) => {
-        /// The app's schema (declared with `nanotype::schema!`).
-        #[derive(Clone, Copy, Debug, Default)]
-        $vis struct $name;
-
-        impl $crate::Schema for $name {
-            const TABLES: &'static [$crate::registry::TableEntry] =
-                &[$($crate::registry::TableEntry::of::<$table>()),+];
-            const MIGRATIONS: &'static [$crate::migrate::Migration] =
-                $crate::__schema_migrations!($($dir)?);
-        }
-    };
-}
-
-/// The migrations of [`schema!`]: embedded from the folder, or none.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __schema_migrations {
-    () => {
-        &[]
-    };
-    ($dir:literal) => {
-        $crate::migrations!($dir)
-    };
 }

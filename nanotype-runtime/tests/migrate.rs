@@ -170,7 +170,7 @@ fn the_repos_migrations_embed_and_apply() {
     assert!(apply(&db, REPO).unwrap().is_empty());
     let t = tables(&db);
     assert!(
-        t.contains(&"tasks".to_owned()) && t.contains(&"counters".to_owned()),
+        t.contains(&"tasks".to_owned()) && t.contains(&"comments".to_owned()),
         "{t:?}"
     );
 }

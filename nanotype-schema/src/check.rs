@@ -42,7 +42,15 @@ pub fn check_table(table: &Table) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut push = |at: Location, message: String| out.push(Problem { at, message });
 
-    let table_name_invalid = invalid_reason(&table.name);
+    let table_name_invalid = invalid_reason(&table.name).or_else(|| {
+        // The gateway's own routes (`/rooms/{room}/_sync`, …) start with `_`.
+        table.name.starts_with('_').then(|| {
+            format!(
+                "`{}` starts with `_`, which the runtime's own routes use (`/rooms/{{room}}/_sync`)",
+                table.name
+            )
+        })
+    });
     if let Some(reason) = &table_name_invalid {
         push(Location::TableName, format!("invalid table name: {reason}"));
     }

@@ -18,8 +18,17 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /// Test configs, written into the state dir from the example's wrangler.toml (never deployed):
 /// `main`: the example's bindings; `offline`: the same Worker and Durable Objects with a D1
-/// database that has no tables until the suite applies the migrations ("D1 unavailable").
-export const CONFIGS = { main: join(STATE, "wrangler.e2e.toml"), offline: join(STATE, "wrangler.offline.toml") };
+/// database that has no tables until the suite applies the migrations ("D1 unavailable");
+/// `lazy`: the main bindings with a flush window so long that only the delivery alarm sends.
+export const CONFIGS = {
+  main: join(STATE, "wrangler.e2e.toml"),
+  offline: join(STATE, "wrangler.offline.toml"),
+  lazy: join(STATE, "lazy/wrangler.lazy.toml"),
+};
+/// The tokens of the test `.dev.vars`: one for every room, one for rooms starting `alpha-`.
+export const TOKENS = { all: "e2e-token-all", alpha: "e2e-token-alpha" };
+/// The delivery alarm's delay in the `lazy` config.
+export const LAZY_DELIVERY_MS = 1500;
 
 export function writeConfigs() {
   mkdirSync(STATE, { recursive: true });
@@ -32,6 +41,12 @@ export function writeConfigs() {
     .replace(/^database_id = .*$/m, 'database_id = "00000000-0000-4000-8000-0000000dead1"');
   if (offline === base) throw new Error("could not derive the offline config");
   writeFileSync(CONFIGS.offline, offline);
+  // Secrets: wrangler dev reads `.dev.vars` next to the config.
+  const devVars = `API_TOKENS="${TOKENS.all}=*,${TOKENS.alpha}=alpha-"\n`;
+  writeFileSync(join(STATE, ".dev.vars"), devVars);
+  mkdirSync(dirname(CONFIGS.lazy), { recursive: true });
+  writeFileSync(join(dirname(CONFIGS.lazy), ".dev.vars"), devVars);
+  writeFileSync(CONFIGS.lazy, base + `\n[vars]\nNANOTYPE_FLUSH_WINDOW_MS = "600000"\nNANOTYPE_DELIVERY_DELAY_MS = "${LAZY_DELIVERY_MS}"\n`);
 }
 
 function run(args, timeoutMs = 120000) {
@@ -112,8 +127,9 @@ async function waitPortFree() {
 }
 
 /// One HTTP call; `{status, headers, body}` with the body parsed as JSON when it is JSON.
-export async function http(method, path, body, { raw = false, timeoutMs = 30000, headers = {} } = {}) {
-  const init = { method, headers: { ...headers }, signal: AbortSignal.timeout(timeoutMs) };
+export async function http(method, path, body, { raw = false, timeoutMs = 30000, headers = {}, token = TOKENS.all } = {}) {
+  const auth = token ? { authorization: `Bearer ${token}` } : {};
+  const init = { method, headers: { ...auth, ...headers }, signal: AbortSignal.timeout(timeoutMs) };
   if (body !== undefined) {
     init.body = raw ? body : JSON.stringify(body);
     init.headers["content-type"] ??= "application/json";

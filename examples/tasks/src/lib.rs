@@ -1,21 +1,109 @@
-//! The tasks app on nanotype: a Worker that serves replica reads from D1 and routes everything
-//! else to one `Room` Durable Object per room, whose SQLite is the source of truth.
-//!
-//! - [`schema`]: the tables (`#[nanotype::table]`), shared with `gen-migrations`.
-//! - [`api`]: routes, bodies and 4xx errors (plain Rust, tested natively).
-//! - [`bench`]: the baselines nanotype-bench compares writes against (routes off unless the
-//!   `NANOTYPE_BENCH_ROUTES` var is `"1"`).
-//! - `gateway` (wasm32): the Worker's `fetch`.
-//! - `room` (wasm32): the `Room` Durable Object: writes, strong reads, sync status, presence,
-//!   debounced counters, read-only SQL, and the alarm that drives replication retries.
+//! The tasks app on nanotype: its tables ([`schema`]), its room Durable Object, its validation
+//! and one custom route ([`TaskHooks`]), and who may use which room ([`Tokens`]). The runtime
+//! serves the rest: a REST route per table, replica reads from D1, writes in the room's Durable
+//! Object, replication, sync status and resync.
 
-pub mod api;
-pub mod bench;
 pub mod schema;
 
+use nanotype::api::{
+    Access, ApiError, AppRequest, Decision, Policy, Reply, RequestParts, RoomCtx, RoomHooks, Vars,
+    Write, WriteOp,
+};
+use nanotype::{Primary, Value};
+use schema::{Comment, Task};
+
+/// Longest task title or comment, in characters.
+pub const MAX_TEXT_CHARS: usize = 500;
+
+nanotype::room!(Room, schema::App, TaskHooks);
+
+/// The app's part of every room: what a valid write is, and `GET /rooms/{room}/stats`.
+#[derive(Default)]
+pub struct TaskHooks;
+
+impl RoomHooks for TaskHooks {
+    fn before_write(&self, w: &mut Write<'_>) -> Result<(), ApiError> {
+        let (now, created) = (w.now_ms(), w.op() == WriteOp::Create);
+        let text_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= MAX_TEXT_CHARS;
+        if let Some(task) = w.row_mut::<Task>() {
+            if !text_ok(&task.title) || task.status.is_empty() || task.status.len() > 32 {
+                return Err(ApiError::rejected(format!(
+                    "`title` must be 1 to {MAX_TEXT_CHARS} characters, `status` 1 to 32"
+                )));
+            }
+            task.done = task.status == "done";
+            if created {
+                task.created_at = now;
+            }
+        }
+        if let Some(comment) = w.row_mut::<Comment>() {
+            if !text_ok(&comment.body) {
+                return Err(ApiError::rejected("`body` must be 1 to 500 characters"));
+            }
+            if created {
+                comment.created_at = now;
+            }
+        }
+        Ok(())
+    }
+
+    fn route<P: Primary>(
+        &self,
+        room: &RoomCtx<'_, P>,
+        req: &AppRequest<'_>,
+    ) -> Option<Result<Reply, ApiError>> {
+        (req.method == "GET" && req.path == ["stats"]).then(|| stats(room))
+    }
+}
+
+/// Tasks per status, counted in the room's own database.
+fn stats<P: Primary>(room: &RoomCtx<'_, P>) -> Result<Reply, ApiError> {
+    let rows = room
+        .db()
+        .query("SELECT status, COUNT(*) FROM tasks GROUP BY status", &[])?;
+    let counts: serde_json::Map<String, serde_json::Value> = rows
+        .into_iter()
+        .filter_map(|r| match r.as_slice() {
+            [Value::Text(status), Value::Integer(n)] => Some((status.clone(), (*n).into())),
+            _ => None,
+        })
+        .collect();
+    Ok(Reply::json(
+        200,
+        serde_json::json!({ "room": room.room(), "tasks": counts }),
+    ))
+}
+
+/// Bearer tokens from the `API_TOKENS` secret (`.dev.vars` locally): `token=room-prefix,…`,
+/// where a prefix of `*` allows every room.
+pub struct Tokens;
+
+impl Policy for Tokens {
+    fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
+        let Some(token) = req.bearer_token() else {
+            return Decision::unauthorized("send `Authorization: Bearer <token>`");
+        };
+        let tokens = env.var("API_TOKENS").unwrap_or_default();
+        match tokens
+            .split(',')
+            .filter_map(|e| e.trim().split_once('='))
+            .find(|(t, _)| *t == token)
+        {
+            Some((_, rooms)) if rooms == "*" || access.room.starts_with(rooms) => Decision::Allow,
+            Some(_) => {
+                Decision::forbidden(format!("this token may not use room `{}`", access.room))
+            }
+            None => Decision::unauthorized("unknown token"),
+        }
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
-mod gateway;
-#[cfg(target_arch = "wasm32")]
-mod http;
-#[cfg(target_arch = "wasm32")]
-mod room;
+#[worker::event(fetch)]
+async fn fetch(
+    req: worker::Request,
+    env: worker::Env,
+    _: worker::Context,
+) -> worker::Result<worker::Response> {
+    nanotype::worker::serve::<schema::App>(req, &env, &Tokens).await
+}

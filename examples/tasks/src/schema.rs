@@ -1,5 +1,5 @@
-//! The tasks app's tables. `cargo run --bin gen-migrations` reads this file to generate
-//! `migrations/` (D1) and `migrations/do/` (the Room Durable Object).
+//! The tasks app's tables and schema. `cargo run --bin gen-migrations` reads this file to
+//! generate `migrations/` (D1) and `migrations/do/` (the room Durable Object).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,17 +14,26 @@ pub struct Task {
     pub status: String,
     #[nanotype(default = false)]
     pub done: bool,
+    /// Set by the room when the task is created.
+    #[serde(default)]
     pub created_at: i64,
     pub assignee: Option<String>,
     #[nanotype(json)]
+    #[serde(default)]
     pub tags: Vec<String>,
 }
 
-/// A named counter, written by the debounced writer.
-#[nanotype::table(name = "counters")]
+/// A comment on a task.
+#[nanotype::table(name = "comments")]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Counter {
+pub struct Comment {
     #[nanotype(primary_key)]
-    pub name: String,
-    pub value: i64,
+    pub id: i64,
+    #[nanotype(index)]
+    pub task_id: i64,
+    pub body: String,
+    #[serde(default)]
+    pub created_at: i64,
 }
+
+nanotype::schema!(pub App = [Task, Comment], migrations = "../../migrations/do");

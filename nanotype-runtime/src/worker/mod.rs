@@ -1,5 +1,6 @@
-//! Cloudflare mode: the room's primary is its Durable Object's SQLite, the replica is a D1
-//! database, and retries are Durable Object alarms.
+//! Cloudflare mode: the room Durable Object ([`RoomObject`], declared with [`crate::room!`]) and
+//! the Worker's gateway ([`serve`]) over the room's SQLite as the primary, a D1 database as the
+//! replica, and the Durable Object's alarm as the scheduler.
 //!
 //! The same engine runs here as in [`crate::native`]; only these three seams differ.
 //!
@@ -18,13 +19,19 @@
 
 mod analytics;
 mod bindings;
+mod gateway;
+mod http;
 mod js_value;
 mod primary;
 mod replica;
+mod room;
 mod scheduler;
 
+pub use gateway::serve;
+pub use http::EnvVars;
 pub use primary::DoPrimary;
 pub use replica::D1Replica;
+pub use room::{RoomObject, D1_BINDING, ROOM_BINDING};
 pub use scheduler::AlarmScheduler;
 
 /// The runtime's error from a JavaScript exception: its message (and cause), else its text.

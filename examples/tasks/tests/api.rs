@@ -1,0 +1,273 @@
+//! The tasks app's API run natively: the runtime's room code (the same as the Durable Object's)
+//! over the native backend, with the app's schema, hooks and policy.
+
+use nanotype::api::{self, route::route, Access, ApiError, Decision, Policy, Reply, RequestParts};
+use nanotype::native::{ManualScheduler, NativePrimary, NativeReplica};
+use nanotype::sync::Engine;
+use nanotype::Schema;
+use serde_json::{json, Value};
+use tasks_example::schema::App;
+use tasks_example::{TaskHooks, Tokens};
+
+type TestEngine = Engine<NativePrimary, NativeReplica, ManualScheduler>;
+
+fn room(name: &str) -> TestEngine {
+    let db = NativePrimary::open_in_memory().unwrap();
+    nanotype::migrate::apply(&db, App::MIGRATIONS).unwrap();
+    let replica = NativeReplica::open_in_memory().unwrap();
+    replica
+        .execute_batch(nanotype::schema::ddl::REPLICA_META)
+        .unwrap();
+    for t in App::TABLES {
+        replica
+            .execute_batch(&nanotype::schema::ddl::replica_ddl(t.def))
+            .unwrap();
+    }
+    Engine::builder(name)
+        .schema::<App>()
+        .replica(Some(replica))
+        .open(db, ManualScheduler::at(1_000))
+        .unwrap()
+}
+
+fn call(e: &TestEngine, method: &str, path: &str, body: Value) -> Result<Reply, ApiError> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let r = route::<App>(method, path)?;
+    let q = api::params::query_pairs(query)?;
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    api::room::serve(e, &TaskHooks, &r, &q, None, &body, None)
+}
+
+#[test]
+fn crud_on_both_tables_with_validation_and_the_custom_route() {
+    let e = room("r1");
+    let created = call(&e, "POST", "/rooms/r1/tasks", json!({"title": "ship"})).unwrap();
+    assert_eq!(created.status, 201);
+    assert_eq!(created.seq, Some(1));
+    let task = &created.body["row"];
+    assert_eq!(
+        (
+            task["id"].as_i64(),
+            task["status"].as_str(),
+            task["done"].as_bool()
+        ),
+        (Some(1), Some("open"), Some(false))
+    );
+    assert_eq!(task["created_at"], 1_000, "the hook set the creation time");
+    assert_eq!(task["tags"], json!([]));
+
+    let patched = call(&e, "PATCH", "/rooms/r1/tasks/1", json!({"status": "done"})).unwrap();
+    assert_eq!(patched.body["row"]["done"], true);
+    assert_eq!(
+        patched.body["row"]["title"], "ship",
+        "untouched fields stay"
+    );
+    let put = call(
+        &e,
+        "PUT",
+        "/rooms/r1/tasks/7",
+        json!({"title": "seven", "tags": ["a"]}),
+    )
+    .unwrap();
+    assert_eq!(put.body["row"]["id"], 7);
+    let c = call(
+        &e,
+        "POST",
+        "/rooms/r1/comments",
+        json!({"task_id": 7, "body": "hi"}),
+    )
+    .unwrap();
+    assert_eq!(c.body["row"]["task_id"], 7);
+
+    let open = call(
+        &e,
+        "GET",
+        "/rooms/r1/tasks?status=open&consistency=strong",
+        Value::Null,
+    )
+    .unwrap();
+    assert_eq!(open.body["rows"].as_array().unwrap().len(), 1);
+    let by_task = call(&e, "GET", "/rooms/r1/comments?task_id=7", Value::Null).unwrap();
+    assert_eq!(by_task.body["rows"][0]["body"], "hi");
+
+    let stats = call(&e, "GET", "/rooms/r1/stats", Value::Null).unwrap();
+    assert_eq!(stats.body["tasks"], json!({"done": 1, "open": 1}));
+
+    let deleted = call(&e, "DELETE", "/rooms/r1/tasks/1", Value::Null).unwrap();
+    assert_eq!(
+        (deleted.body["deleted"].as_i64(), deleted.seq),
+        (Some(1), Some(5))
+    );
+    let gone = call(&e, "DELETE", "/rooms/r1/tasks/1", Value::Null).unwrap_err();
+    assert_eq!((gone.status, gone.code), (404, "not_found"));
+
+    // Everything written went through the outbox and replicates.
+    pollster::block_on(e.sync()).unwrap();
+    assert_eq!(e.health().unwrap().lag, 0);
+}
+
+#[test]
+fn bad_writes_are_4xx_and_change_nothing() {
+    let e = room("r2");
+    let cases: &[(&str, &str, Value, u16, &str)] = &[
+        ("POST", "/rooms/r2/tasks", json!({}), 400, "invalid_body"),
+        (
+            "POST",
+            "/rooms/r2/tasks",
+            json!({"title": "  "}),
+            400,
+            "rejected",
+        ),
+        (
+            "POST",
+            "/rooms/r2/tasks",
+            json!({"title": 5}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/rooms/r2/tasks",
+            json!({"title": "a", "x": 1}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/rooms/r2/tasks",
+            json!({"title": "a", "id": 3}),
+            400,
+            "invalid_body",
+        ),
+        ("POST", "/rooms/r2/tasks", json!([1]), 400, "invalid_body"),
+        (
+            "POST",
+            "/rooms/r2/tasks",
+            json!({"title": "a", "tags": "x"}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "PATCH",
+            "/rooms/r2/tasks/9",
+            json!({"title": "b"}),
+            404,
+            "not_found",
+        ),
+        (
+            "PUT",
+            "/rooms/r2/tasks/9",
+            json!({"title": "b", "id": 8}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/rooms/r2/comments",
+            json!({"task_id": 1, "body": ""}),
+            400,
+            "rejected",
+        ),
+        (
+            "GET",
+            "/rooms/r2/tasks?title=x",
+            Value::Null,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/rooms/r2/tasks?limit=0",
+            Value::Null,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/rooms/r2/tasks/abc",
+            Value::Null,
+            400,
+            "invalid_key",
+        ),
+        ("GET", "/rooms/r2/nope", Value::Null, 404, "not_found"),
+        ("GET", "/rooms/r2/_nope", Value::Null, 404, "not_found"),
+        (
+            "POST",
+            "/rooms/r2/_sql",
+            json!({"sql": "SELECT 1"}),
+            404,
+            "not_found",
+        ),
+        (
+            "PUT",
+            "/rooms/r2/tasks",
+            json!({}),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/rooms/bad.name/tasks",
+            Value::Null,
+            400,
+            "invalid_name",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let err = call(&e, method, path, body.clone()).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (*status, *code),
+            "{method} {path} {body}: {err}"
+        );
+    }
+    assert_eq!(e.current_seq().unwrap(), 0, "nothing was written");
+}
+
+#[test]
+fn tokens_are_limited_to_their_rooms() {
+    let env = |name: &str| (name == "API_TOKENS").then(|| "t-all=*,t-a=alpha-".to_owned());
+    let access = Access {
+        room: "alpha-1",
+        table: Some("tasks"),
+        operation: api::Operation::Read,
+    };
+    let with = |token: Option<&str>| RequestParts {
+        headers: token
+            .map(|t| vec![("authorization".into(), format!("Bearer {t}"))])
+            .unwrap_or_default(),
+        ..RequestParts::default()
+    };
+    assert!(matches!(
+        Tokens.authorize(&with(None), &env, &access),
+        Decision::Unauthorized(_)
+    ));
+    assert!(matches!(
+        Tokens.authorize(&with(Some("nope")), &env, &access),
+        Decision::Unauthorized(_)
+    ));
+    assert_eq!(
+        Tokens.authorize(&with(Some("t-a")), &env, &access),
+        Decision::Allow
+    );
+    assert_eq!(
+        Tokens.authorize(&with(Some("t-all")), &env, &access),
+        Decision::Allow
+    );
+    let other = Access {
+        room: "beta-1",
+        ..access
+    };
+    assert!(matches!(
+        Tokens.authorize(&with(Some("t-a")), &env, &other),
+        Decision::Forbidden(_)
+    ));
+    assert_eq!(
+        Decision::forbidden("x").into_result().unwrap_err().status,
+        403
+    );
+}

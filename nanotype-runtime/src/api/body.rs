@@ -1,0 +1,154 @@
+//! Request bodies: a table's row from JSON, with the model filling what a client may leave out.
+//!
+//! Fields are the struct's field names (serde's). A create may leave out an `i64` key (SQLite
+//! assigns it), a field with a `default = ..` (the model's default) and an `Option` field (null);
+//! anything else the struct requires is a 400 naming it (serde's own `#[serde(default)]` also
+//! applies). The struct's serde decides types, so a `#[nanotype(json)]` field is checked as its
+//! Rust type.
+
+use serde_json::{Map, Value as Json};
+
+use super::error::ApiError;
+use crate::registry::{TableEntry, TypedRow};
+use crate::value::Value;
+use nanotype_schema::model::Literal;
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// 413 when `len` is over [`MAX_BODY_BYTES`].
+pub fn check_body_size(len: usize) -> Result<(), ApiError> {
+    if len > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!("request body is {len} bytes; the limit is {MAX_BODY_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The body as a JSON object: 413 when too large, 400 when empty, not JSON, or not an object.
+pub fn json_object(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
+    check_body_size(body.len())?;
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::new(400, "invalid_json", "expected a JSON body"));
+    }
+    let v: Json = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(400, "invalid_json", format!("invalid JSON body: {e}")))?;
+    match v {
+        Json::Object(m) => Ok(m),
+        _ => Err(ApiError::invalid_body("expected a JSON object")),
+    }
+}
+
+fn literal(l: &Literal) -> Json {
+    match l {
+        Literal::Integer(i) => Json::from(*i),
+        Literal::Real(f) => Json::from(*f),
+        Literal::Bool(b) => Json::from(*b),
+        Literal::Text(s) => Json::from(s.as_ref()),
+    }
+}
+
+fn key_json(key: &Value) -> Json {
+    match key {
+        Value::Integer(i) => Json::from(*i),
+        Value::Text(s) => Json::from(s.as_str()),
+        _ => Json::Null,
+    }
+}
+
+/// Refuse fields the struct does not have (a typo would otherwise be silently dropped).
+fn check_fields(table: &TableEntry, obj: &Map<String, Json>) -> Result<(), ApiError> {
+    for k in obj.keys() {
+        if !table.def.columns.iter().any(|c| c.field == k.as_str()) {
+            return Err(ApiError::invalid_body(format!(
+                "`{}` has no field `{k}`",
+                table.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The model's defaults for fields the client left out.
+fn fill_defaults(table: &TableEntry, obj: &mut Map<String, Json>, key_given: bool) {
+    let assigns_key = table.sql().assigns_key;
+    for col in table.def.columns.iter() {
+        if obj.contains_key(col.field.as_ref()) {
+            continue;
+        }
+        let v = if col.primary_key {
+            if assigns_key && !key_given {
+                Json::from(0)
+            } else {
+                continue;
+            }
+        } else if let Some(d) = &col.default {
+            literal(d)
+        } else if col.nullable {
+            Json::Null
+        } else {
+            continue;
+        };
+        obj.insert(col.field.to_string(), v);
+    }
+}
+
+fn key_field(table: &TableEntry) -> &'static str {
+    let def: &'static nanotype_schema::Table = table.def;
+    def.primary_key().map(|c| c.field.as_ref()).unwrap_or("id")
+}
+
+/// A new row from a create's body (`POST /rooms/{room}/{table}`).
+pub fn create(table: &'static TableEntry, body: &[u8]) -> Result<TypedRow, ApiError> {
+    let mut obj = json_object(body)?;
+    check_fields(table, &obj)?;
+    if table.sql().assigns_key && obj.contains_key(key_field(table)) {
+        return Err(ApiError::invalid_body(format!(
+            "`{}` is assigned by the database; leave it out (or PUT to /{}/{{key}})",
+            key_field(table),
+            table.name()
+        )));
+    }
+    fill_defaults(table, &mut obj, false);
+    Ok(table.from_json(Json::Object(obj))?)
+}
+
+/// The row a `PUT /rooms/{room}/{table}/{key}` stores: the body, with the path's key.
+pub fn put(table: &'static TableEntry, key: &Value, body: &[u8]) -> Result<TypedRow, ApiError> {
+    let mut obj = json_object(body)?;
+    check_fields(table, &obj)?;
+    let field = key_field(table);
+    match obj.get(field) {
+        Some(k) if *k != key_json(key) => {
+            return Err(ApiError::invalid_body(format!(
+                "`{field}` in the body differs from the key in the path"
+            )))
+        }
+        _ => {}
+    }
+    obj.insert(field.to_owned(), key_json(key));
+    fill_defaults(table, &mut obj, true);
+    Ok(table.from_json(Json::Object(obj))?)
+}
+
+/// The row a `PATCH` stores: `current` (the stored row as JSON) with the body's fields over it.
+pub fn patch(table: &'static TableEntry, current: Json, body: &[u8]) -> Result<TypedRow, ApiError> {
+    let changes = json_object(body)?;
+    check_fields(table, &changes)?;
+    let Json::Object(mut obj) = current else {
+        return Err(ApiError::internal("a stored row is not a JSON object"));
+    };
+    let field = key_field(table);
+    if let Some(k) = changes.get(field) {
+        if obj.get(field) != Some(k) {
+            return Err(ApiError::invalid_body(format!(
+                "`{field}` cannot be changed"
+            )));
+        }
+    }
+    obj.extend(changes);
+    Ok(table.from_json(Json::Object(obj))?)
+}

@@ -1,0 +1,99 @@
+//! The one error format of every route: a status and `{"error": {"code", "message"}}`.
+//!
+//! | code | status | when |
+//! |---|---|---|
+//! | `bad_request` | 400 | a query parameter is malformed or unknown |
+//! | `invalid_json` | 400 | the body is not JSON (or empty where one is needed) |
+//! | `invalid_body` | 400 | the body is JSON of the wrong shape (serde's message names the field) |
+//! | `invalid_name` | 400 | a room name outside 1–64 of `[A-Za-z0-9_-]` |
+//! | `invalid_key` | 400 | a key in the path does not fit the table's key type |
+//! | `rejected` | 400 | the app's validation refused the write, or read-only SQL refused a statement |
+//! | `sql_error` | 400 | read-only SQL failed to prepare or run |
+//! | `unauthorized` | 401 | the policy found no credentials |
+//! | `forbidden` | 403 | the policy refused these credentials this room, table or operation |
+//! | `not_found` | 404 | no such route, table or row |
+//! | `method_not_allowed` | 405 | the route exists with other methods |
+//! | `conflict` | 409 | the request named another room than the Durable Object's |
+//! | `body_too_large` | 413 | the body is over [`super::MAX_BODY_BYTES`] |
+//! | `room_unavailable` | 503 | the room's Durable Object could not be reached |
+//! | `internal` | 500 | anything else (a bug or a platform failure) |
+
+use serde_json::json;
+
+use crate::error::Error;
+
+/// A request that cannot be served: a status, a stable code and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code (see the module's table).
+    pub code: &'static str,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with its status, code and message.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "bad_request", message)
+    }
+
+    /// 400 `invalid_body`.
+    pub fn invalid_body(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "invalid_body", message)
+    }
+
+    /// 400 `rejected`: what an app's validation returns.
+    pub fn rejected(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "rejected", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "not_found", message)
+    }
+
+    /// 500 `internal`.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "internal", message)
+    }
+
+    /// The JSON body: `{"error": {"code", "message"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code, "message": self.message } })
+    }
+}
+
+impl From<Error> for ApiError {
+    /// The HTTP face of a runtime error.
+    fn from(e: Error) -> ApiError {
+        let message = e.to_string();
+        match e {
+            Error::NotFound { .. } => ApiError::not_found(message),
+            Error::InvalidRoom(_) => ApiError::new(400, "invalid_name", message),
+            Error::Rejected(_) => ApiError::rejected(message),
+            Error::InvalidRow(_)
+            | Error::IntegerOutOfRange { .. }
+            | Error::NaN { .. }
+            | Error::Json { .. } => ApiError::invalid_body(message),
+            Error::WrongRoom { .. } => ApiError::new(409, "conflict", message),
+            _ => ApiError::internal(message),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}

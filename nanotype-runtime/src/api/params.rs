@@ -1,0 +1,210 @@
+//! A table read's query string: consistency, keyset page, one equality filter on an indexed field.
+
+use super::error::ApiError;
+use super::route::percent_decode;
+use crate::read::{Consistency, Page, RoomQuery};
+use crate::registry::TableEntry;
+use crate::sync::RoomState;
+use crate::value::Value;
+use nanotype_schema::model::{ValueKind, MAX_SAFE_INTEGER};
+
+/// Largest page of a listing.
+pub const MAX_LIMIT: u32 = 500;
+/// Page size when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// How a read must be answered, from `?consistency=` (default `replica`) and the seq token
+/// (`?seq=` or the `x-nanotype-seq` header) that `read-your-writes` needs.
+pub fn consistency(mode: Option<&str>, seq: Option<i64>) -> Result<Consistency, ApiError> {
+    match mode {
+        None | Some("replica") => Ok(Consistency::Replica),
+        Some("strong") => Ok(Consistency::Strong),
+        Some("read-your-writes") => seq.map(Consistency::ReadYourWrites).ok_or_else(|| {
+            ApiError::bad_request(
+                "`consistency=read-your-writes` needs the seq of your write (`seq=` or the x-nanotype-seq header)",
+            )
+        }),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "`consistency` must be strong, replica or read-your-writes, not `{other}`"
+        ))),
+    }
+}
+
+/// Whether the replica may answer a read of `room` that needs every change up to `need` (0 for
+/// plain replica consistency), given the room's replication state read *in the same D1
+/// transaction* as the rows. `Err` says why the room's Durable Object must answer instead.
+///
+/// A resync (or the first backfill) claims the room with watermark 0 and sets the watermark only
+/// when every table is copied, so watermark 0 means the replica may hold part of the room.
+pub fn replica_gate(room: &str, state: Option<&RoomState>, need: i64) -> Result<(), String> {
+    match state {
+        None => Err(format!("the replica has not seen room {room} yet")),
+        Some(s) if s.watermark == 0 => Err(format!("the replica of room {room} is being rebuilt")),
+        Some(s) if s.watermark < need => {
+            Err(format!("replica watermark {} < seq {need}", s.watermark))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// A parsed table read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadParams {
+    /// How fresh the answer must be.
+    pub consistency: Consistency,
+    /// The keyset page (lists).
+    pub page: Page,
+    /// `column = value` (lists).
+    pub filter: Option<(&'static str, Value)>,
+}
+
+impl ReadParams {
+    /// From the query string's `pairs` (percent-decoded) and the seq header, for `table`.
+    /// Filters are allowed on the leading field of each index (an index range in D1).
+    pub fn parse(
+        table: &'static TableEntry,
+        pairs: &[(String, String)],
+        seq_header: Option<&str>,
+    ) -> Result<ReadParams, ApiError> {
+        let mut mode = None;
+        let mut seq = match seq_header {
+            Some(s) => Some(non_negative("x-nanotype-seq", s)?),
+            None => None,
+        };
+        let mut after = None;
+        let mut limit = DEFAULT_LIMIT;
+        let mut filter = None;
+        for (k, v) in pairs {
+            match k.as_str() {
+                "consistency" => mode = Some(v.as_str()),
+                "seq" => seq = Some(non_negative(k, v)?),
+                "after" => after = Some(v.as_str()),
+                "limit" => {
+                    let n = non_negative(k, v)?;
+                    if n < 1 || n > i64::from(MAX_LIMIT) {
+                        return Err(ApiError::bad_request(format!(
+                            "`limit` must be 1 to {MAX_LIMIT}"
+                        )));
+                    }
+                    limit = n as u32;
+                }
+                _ => {
+                    let col = filterable(table, k).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "unknown query parameter `{k}` (filters: {})",
+                            filterable_names(table).join(", ")
+                        ))
+                    })?;
+                    if filter.is_some() {
+                        return Err(ApiError::bad_request("one filter per read"));
+                    }
+                    filter = Some((col, parse_value(k, col_kind(table, col), v)?));
+                }
+            }
+        }
+        let page = match after {
+            Some(a) => {
+                let key = table
+                    .def
+                    .primary_key()
+                    .map(|c| c.kind)
+                    .unwrap_or(ValueKind::I64);
+                Page::after(parse_value("after", key, a)?, limit)
+            }
+            None => Page::first(limit),
+        };
+        Ok(ReadParams {
+            consistency: consistency(mode, seq)?,
+            page,
+            filter,
+        })
+    }
+
+    /// The room-scoped query of a listing of `table`.
+    pub fn list_query(&self, table: &TableEntry) -> RoomQuery {
+        crate::read::list_query_of(
+            table.def,
+            table.sql(),
+            self.filter.as_ref().map(|(c, v)| (*c, v.clone())),
+            &self.page,
+        )
+    }
+}
+
+/// The query string's pairs, percent-decoded (`+` is a space).
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((
+                percent_decode(&k.replace('+', " "))?,
+                percent_decode(&v.replace('+', " "))?,
+            ))
+        })
+        .collect()
+}
+
+fn non_negative(k: &str, v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| (0..=MAX_SAFE_INTEGER).contains(n))
+        .ok_or_else(|| ApiError::bad_request(format!("`{k}` must be a non-negative integer")))
+}
+
+fn filterable(table: &TableEntry, name: &str) -> Option<&'static str> {
+    let def: &'static nanotype_schema::Table = table.def;
+    def.indexes
+        .iter()
+        .filter_map(|i| i.columns.first())
+        .find(|c| c.as_ref() == name)
+        .map(|c| c.as_ref())
+}
+
+fn filterable_names(table: &TableEntry) -> Vec<String> {
+    let mut names: Vec<String> = table
+        .def
+        .indexes
+        .iter()
+        .filter_map(|i| i.columns.first().map(|c| c.to_string()))
+        .collect();
+    names.dedup();
+    names
+}
+
+fn col_kind(table: &TableEntry, col: &str) -> ValueKind {
+    table
+        .def
+        .column(col)
+        .map(|c| c.kind)
+        .unwrap_or(ValueKind::String)
+}
+
+/// A query-string value as a column value of `kind`.
+fn parse_value(k: &str, kind: ValueKind, v: &str) -> Result<Value, ApiError> {
+    let bad = |what: &str| ApiError::bad_request(format!("`{k}` must be {what}"));
+    match kind {
+        ValueKind::String => Ok(Value::Text(v.to_owned())),
+        ValueKind::Bool => match v {
+            "true" | "1" => Ok(Value::Integer(1)),
+            "false" | "0" => Ok(Value::Integer(0)),
+            _ => Err(bad("true or false")),
+        },
+        ValueKind::F32 | ValueKind::F64 => v
+            .parse::<f64>()
+            .ok()
+            .filter(|f| !f.is_nan())
+            .map(Value::Real)
+            .ok_or_else(|| bad("a number")),
+        k2 if k2.int_range().is_some() => {
+            let (lo, hi) = k2.int_range().unwrap_or((0, 0));
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| (lo..=hi).contains(n))
+                .map(Value::Integer)
+                .ok_or_else(|| bad(&format!("an integer from {lo} to {hi}")))
+        }
+        _ => Err(bad("a filterable value")),
+    }
+}

@@ -1,0 +1,115 @@
+//! Authorization: the app's [`Policy`] decides every request before any data is read.
+//!
+//! The gateway will not serve without one: `nanotype::worker::serve` takes the policy as an
+//! argument and there is no allow-everything default.
+//!
+//! ```
+//! use nanotype::api::{Access, Decision, Policy, RequestParts, Vars};
+//!
+//! /// Tokens from a secret, `TOKENS = "token=room-prefix,..."` (`*`: every room).
+//! struct Tokens;
+//! impl Policy for Tokens {
+//!     fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
+//!         let Some(token) = req.bearer_token() else { return Decision::unauthorized("no token") };
+//!         let tokens = env.var("TOKENS").unwrap_or_default();
+//!         match tokens.split(',').filter_map(|e| e.split_once('=')).find(|(t, _)| *t == token) {
+//!             Some((_, rooms)) if rooms == "*" || access.room.starts_with(rooms) => Decision::Allow,
+//!             Some(_) => Decision::forbidden("not your room"),
+//!             None => Decision::unauthorized("unknown token"),
+//!         }
+//!     }
+//! }
+//! ```
+
+use super::error::ApiError;
+use super::route::Operation;
+
+/// What a request wants to do: the room, the table (table routes) and the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access<'a> {
+    /// The room addressed.
+    pub room: &'a str,
+    /// The table, for table routes.
+    pub table: Option<&'a str>,
+    /// What the request does.
+    pub operation: Operation,
+}
+
+/// A policy's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Serve it.
+    Allow,
+    /// 401: no or unknown credentials (the message says what to send).
+    Unauthorized(String),
+    /// 403: these credentials may not do this.
+    Forbidden(String),
+}
+
+impl Decision {
+    /// [`Decision::Unauthorized`] with a message.
+    pub fn unauthorized(message: impl Into<String>) -> Decision {
+        Decision::Unauthorized(message.into())
+    }
+
+    /// [`Decision::Forbidden`] with a message.
+    pub fn forbidden(message: impl Into<String>) -> Decision {
+        Decision::Forbidden(message.into())
+    }
+
+    /// `Ok` for [`Decision::Allow`], else the 401 or 403 error.
+    pub fn into_result(self) -> Result<(), ApiError> {
+        match self {
+            Decision::Allow => Ok(()),
+            Decision::Unauthorized(m) => Err(ApiError::new(401, "unauthorized", m)),
+            Decision::Forbidden(m) => Err(ApiError::new(403, "forbidden", m)),
+        }
+    }
+}
+
+/// The parts of a request a policy looks at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestParts {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The URL's path.
+    pub path: String,
+    /// Header names (lower-case) and values.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestParts {
+    /// The value of header `name` (case-insensitive), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header, if sent.
+    pub fn bearer_token(&self) -> Option<&str> {
+        let v = self.header("authorization")?;
+        let (scheme, token) = v.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    }
+}
+
+/// The Worker's variables and secrets (`env.var`/`env.secret`; `.dev.vars` locally).
+pub trait Vars {
+    /// The variable or secret `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> Vars for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// Who may do what. Called by the gateway for every room route, before any data is read.
+pub trait Policy {
+    /// Allow `access`, or refuse it with 401 or 403.
+    fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision;
+}

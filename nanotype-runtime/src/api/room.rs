@@ -1,0 +1,446 @@
+//! What the room's Durable Object does with a routed request: writes (with the app's
+//! validation), strong and fallback reads from the primary, sync status, resync, read-only SQL,
+//! and the app's custom routes. Generic over the backend, so the native backend runs the same
+//! code as the Durable Object.
+
+use serde_json::{json, Value as Json};
+
+use super::body;
+use super::error::ApiError;
+use super::params::ReadParams;
+use super::route::{Route, TableOp};
+use crate::actor::analytics::ReadOnlySql;
+use crate::primary::Primary;
+use crate::registry::{TableEntry, TypedRow};
+use crate::replica::{Replica, Scheduler};
+use crate::sync::{Engine, RoomDb};
+use crate::value::Value;
+
+/// Rows a read-only SQL query may return at most.
+pub const MAX_SQL_ROWS: usize = 1_000;
+
+/// What a route answers: a status and a JSON body, and the room's seq after a write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body.
+    pub body: Json,
+    /// The room's seq after a write (sent as `x-nanotype-seq` for read-your-writes).
+    pub seq: Option<i64>,
+    /// The host should run a sync after the response (a resync was requested).
+    pub sync_after: bool,
+}
+
+impl Reply {
+    /// A reply with this status and body.
+    pub fn json(status: u16, body: Json) -> Reply {
+        Reply {
+            status,
+            body,
+            seq: None,
+            sync_after: false,
+        }
+    }
+}
+
+/// The kind of write an app's validation sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOp {
+    /// `POST`: a new row.
+    Create,
+    /// `PUT`: a row stored whole under its key (new or replacing).
+    Put,
+    /// `PATCH`: a stored row with some fields changed.
+    Patch,
+    /// `DELETE`.
+    Delete,
+}
+
+/// A write about to commit, as the app's [`RoomHooks::before_write`] sees it.
+pub struct Write<'a> {
+    op: WriteOp,
+    table: &'static TableEntry,
+    row: Option<&'a mut TypedRow>,
+    key: Option<&'a Value>,
+    now_ms: i64,
+}
+
+impl Write<'_> {
+    /// What kind of write.
+    pub fn op(&self) -> WriteOp {
+        self.op
+    }
+    /// The table's SQL name.
+    pub fn table(&self) -> &'static str {
+        self.table.name()
+    }
+    /// The row to store, as `T`, when this is a write of `T`'s table (not for deletes). Change
+    /// it to store something else (a server-side timestamp, a normalised field).
+    pub fn row_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        self.row.as_deref_mut().and_then(|r| r.get_mut::<T>())
+    }
+    /// The key in the path (put, patch, delete).
+    pub fn key(&self) -> Option<&Value> {
+        self.key
+    }
+    /// The room's clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+}
+
+/// A request to one of the app's custom routes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppRequest<'a> {
+    /// `GET`, `POST`, …
+    pub method: &'a str,
+    /// Path segments after `/rooms/{room}/`.
+    pub path: &'a [String],
+    /// The query string's pairs.
+    pub query: &'a [(String, String)],
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// The room as an app's hook sees it.
+pub struct RoomCtx<'a, P> {
+    db: &'a P,
+    room: &'a str,
+    now_ms: i64,
+    alarm: &'a dyn Scheduler,
+}
+
+impl<'a, P: Primary> RoomCtx<'a, P> {
+    /// The room's database: generated writes through it replicate like the gateway's.
+    pub fn db(&self) -> &'a P {
+        self.db
+    }
+    /// The room's name.
+    pub fn room(&self) -> &'a str {
+        self.room
+    }
+    /// The room's clock (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+    /// Run [`RoomHooks::timer`] with `name` in `delay_ms` (replacing a timer of that name). Timers
+    /// are stored in the room's SQLite and share the room's one alarm with replication.
+    pub fn set_timer(&self, name: &str, delay_ms: u64) -> Result<(), ApiError> {
+        Ok(crate::timers::set(
+            self.db,
+            self.alarm,
+            name,
+            self.now_ms.saturating_add(delay_ms as i64),
+        )?)
+    }
+    /// Cancel the timer `name`; whether it was set.
+    pub fn cancel_timer(&self, name: &str) -> Result<bool, ApiError> {
+        Ok(crate::timers::cancel(self.db, name)?)
+    }
+}
+
+/// How an app plugs into its rooms. Every method has a default: `()` is an app with none.
+///
+/// ```
+/// use nanotype::api::{ApiError, RoomHooks, Write, WriteOp};
+///
+/// #[nanotype::table(name = "notes")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// pub struct Note { #[nanotype(primary_key)] pub id: i64, pub text: String, pub at: i64 }
+///
+/// #[derive(Default)]
+/// struct Hooks;
+/// impl RoomHooks for Hooks {
+///     fn before_write(&self, w: &mut Write<'_>) -> Result<(), ApiError> {
+///         let now = w.now_ms();
+///         if let Some(note) = w.row_mut::<Note>() {
+///             if note.text.trim().is_empty() {
+///                 return Err(ApiError::rejected("`text` is empty"));
+///             }
+///             note.at = now;
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait RoomHooks: Default + 'static {
+    /// Check (and adjust) a write before it commits; an error refuses it and nothing is
+    /// written.
+    fn before_write(&self, _write: &mut Write<'_>) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// Answer a custom route (`/rooms/{room}/{path}` that is not a table or a runtime route),
+    /// or `None` for 404. Runs in the room's Durable Object after the policy allowed it.
+    fn route<P: Primary>(
+        &self,
+        _room: &RoomCtx<'_, P>,
+        _req: &AppRequest<'_>,
+    ) -> Option<Result<Reply, ApiError>> {
+        None
+    }
+
+    /// A timer set with [`RoomCtx::set_timer`] is due. Runs in the room's alarm, before the
+    /// alarm's sync, so what it writes is delivered by that sync.
+    fn timer<P: Primary>(&self, _room: &RoomCtx<'_, P>, _name: &str) {}
+
+    /// Whether `POST /rooms/{room}/_sql` (one read-only statement, enforced by SQLite) is
+    /// served. Off unless the app turns it on.
+    fn read_only_sql(&self) -> bool {
+        false
+    }
+}
+
+impl RoomHooks for () {}
+
+/// Serve `route` in the room of `engine` (writes, strong reads, fallback reads, status).
+/// `fallback` is why the gateway sent a replica read here instead of answering it from D1.
+pub fn serve<H, P, R, S>(
+    engine: &Engine<P, R, S>,
+    hooks: &H,
+    route: &Route,
+    query: &[(String, String)],
+    seq_header: Option<&str>,
+    body: &[u8],
+    fallback: Option<&str>,
+) -> Result<Reply, ApiError>
+where
+    H: RoomHooks,
+    P: Primary + ReadOnlySql,
+    R: Replica,
+    S: Scheduler,
+{
+    let db = engine.primary();
+    let room = engine.room();
+    let now_ms = engine.scheduler().now_ms();
+    match route {
+        Route::Health => Ok(Reply::json(200, json!({ "ok": true }))),
+        Route::Table { table, op, .. } => {
+            let sql = table.sql();
+            let written = |status: u16, body: Json| -> Result<Reply, ApiError> {
+                Ok(Reply {
+                    status,
+                    body,
+                    seq: Some(engine.current_seq()?),
+                    sync_after: false,
+                })
+            };
+            let check = |op: WriteOp, row: Option<&mut TypedRow>, key: Option<&Value>| {
+                hooks.before_write(&mut Write {
+                    op,
+                    table,
+                    row,
+                    key,
+                    now_ms,
+                })
+            };
+            match op {
+                TableOp::Create => {
+                    let mut row = body::create(table, body)?;
+                    check(WriteOp::Create, Some(&mut row), None)?;
+                    let stored = crate::write::insert_row(db, sql, row.to_row()?)?;
+                    let mut reply = json!({ "row": table.row_to_json(stored)? });
+                    reply["seq"] = engine.current_seq()?.into();
+                    written(201, reply)
+                }
+                TableOp::Put(key) => {
+                    let mut row = body::put(table, key, body)?;
+                    check(WriteOp::Put, Some(&mut row), Some(key))?;
+                    let stored = crate::write::upsert_row(db, sql, row.to_row()?)?;
+                    let mut reply = json!({ "row": table.row_to_json(stored)? });
+                    reply["seq"] = engine.current_seq()?.into();
+                    written(200, reply)
+                }
+                TableOp::Patch(key) => {
+                    let current = get_row(db, table, key)?.ok_or_else(|| not_found(table, key))?;
+                    let mut row = body::patch(table, current, body)?;
+                    check(WriteOp::Patch, Some(&mut row), Some(key))?;
+                    let stored = crate::write::update_row(db, sql, row.to_row()?)?;
+                    let mut reply = json!({ "row": table.row_to_json(stored)? });
+                    reply["seq"] = engine.current_seq()?.into();
+                    written(200, reply)
+                }
+                TableOp::Delete(key) => {
+                    check(WriteOp::Delete, None, Some(key))?;
+                    if !crate::write::delete_row(db, sql, key.clone())? {
+                        return Err(not_found(table, key));
+                    }
+                    let mut reply = json!({ "deleted": key_json(key) });
+                    reply["seq"] = engine.current_seq()?.into();
+                    written(200, reply)
+                }
+                TableOp::Get(key) => {
+                    let row = get_row(db, table, key)?.ok_or_else(|| not_found(table, key))?;
+                    Ok(Reply::json(
+                        200,
+                        json!({ "row": row, "source": "primary", "fallback": fallback }),
+                    ))
+                }
+                TableOp::List => {
+                    let params = ReadParams::parse(table, query, seq_header)?;
+                    let q = params.list_query(table);
+                    let rows = db.query(&q.primary_sql, &q.params)?;
+                    let rows = rows_json(table, rows)?;
+                    Ok(Reply::json(
+                        200,
+                        json!({
+                            "rows": rows,
+                            "source": "primary",
+                            "fallback": fallback,
+                            "seq": engine.current_seq()?,
+                        }),
+                    ))
+                }
+            }
+        }
+        Route::Sync { .. } => Ok(Reply::json(
+            200,
+            json!({ "room": room, "health": engine.health()? }),
+        )),
+        Route::Resync { .. } => {
+            engine.request_resync()?;
+            let mut reply = Reply::json(202, json!({ "room": room, "resync": "started" }));
+            reply.sync_after = true;
+            Ok(reply)
+        }
+        Route::Sql { .. } if hooks.read_only_sql() => read_only_sql(db, body),
+        Route::Sql { .. } => Err(ApiError::not_found(
+            "read-only SQL is off (an app turns it on with RoomHooks::read_only_sql)",
+        )),
+        Route::Custom { method, path, .. } => {
+            let ctx = RoomCtx {
+                db,
+                room,
+                now_ms,
+                alarm: engine.scheduler(),
+            };
+            let req = AppRequest {
+                method,
+                path,
+                query,
+                body,
+            };
+            hooks.route(&ctx, &req).unwrap_or_else(|| {
+                Err(ApiError::not_found(format!("no route /{}", path.join("/"))))
+            })
+        }
+    }
+}
+
+/// The alarm fired: run the app's due timers, then ask the alarm for the next one. The caller
+/// then runs the engine's sync, which delivers what the timers wrote. Returns the timers run.
+pub fn run_timers<H, P, R, S>(engine: &Engine<P, R, S>, hooks: &H) -> Result<Vec<String>, ApiError>
+where
+    H: RoomHooks,
+    P: Primary,
+    R: Replica,
+    S: Scheduler,
+{
+    let db = engine.primary();
+    let ctx = RoomCtx {
+        db,
+        room: engine.room(),
+        now_ms: engine.scheduler().now_ms(),
+        alarm: engine.scheduler(),
+    };
+    let due = crate::timers::take_due(db, ctx.now_ms)?;
+    for name in &due {
+        hooks.timer(&ctx, name);
+    }
+    crate::timers::arm_next(db, engine.scheduler())?;
+    Ok(due)
+}
+
+fn not_found(table: &TableEntry, key: &Value) -> ApiError {
+    ApiError::not_found(format!(
+        "no `{}` row with key {}",
+        table.name(),
+        key_json(key)
+    ))
+}
+
+/// A key as JSON.
+pub fn key_json(key: &Value) -> Json {
+    match key {
+        Value::Integer(i) => Json::from(*i),
+        Value::Text(s) => Json::from(s.as_str()),
+        Value::Real(f) => Json::from(*f),
+        _ => Json::Null,
+    }
+}
+
+/// Rows (model column order) as the struct's JSON.
+pub fn rows_json(table: &TableEntry, rows: Vec<crate::value::Row>) -> Result<Vec<Json>, ApiError> {
+    rows.into_iter()
+        .map(|r| table.row_to_json(r).map_err(ApiError::from))
+        .collect()
+}
+
+fn get_row<P: Primary>(db: &P, table: &TableEntry, key: &Value) -> Result<Option<Json>, ApiError> {
+    let rows = db.query(&table.sql().get, std::slice::from_ref(key))?;
+    match rows.into_iter().next() {
+        Some(row) => Ok(Some(table.row_to_json(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// `POST /rooms/{room}/_sql` `{"sql", "params"?, "maxRows"?}`.
+fn read_only_sql<P: Primary + ReadOnlySql, S>(
+    db: &RoomDb<P, S>,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct SqlIn {
+        sql: String,
+        #[serde(default)]
+        params: Vec<Json>,
+        #[serde(default = "default_rows")]
+        max_rows: usize,
+    }
+    fn default_rows() -> usize {
+        100
+    }
+    let obj = body::json_object(body)?;
+    let q: SqlIn = serde_json::from_value(Json::Object(obj))
+        .map_err(|e| ApiError::invalid_body(format!("invalid request body: {e}")))?;
+    if q.sql.trim().is_empty() {
+        return Err(ApiError::invalid_body("`sql` is empty"));
+    }
+    if q.max_rows == 0 || q.max_rows > MAX_SQL_ROWS {
+        return Err(ApiError::invalid_body(format!(
+            "`maxRows` must be 1 to {MAX_SQL_ROWS}"
+        )));
+    }
+    let params = q
+        .params
+        .iter()
+        .map(|p| match p {
+            Json::Null => Ok(Value::Null),
+            Json::Bool(b) => Ok(Value::Integer(i64::from(*b))),
+            Json::String(s) => Ok(Value::Text(s.clone())),
+            Json::Number(n) => match n.as_i64() {
+                Some(i) => crate::value::check_safe_integer(i, "params")
+                    .map(Value::Integer)
+                    .map_err(ApiError::from),
+                None => Ok(Value::Real(n.as_f64().unwrap_or(0.0))),
+            },
+            _ => Err(ApiError::bad_request(
+                "`params` may hold null, booleans, numbers and strings",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = db
+        .inner()
+        .query_readonly(&q.sql, &params, q.max_rows)
+        .map_err(|e| match e {
+            // Syntax errors, unknown tables: the caller's SQL, not the server.
+            crate::Error::Primary(m) => ApiError::new(400, "sql_error", m),
+            e => ApiError::from(e),
+        })?;
+    Ok(Reply::json(
+        200,
+        serde_json::to_value(&out).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}

@@ -1,0 +1,269 @@
+//! Which route a request is, from its method and path, for a [`Schema`].
+//!
+//! ```text
+//! GET    /health                          liveness (no data, no policy)
+//! POST   /rooms/{room}/{table}            create
+//! GET    /rooms/{room}/{table}            keyset page: ?after=&limit=&<indexed field>=&consistency=
+//! GET    /rooms/{room}/{table}/{key}      one row (?consistency=)
+//! PUT    /rooms/{room}/{table}/{key}      create or replace with that key
+//! PATCH  /rooms/{room}/{table}/{key}      change the given fields
+//! DELETE /rooms/{room}/{table}/{key}      delete
+//! GET    /rooms/{room}/_sync              replication health
+//! POST   /rooms/{room}/_resync            force a full resync
+//! POST   /rooms/{room}/_sql               read-only SQL (only when the app turns it on)
+//! *      /rooms/{room}/{anything else}    the app's custom routes (its room hooks)
+//! ```
+//!
+//! The runtime's own routes start with `_`, which no table name may (the schema checker refuses
+//! it), so a table can never shadow them.
+
+use super::error::ApiError;
+use crate::registry::{Schema, TableEntry};
+use crate::value::Value;
+use nanotype_schema::model::{ValueKind, MAX_SAFE_INTEGER};
+
+/// What a request asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Route {
+    /// `GET /health`.
+    Health,
+    /// A table route of a room.
+    Table {
+        room: String,
+        table: &'static TableEntry,
+        op: TableOp,
+    },
+    /// `GET /rooms/{room}/_sync`.
+    Sync { room: String },
+    /// `POST /rooms/{room}/_resync`.
+    Resync { room: String },
+    /// `POST /rooms/{room}/_sql`.
+    Sql { room: String },
+    /// Anything else under `/rooms/{room}/`: the app's custom routes.
+    Custom {
+        room: String,
+        method: String,
+        path: Vec<String>,
+    },
+}
+
+/// What a table route does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TableOp {
+    Create,
+    List,
+    Get(Value),
+    Put(Value),
+    Patch(Value),
+    Delete(Value),
+}
+
+/// What a request does, for the authorization policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Reads a table (list, get).
+    Read,
+    /// Creates a row (POST, or PUT).
+    Create,
+    /// Changes a row (PATCH, or PUT).
+    Update,
+    /// Deletes a row.
+    Delete,
+    /// Reads the room's replication health.
+    SyncStatus,
+    /// Forces a resync.
+    Resync,
+    /// Runs read-only SQL.
+    Sql,
+    /// An app's custom route.
+    Custom,
+}
+
+impl Route {
+    /// The room addressed (every route but `/health`).
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            Route::Health => None,
+            Route::Table { room, .. }
+            | Route::Sync { room }
+            | Route::Resync { room }
+            | Route::Sql { room }
+            | Route::Custom { room, .. } => Some(room),
+        }
+    }
+
+    /// The table addressed, if any.
+    pub fn table(&self) -> Option<&'static TableEntry> {
+        match self {
+            Route::Table { table, .. } => Some(table),
+            _ => None,
+        }
+    }
+
+    /// What the route does, for the policy.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Route::Health => Operation::Read,
+            Route::Table { op, .. } => match op {
+                TableOp::List | TableOp::Get(_) => Operation::Read,
+                TableOp::Create | TableOp::Put(_) => Operation::Create,
+                TableOp::Patch(_) => Operation::Update,
+                TableOp::Delete(_) => Operation::Delete,
+            },
+            Route::Sync { .. } => Operation::SyncStatus,
+            Route::Resync { .. } => Operation::Resync,
+            Route::Sql { .. } => Operation::Sql,
+            Route::Custom { .. } => Operation::Custom,
+        }
+    }
+
+    /// Whether the route reads a table (and may be answered from the replica).
+    pub fn is_table_read(&self) -> bool {
+        matches!(
+            self,
+            Route::Table {
+                op: TableOp::List | TableOp::Get(_),
+                ..
+            }
+        )
+    }
+}
+
+/// A room name: 1 to 64 of `[A-Za-z0-9_-]`. It is the Durable Object's name and the replica's
+/// `room_id`.
+pub fn check_room_name(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            400,
+            "invalid_name",
+            "invalid room name: use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+        ))
+    }
+}
+
+/// A key from a path segment, as the table's key type: integers within ±(2^53 − 1), text as
+/// given (percent-decoded).
+pub fn parse_key(table: &TableEntry, segment: &str) -> Result<Value, ApiError> {
+    let col = table
+        .def
+        .primary_key()
+        .ok_or_else(|| ApiError::internal("table without a key"))?;
+    let text = percent_decode(segment)?;
+    match col.kind {
+        ValueKind::String => {
+            if text.is_empty() || text.len() > 512 {
+                return Err(ApiError::new(400, "invalid_key", "a key is 1 to 512 bytes"));
+            }
+            Ok(Value::Text(text))
+        }
+        kind => {
+            let bad = || {
+                ApiError::new(
+                    400,
+                    "invalid_key",
+                    format!("`{text}` is not a valid `{}` key", kind.rust_name()),
+                )
+            };
+            let digits = text.strip_prefix('-').unwrap_or(&text);
+            if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(bad());
+            }
+            let n: i64 = text.parse().map_err(|_| bad())?;
+            let (lo, hi) = kind
+                .int_range()
+                .unwrap_or((-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER));
+            if !(lo..=hi).contains(&n) {
+                return Err(bad());
+            }
+            Ok(Value::Integer(n))
+        }
+    }
+}
+
+/// `%XX` escapes decoded; invalid escapes or UTF-8 are a 400.
+pub fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid percent-encoding in `{s}`"));
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// Match `method` and `path` against the routes of schema `S`. Unknown paths outside `/rooms/`
+/// are 404; a table path with a method it does not take is 405.
+pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let not_allowed = || {
+        ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )
+    };
+    match segs.as_slice() {
+        ["health"] => match method {
+            "GET" | "HEAD" => Ok(Route::Health),
+            _ => Err(not_allowed()),
+        },
+        ["rooms", room, rest @ ..] => {
+            let room = percent_decode(room)?;
+            check_room_name(&room)?;
+            match rest {
+                ["_sync"] => match method {
+                    "GET" => Ok(Route::Sync { room }),
+                    _ => Err(not_allowed()),
+                },
+                ["_resync"] => match method {
+                    "POST" => Ok(Route::Resync { room }),
+                    _ => Err(not_allowed()),
+                },
+                ["_sql"] => match method {
+                    "POST" => Ok(Route::Sql { room }),
+                    _ => Err(not_allowed()),
+                },
+                [name, more @ ..] if !name.starts_with('_') && S::table(name).is_some() => {
+                    let table = S::table(name).ok_or_else(|| ApiError::internal("table"))?;
+                    let op = match (more, method) {
+                        ([], "POST") => TableOp::Create,
+                        ([], "GET" | "HEAD") => TableOp::List,
+                        ([key], "GET" | "HEAD") => TableOp::Get(parse_key(table, key)?),
+                        ([key], "PUT") => TableOp::Put(parse_key(table, key)?),
+                        ([key], "PATCH") => TableOp::Patch(parse_key(table, key)?),
+                        ([key], "DELETE") => TableOp::Delete(parse_key(table, key)?),
+                        ([] | [_], _) => return Err(not_allowed()),
+                        _ => return Err(ApiError::not_found(format!("no route for {path}"))),
+                    };
+                    Ok(Route::Table { room, table, op })
+                }
+                [first, ..] if first.starts_with('_') => {
+                    Err(ApiError::not_found(format!("no route for {path}")))
+                }
+                [] => Err(ApiError::not_found(format!("no route for {path}"))),
+                _ => Ok(Route::Custom {
+                    room,
+                    method: method.to_owned(),
+                    path: rest.iter().map(|s| (*s).to_owned()).collect(),
+                }),
+            }
+        }
+        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+    }
+}

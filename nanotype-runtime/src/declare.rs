@@ -1,0 +1,76 @@
+//! The two declarations an app makes: its schema ([`crate::schema!`]) and its room Durable
+//! Object class ([`crate::room!`]).
+
+/// Declares an app's schema: a unit struct implementing [`Schema`] with the listed tables and the
+/// Durable Object migrations embedded from a folder (relative to the crate's `Cargo.toml`).
+///
+/// ```ignore
+/// nanotype::schema!(pub App = [Task, Comment], migrations = "../../migrations/do");
+/// ```
+///
+/// Without `migrations = ..` the schema has none (tests, apps that migrate by other means).
+/// Every listed struct must be a `#[nanotype::table]` that also derives `Serialize` and
+/// `Deserialize` (the gateway speaks JSON): anything else is a compile error on its name.
+#[macro_export]
+macro_rules! schema {
+    ($vis:vis $name:ident = [$($table:ty),+ $(,)?] $(, migrations = $dir:literal)? $(,)?) => {
+        /// The app's schema (declared with `nanotype::schema!`).
+        #[derive(Clone, Copy, Debug, Default)]
+        $vis struct $name;
+
+        impl $crate::Schema for $name {
+            const TABLES: &'static [$crate::registry::TableEntry] =
+                &[$($crate::registry::TableEntry::of::<$table>()),+];
+            const MIGRATIONS: &'static [$crate::migrate::Migration] =
+                $crate::__schema_migrations!($($dir)?);
+        }
+    };
+}
+
+/// The migrations of [`schema!`]: embedded from the folder, or none.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __schema_migrations {
+    () => {
+        &[]
+    };
+    ($dir:literal) => {
+        $crate::migrations!($dir)
+    };
+}
+
+/// Declares the app's room Durable Object class: `nanotype::room!(Room, App)` or, with the app's
+/// hooks (validation, custom routes, read-only SQL), `nanotype::room!(Room, App, Hooks)`.
+///
+/// The class is exported for workers-rs (the crate depends on `worker`); bind it in
+/// `wrangler.toml` as `ROOM`, a SQLite class (`new_sqlite_classes`), next to the D1 binding `DB`.
+/// Off wasm32 it expands to nothing, so the crate's native tests still build.
+#[macro_export]
+macro_rules! room {
+    ($name:ident, $schema:ty) => {
+        $crate::room!($name, $schema, ());
+    };
+    ($name:ident, $schema:ty, $hooks:ty) => {
+        /// The room Durable Object (declared with `nanotype::room!`).
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::durable_object]
+        pub struct $name {
+            room: $crate::worker::RoomObject<$schema, $hooks>,
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        impl ::worker::DurableObject for $name {
+            fn new(state: ::worker::State, env: ::worker::Env) -> Self {
+                $name {
+                    room: $crate::worker::RoomObject::new(state, env),
+                }
+            }
+            async fn fetch(&self, req: ::worker::Request) -> ::worker::Result<::worker::Response> {
+                self.room.fetch(req).await
+            }
+            async fn alarm(&self) -> ::worker::Result<::worker::Response> {
+                self.room.alarm().await
+            }
+        }
+    };
+}

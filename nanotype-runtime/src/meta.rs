@@ -1,0 +1,44 @@
+//! The runtime's own tables (`_nt_*`), in one place.
+//!
+//! In each room's SQLite (the Durable Object):
+//! * `_nt_outbox(seq, tbl, pk, at)`: changes waiting for the replica; `seq` is the rowid and the
+//!   newest record is never deleted, so seq only grows (see [`crate::outbox`]);
+//! * `_nt_meta(key, value)`: the room id, the primary's identity, the resync state;
+//! * `_nt_backfill(tbl, cursor, done)`: where a backfill or resync of each table stands;
+//! * `_nt_timers(name, at)`: the app's timers over the room's one alarm ([`crate::timers`]);
+//! * `_nt_migrations(name, checksum, applied_at)`: the migration ledger ([`crate::migrate`]).
+//!
+//! In the D1 replica, `_nt_rooms` ([`REPLICA_DDL`]), one row per room, created by the first D1
+//! migration that `gen-migrations` writes.
+
+/// The engine's tables in the room's SQLite. Idempotent; created when an engine opens.
+pub const PRIMARY_DDL: &str = "\
+CREATE TABLE IF NOT EXISTS \"_nt_outbox\" (
+    \"seq\" INTEGER PRIMARY KEY,
+    \"tbl\" TEXT NOT NULL,
+    \"pk\" NOT NULL,
+    \"at\" INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+);
+CREATE TABLE IF NOT EXISTS \"_nt_meta\" (
+    \"key\" TEXT PRIMARY KEY NOT NULL,
+    \"value\"
+);
+CREATE TABLE IF NOT EXISTS \"_nt_backfill\" (
+    \"tbl\" TEXT PRIMARY KEY NOT NULL,
+    \"cursor\",
+    \"done\" INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS \"_nt_timers\" (
+    \"name\" TEXT PRIMARY KEY NOT NULL,
+    \"at\" INTEGER NOT NULL
+);";
+
+/// The migration ledger. Idempotent. `applied_at` is in ms since the epoch.
+pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_nt_migrations\" (
+    \"name\" TEXT PRIMARY KEY NOT NULL,
+    \"checksum\" TEXT NOT NULL,
+    \"applied_at\" INTEGER
+);";
+
+/// The replica's per-room replication state (`_nt_rooms`).
+pub const REPLICA_DDL: &str = nanotype_schema::ddl::REPLICA_META;

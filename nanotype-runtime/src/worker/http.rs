@@ -1,0 +1,86 @@
+//! JSON responses and request plumbing shared by the gateway and the room Durable Object.
+
+use worker::{Env, Request, Response, Result};
+
+use crate::api::{self, room::Reply, ApiError, RequestParts, Vars};
+
+/// A JSON response with `status`.
+pub fn json(status: u16, body: &serde_json::Value) -> Result<Response> {
+    Ok(Response::from_json(body)?.with_status(status))
+}
+
+/// The error's JSON response.
+pub fn error(e: &ApiError) -> Result<Response> {
+    json(e.status, &e.body())
+}
+
+/// A route's reply: its body and status, the seq header after a write, where it was answered,
+/// and why it fell back (header values are printable ASCII).
+pub fn reply(reply: &Reply, source: &str, fallback: Option<&str>) -> Result<Response> {
+    let resp = json(reply.status, &reply.body)?;
+    let headers = resp.headers();
+    if let Some(seq) = reply.seq {
+        headers.set(api::SEQ_HEADER, &seq.to_string())?;
+    }
+    headers.set(api::SOURCE_HEADER, source)?;
+    if let Some(why) = fallback {
+        headers.set(api::FALLBACK_HEADER, &header_text(why))?;
+    }
+    Ok(resp)
+}
+
+/// `text` as a header value: printable ASCII, at most 200 characters.
+pub fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(200)
+        .collect()
+}
+
+/// The whole body. Always read, even when the route takes none: `wrangler dev` drops requests
+/// whose bodies are left unread.
+pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    let body = req
+        .bytes()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+    api::body::check_body_size(body.len())?;
+    Ok(body)
+}
+
+/// A platform error as a 500.
+pub fn internal(e: worker::Error) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// What a policy sees of a request.
+pub fn parts(req: &Request, path: &str) -> RequestParts {
+    RequestParts {
+        method: req.method().to_string(),
+        path: path.to_owned(),
+        headers: req
+            .headers()
+            .entries()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+    }
+}
+
+/// The Worker's variables and secrets, for a policy.
+pub struct EnvVars<'a>(pub &'a Env);
+
+impl Vars for EnvVars<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .secret(name)
+            .ok()
+            .map(|s| s.to_string())
+            .or_else(|| self.0.var(name).ok().map(|v| v.to_string()))
+    }
+}

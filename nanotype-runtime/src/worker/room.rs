@@ -1,0 +1,223 @@
+//! The room Durable Object the runtime provides: declared in an app with [`crate::room!`].
+//!
+//! On the first request of an instance it applies the schema's migrations (with the ledger),
+//! opens the engine for the room named by the gateway (stored, and checked on every later open),
+//! and starts the sync that backfills or resumes. Every write arms the delivery alarm before the
+//! response leaves (storage writes are confirmed before a Durable Object's output), and a flush
+//! follows [`SyncConfig::flush_window_ms`] after the response so a busy room sends one batch per
+//! window. The alarm runs the same sync, so a write reaches D1 even when the instance is evicted
+//! or the process dies before its flush ran.
+
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::time::Duration;
+
+use worker::{Env, Request, Response, Result, State};
+
+use super::http::{self, EnvVars};
+use super::{AlarmScheduler, D1Replica, DoPrimary};
+use crate::api::{self, room::Reply, ApiError, RoomHooks, Vars};
+use crate::registry::Schema;
+use crate::sync::{Engine, SyncConfig};
+
+type RoomEngine = Engine<DoPrimary, D1Replica, Rc<AlarmScheduler>>;
+
+/// The D1 binding the room replicates to and the gateway reads from.
+pub const D1_BINDING: &str = "DB";
+/// The Durable Object binding of the room class, which the gateway routes to.
+pub const ROOM_BINDING: &str = "ROOM";
+
+/// The state of one room's Durable Object. Use it through [`crate::room!`].
+pub struct RoomObject<S, H = ()> {
+    state: State,
+    env: Env,
+    scheduler: Rc<AlarmScheduler>,
+    hooks: H,
+    config: SyncConfig,
+    engine: RefCell<Option<Rc<RoomEngine>>>,
+    /// A flush is waiting out its window (it will send every write made until it starts).
+    flush_queued: Rc<Cell<bool>>,
+    _schema: PhantomData<S>,
+}
+
+impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
+    /// The object for `state` (the Durable Object's constructor).
+    ///
+    /// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS` and `NANOTYPE_DELIVERY_DELAY_MS`, when
+    /// set, override [`SyncConfig`]'s defaults.
+    pub fn new(state: State, env: Env) -> Self {
+        let scheduler = Rc::new(AlarmScheduler::new(&state));
+        let mut config = SyncConfig::default();
+        let vars = EnvVars(&env);
+        let num = |name: &str| vars.var(name).and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(ms) = num("NANOTYPE_FLUSH_WINDOW_MS") {
+            config.flush_window_ms = ms;
+        }
+        if let Some(ms) = num("NANOTYPE_DELIVERY_DELAY_MS") {
+            config.delivery_delay_ms = ms;
+        }
+        RoomObject {
+            state,
+            env,
+            scheduler,
+            hooks: H::default(),
+            config,
+            engine: RefCell::new(None),
+            flush_queued: Rc::new(Cell::new(false)),
+            _schema: PhantomData,
+        }
+    }
+
+    /// The Durable Object's `fetch`: a request the gateway routed to this room.
+    pub async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let body = match http::read_body(&mut req).await {
+            Ok(b) => b,
+            Err(e) => return http::error(&e),
+        };
+        let fallback = req.headers().get(api::FALLBACK_HEADER).ok().flatten();
+        match self.serve(&req, &body) {
+            Ok(reply) => http::reply(&reply, "primary", fallback.as_deref()),
+            Err(e) => http::error(&e),
+        }
+    }
+
+    /// The Durable Object's `alarm`: delivery (and retries) without a request.
+    pub async fn alarm(&self) -> Result<Response> {
+        self.scheduler.fired();
+        // The alarm gets no request: the room is the one stored on first use.
+        let engine = match self.engine(None) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Response::ok("no room yet"),
+            Err(e) => {
+                worker::console_error!("nanotype room alarm: {}", e.message);
+                return Response::ok("engine unavailable");
+            }
+        };
+        if let Err(e) = api::room::run_timers(&engine, &self.hooks) {
+            worker::console_error!("room {}: timers failed: {}", engine.room(), e.message);
+        }
+        // A failure is recorded and rescheduled (backoff with jitter) by the engine; the alarm
+        // itself succeeds so the platform does not retry it on top.
+        if let Err(e) = engine.sync().await {
+            worker::console_log!("room {}: sync failed (retry scheduled): {e}", engine.room());
+        }
+        Response::ok("ok")
+    }
+
+    fn serve(&self, req: &Request, body: &[u8]) -> std::result::Result<Reply, ApiError> {
+        let url = req.url().map_err(http::internal)?;
+        let route = api::route::route::<S>(req.method().as_ref(), url.path())?;
+        let Some(room) = route.room() else {
+            return Ok(Reply::json(200, serde_json::json!({ "ok": true })));
+        };
+        let headers = req.headers();
+        match headers.get(api::ROOM_HEADER).ok().flatten() {
+            Some(told) if told == room => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "a room is reached through the gateway (room header missing or different)",
+                ))
+            }
+        }
+        let engine = self
+            .engine(Some(room))?
+            .ok_or_else(|| ApiError::internal("room not opened"))?;
+        let query = api::params::query_pairs(url.query().unwrap_or(""))?;
+        let seq = headers.get(api::SEQ_HEADER).ok().flatten();
+        let fallback = headers.get(api::FALLBACK_HEADER).ok().flatten();
+        let reply = api::room::serve(
+            &engine,
+            &self.hooks,
+            &route,
+            &query,
+            seq.as_deref(),
+            body,
+            fallback.as_deref(),
+        );
+        if engine.primary().take_written() {
+            self.flush_soon(&engine);
+        }
+        let mut reply = reply?;
+        if reply.sync_after {
+            self.sync_in_background(&engine);
+        }
+        if let api::Route::Sync { .. } = route {
+            reply.body["alarmAt"] = self.scheduler.pending().into();
+            reply.body["fingerprint"] = S::fingerprint().into();
+        }
+        Ok(reply)
+    }
+
+    /// The room's engine, opened on first use: tables migrated, room id stored (and checked on
+    /// every later open), sync started. `room` is `None` for the alarm.
+    fn engine(&self, room: Option<&str>) -> std::result::Result<Option<Rc<RoomEngine>>, ApiError> {
+        if let Some(e) = self.engine.borrow().as_ref() {
+            if let Some(room) = room {
+                if room != e.room() {
+                    return Err(ApiError::new(
+                        409,
+                        "conflict",
+                        format!("this Durable Object holds room `{}`", e.room()),
+                    ));
+                }
+            }
+            return Ok(Some(e.clone()));
+        }
+        let primary = DoPrimary::new(&self.state);
+        crate::migrate::apply(&primary, S::MIGRATIONS)?;
+        let room = match room {
+            Some(r) => r.to_owned(),
+            None => match crate::sync::stored_room(&primary)? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+        };
+        let engine = Engine::builder(&room)
+            .schema::<S>()
+            .replica(D1Replica::from_env(&self.env, D1_BINDING).ok())
+            .config(self.config.clone())
+            .open(primary, self.scheduler.clone())?;
+        let engine = Rc::new(engine);
+        *self.engine.borrow_mut() = Some(engine.clone());
+        // First use of this instance: learn the alarm already set, then backfill or send what an
+        // earlier instance left.
+        let (e, scheduler) = (engine.clone(), self.scheduler.clone());
+        self.state.wait_until(async move {
+            scheduler.load().await;
+            if let Err(err) = e.sync().await {
+                worker::console_log!("room {}: start-up sync failed: {err}", e.room());
+            }
+        });
+        Ok(Some(engine))
+    }
+
+    /// After a write: send it to D1 without holding the response, together with the writes made
+    /// in the flush window. The alarm the write armed is the guarantee if this never runs.
+    fn flush_soon(&self, engine: &Rc<RoomEngine>) {
+        if self.flush_queued.replace(true) {
+            // The queued flush has not read the outbox yet: it takes this write too.
+            return;
+        }
+        let (e, queued) = (engine.clone(), self.flush_queued.clone());
+        let window = self.config.flush_window_ms;
+        self.state.wait_until(async move {
+            if window > 0 {
+                worker::Delay::from(Duration::from_millis(window)).await;
+            }
+            queued.set(false);
+            if let Err(err) = e.sync().await {
+                worker::console_log!("room {}: flush failed (retry scheduled): {err}", e.room());
+            }
+        });
+    }
+
+    fn sync_in_background(&self, engine: &Rc<RoomEngine>) {
+        let e = engine.clone();
+        self.state.wait_until(async move {
+            if let Err(err) = e.sync().await {
+                worker::console_log!("room {}: sync paused (retry scheduled): {err}", e.room());
+            }
+        });
+    }
+}
