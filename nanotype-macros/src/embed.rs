@@ -14,22 +14,55 @@ use syn::LitStr;
 /// The macro: the manifest dir of the crate being compiled, from cargo.
 pub fn migrations(input: TokenStream) -> TokenStream {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
-    match expand(input, manifest_dir.as_deref()) {
+    let (dir, krate) = split_crate(input);
+    match expand_in(dir, manifest_dir.as_deref(), &krate) {
         Ok(tokens) => tokens,
         Err(e) => {
             // Still an expression of the right type, so the caller sees this error only.
             let err = e.to_compile_error();
             quote! {{
                 #err
-                let __nt_none: &[::nanotype::migrate::Migration] = &[];
+                let __nt_none: &[#krate::migrate::Migration] = &[];
                 __nt_none
             }}
         }
     }
 }
 
+/// `"dir"` or `"dir", crate = <path>` (what `nanotype::schema!` passes, as `$crate`, so that a
+/// renamed dependency still resolves): the folder's tokens and the runtime's path.
+fn split_crate(input: TokenStream) -> (TokenStream, TokenStream) {
+    let tokens: Vec<proc_macro2::TokenTree> = input.into_iter().collect();
+    let comma = tokens
+        .iter()
+        .position(|t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','));
+    if let Some(i) = comma {
+        let rest = &tokens[i + 1..];
+        let is_crate =
+            matches!(rest.first(), Some(proc_macro2::TokenTree::Ident(id)) if id == "crate");
+        let eq =
+            matches!(rest.get(1), Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '=');
+        if is_crate && eq && rest.len() > 2 {
+            return (
+                tokens[..i].iter().cloned().collect(),
+                rest[2..].iter().cloned().collect(),
+            );
+        }
+    }
+    (tokens.into_iter().collect(), quote!(::nanotype))
+}
+
 /// Expansion with the manifest dir given, for tests.
+#[cfg(test)]
 pub fn expand(input: TokenStream, manifest_dir: Option<&Path>) -> syn::Result<TokenStream> {
+    expand_in(input, manifest_dir, &quote!(::nanotype))
+}
+
+fn expand_in(
+    input: TokenStream,
+    manifest_dir: Option<&Path>,
+    krate: &TokenStream,
+) -> syn::Result<TokenStream> {
     let lit: LitStr = syn::parse2(input).map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -79,7 +112,7 @@ pub fn expand(input: TokenStream, manifest_dir: Option<&Path>) -> syn::Result<To
         let name = LitStr::new(name, Span::call_site());
         let path = LitStr::new(path, lit.span());
         quote! {
-            ::nanotype::migrate::Migration { name: #name, sql: ::core::include_str!(#path) }
+            #krate::migrate::Migration { name: #name, sql: ::core::include_str!(#path) }
         }
     });
     Ok(quote! { &[#(#items),*] })
@@ -108,6 +141,15 @@ mod tests {
             .to_string();
         assert!(err.contains("cannot read the migrations folder"), "{err}");
         assert!(expand(quote!(do), Some(&dir)).is_err());
+        // `schema!` passes the runtime's path (`$crate`) for renamed dependencies.
+        let (d, krate) = split_crate(quote!("do", crate = ::renamed_nt));
+        let out = expand_in(d, Some(&dir), &krate).unwrap().to_string();
+        assert!(
+            out.contains(":: renamed_nt :: migrate :: Migration"),
+            "{out}"
+        );
+        assert!(!out.contains(":: nanotype ::"), "{out}");
+        assert_eq!(split_crate(quote!("do")).1.to_string(), ":: nanotype");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -19,17 +19,58 @@ pub fn table(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#item #err);
         }
     };
+    let krate = crate_path(nanotype_schema::parse::crate_arg(args.clone()).as_ref());
     let parsed = parse_table(args, &input);
     strip_field_attrs(&mut input);
     match parsed {
         Ok(p) => {
-            let generated = emit(&input, &p);
+            let generated = emit(&input, &p, &krate);
             quote!(#input #generated)
         }
         Err(e) => {
+            // The struct's own errors, and a stub of what it would have had so that code using
+            // it does not add errors of its own (thiserror's fallback).
             let err = e.to_compile_error();
-            quote!(#input #err)
+            let stub = stub(&input, &krate);
+            quote!(#input #err #stub)
         }
+    }
+}
+
+/// The runtime's path in generated code: `crate = "..."`, else `::nanotype`.
+fn crate_path(krate: Option<&syn::Path>) -> TokenStream {
+    match krate {
+        Some(path) => quote!(#path),
+        None => quote!(::nanotype),
+    }
+}
+
+/// What a table struct gets, with no model behind it: every generated function, typed loosely
+/// and never run (the crate does not compile while the error stands).
+fn stub(input: &DeriveInput, krate: &TokenStream) -> TokenStream {
+    if !matches!(input.data, syn::Data::Struct(_)) || !input.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let ident = &input.ident;
+    quote! {
+        const _: () = {
+            use #krate::__private as __nt;
+            #[allow(dead_code, unused_variables, clippy::all)]
+            impl #ident {
+                pub const PRIMARY_DDL: &'static str = "";
+                pub const REPLICA_DDL: &'static str = "";
+                pub fn table_def() -> &'static __nt::schema::Table { ::core::unreachable!() }
+                pub fn insert<P: __nt::Primary>(db: &P, row: &Self) -> __nt::Result<Self> { ::core::unreachable!() }
+                pub fn upsert<P: __nt::Primary>(db: &P, row: &Self) -> __nt::Result<Self> { ::core::unreachable!() }
+                pub fn update<P: __nt::Primary>(db: &P, row: &Self) -> __nt::Result<Self> { ::core::unreachable!() }
+                pub fn delete<P: __nt::Primary, K>(db: &P, key: K) -> __nt::Result<bool> { ::core::unreachable!() }
+                pub fn get<P: __nt::Primary, K>(db: &P, key: K) -> __nt::Result<__nt::Option<Self>> { ::core::unreachable!() }
+                pub fn list<P: __nt::Primary>(db: &P, page: &__nt::Page) -> __nt::Result<__nt::Vec<Self>> { ::core::unreachable!() }
+                pub async fn room_get<R: __nt::RoomReads, K>(reader: &R, room: &str, key: K) -> __nt::Result<__nt::Option<Self>> { ::core::unreachable!() }
+                pub async fn room_list<R: __nt::RoomReads>(reader: &R, room: &str, page: &__nt::Page) -> __nt::Result<__nt::Vec<Self>> { ::core::unreachable!() }
+                pub async fn room_count<R: __nt::RoomReads>(reader: &R, room: &str) -> __nt::Result<i64> { ::core::unreachable!() }
+            }
+        };
     }
 }
 
@@ -43,7 +84,7 @@ fn strip_field_attrs(input: &mut DeriveInput) {
     }
 }
 
-fn emit(input: &DeriveInput, p: &ParsedTable) -> TokenStream {
+fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStream {
     let ident = &input.ident;
     let t = &p.table;
     let def = model_tokens::table(t);
@@ -119,7 +160,7 @@ fn emit(input: &DeriveInput, p: &ParsedTable) -> TokenStream {
     let span = Span::call_site();
     quote_spanned! {span=>
         const _: () = {
-            use ::nanotype::__private as __nt;
+            use #krate::__private as __nt;
 
             impl __nt::Table for #ident {
                 const DEF: &'static __nt::schema::Table = #def;
@@ -220,5 +261,58 @@ fn param_type(kind: ValueKind, nullable: bool, field_ty: &syn::Type) -> TokenStr
         (ValueKind::Bytes, false) => quote!(&[u8]),
         (ValueKind::Json, _) | (ValueKind::Bytes, true) => quote!(&#field_ty),
         _ => quote!(#field_ty),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renamed_runtime_is_named_everywhere() {
+        let out = table(
+            quote!(name = "notes", crate = "::renamed_nt"),
+            quote!(
+                struct Note {
+                    #[nanotype(primary_key)]
+                    id: i64,
+                }
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("use :: renamed_nt :: __private as __nt"),
+            "{out}"
+        );
+        assert!(!out.contains(":: nanotype ::"), "{out}");
+    }
+
+    #[test]
+    fn an_invalid_struct_gets_its_error_and_a_stub_so_callers_add_none() {
+        let out = table(
+            quote!(crate = "::renamed_nt"),
+            quote!(
+                struct Note {
+                    id: i64,
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(
+            out.contains("pub fn insert"),
+            "the stub has the generated functions: {out}"
+        );
+        assert!(out.contains(":: renamed_nt :: __private"), "{out}");
+        let bad_crate = table(
+            quote!(crate = "not a path"),
+            quote!(
+                struct N {
+                    id: i64,
+                }
+            ),
+        )
+        .to_string();
+        assert!(bad_crate.contains("`crate` takes a path"), "{bad_crate}");
     }
 }

@@ -35,7 +35,7 @@ macro_rules! __schema_migrations {
         &[]
     };
     ($dir:literal) => {
-        $crate::migrations!($dir)
+        $crate::migrations!($dir, crate = $crate)
     };
 }
 

@@ -40,6 +40,8 @@ use crate::symbol::*;
 /// A parsed table with what code generation needs besides the model.
 pub struct ParsedTable {
     pub table: Table,
+    /// `crate = "path"`: the runtime's path in generated code, when the dependency is renamed.
+    pub krate: Option<syn::Path>,
     /// Per column (same order as `table.columns`): the Rust field.
     pub fields: Vec<ParsedField>,
 }
@@ -140,8 +142,18 @@ pub fn is_table_attr(attr: &Attribute) -> bool {
         || matches!(segs.as_slice(), [n, t] if n == "nanotype" && t == "table")
 }
 
+/// The `crate = "path"` argument of `#[nanotype::table(..)]`, read on its own so that code
+/// generated for a struct with errors still names the right crate.
+pub fn crate_arg(args: TokenStream) -> Option<syn::Path> {
+    TableArgs::parse_args
+        .parse2(args)
+        .ok()
+        .and_then(|a| a.krate)
+}
+
 #[derive(Default)]
 struct TableArgs {
+    krate: Option<syn::Path>,
     name: Option<LitStr>,
     renamed_from: Option<LitStr>,
     indexes: Vec<(Ident, Vec<Ident>)>,
@@ -167,6 +179,19 @@ impl TableArgs {
                         .push(syn::Error::new(key.span(), format!("duplicate `{k}`")));
                 }
                 *slot = Some(value);
+            } else if k == CRATE {
+                input.parse::<Token![=]>()?;
+                let value: LitStr = input.parse()?;
+                match value.parse::<syn::Path>() {
+                    Ok(path) if out.krate.is_none() => out.krate = Some(path),
+                    Ok(_) => out
+                        .errors
+                        .push(syn::Error::new(key.span(), format!("duplicate `{k}`"))),
+                    Err(_) => out.errors.push(syn::Error::new(
+                        value.span(),
+                        "`crate` takes a path as a string, e.g. `crate = \"::my_nanotype\"`",
+                    )),
+                }
             } else if k == INDEX || k == UNIQUE {
                 let content;
                 syn::parenthesized!(content in input);
@@ -381,8 +406,8 @@ fn kind_of(ty: &Type) -> Result<ValueKind, String> {
     })
 }
 
-fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<ParsedTable> {
-    for e in args.errors {
+fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<ParsedTable> {
+    for e in std::mem::take(&mut args.errors) {
         errors.push(e);
     }
     if !item.generics.params.is_empty() {
@@ -579,6 +604,7 @@ fn build(args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option<Par
     }
     Some(ParsedTable {
         table,
+        krate: args.krate,
         fields: parsed_fields,
     })
 }

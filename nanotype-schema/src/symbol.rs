@@ -13,10 +13,13 @@ pub const PRIMARY_KEY: &str = "primary_key";
 pub const DEFAULT: &str = "default";
 pub const RENAME: &str = "rename";
 pub const JSON: &str = "json";
+/// Table level: `crate = "path"`, where generated code finds the runtime when the dependency is
+/// renamed (default `::nanotype`).
+pub const CRATE: &str = "crate";
 /// The helper attribute on fields.
 pub const NANOTYPE: &str = "nanotype";
 
-pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE];
+pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE, CRATE];
 pub const FIELD_KEYS: &[&str] = &[
     PRIMARY_KEY,
     INDEX,
