@@ -28,14 +28,14 @@ fn tools_dir() -> PathBuf {
         })
 }
 
-struct Tools {
+pub(crate) struct Tools {
     worker_build: PathBuf,
     wasm_bindgen: PathBuf,
     wasm_opt: PathBuf,
     esbuild: PathBuf,
 }
 
-fn tools() -> Result<Tools, String> {
+pub(crate) fn tools() -> Result<Tools, String> {
     let t = tools_dir();
     let bin = workspace_root().join("examples/tasks/node_modules/.bin");
     let tools = Tools {
@@ -81,7 +81,12 @@ fn relative(from: &Path, base: &Path) -> PathBuf {
 }
 
 /// Build the crate in `krate` into `out` with worker-build; the wasm's path.
-fn build(tools: &Tools, krate: &Path, out: &Path, log: &Path) -> Result<PathBuf, String> {
+pub(crate) fn build(
+    tools: &Tools,
+    krate: &Path,
+    out: &Path,
+    log: &Path,
+) -> Result<PathBuf, String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let path = format!(
         "{}:{}:{}",

@@ -1,12 +1,12 @@
-//! Part 3, in workerd: the example Worker (examples/tasks) under `wrangler dev` on 127.0.0.1,
-//! driven by [`crate::load`].
+//! Part 3, in workerd: the bench's own Worker (`nanotype-bench/worker`: the tasks example's
+//! schema served by nanotype, plus the baselines) under `wrangler dev` on 127.0.0.1, driven by
+//! [`crate::load`]. It is built here with worker-build.
 //!
 //! - Throughput of `POST /rooms/{room}/tasks` (DO insert + outbox, flushed to D1 under
 //!   `wait_until`) against two baselines served by the same Worker: `POST
 //!   /rooms/{room}/bench/plain` (the same insert into the DO's SQLite, no outbox, no replication)
 //!   and `POST /rooms/{room}/bench/write-through` (the insert, then an awaited D1 write before
-//!   the response: the original design). The baseline routes exist only when the bench's own
-//!   config sets `NANOTYPE_BENCH_ROUTES = "1"`; without them the ratios are reported as skipped.
+//!   the response: the original design).
 //! - Replication lag at a fixed offered load: writes at a steady rate over 8 rooms; lag is the
 //!   time from a write's acknowledgement until a replica read (`GET /rooms/{room}/tasks`,
 //!   served by the Worker from D1) returns the row.
@@ -34,25 +34,38 @@ fn skipped(reason: impl Into<String>) -> Vec<Outcome> {
     }]
 }
 
-/// The example's paths, or what is missing.
+/// The bench Worker's paths, or what is missing.
 struct Example {
     dir: PathBuf,
     wrangler: PathBuf,
     migrations: PathBuf,
 }
 
-fn example() -> Result<Example, String> {
+/// Build the bench's Worker (release, into its `build/`) and find wrangler.
+fn example(scratch: &Path) -> Result<Example, String> {
     let root = workspace_root();
-    let dir = root.join("examples/tasks");
+    let dir = root.join("nanotype-bench/worker");
     let ex = Example {
-        wrangler: dir.join("node_modules/.bin/wrangler"),
+        wrangler: root.join("examples/tasks/node_modules/.bin/wrangler"),
         migrations: root.join("migrations"),
         dir,
     };
+    let tools = crate::size::tools()?;
+    crate::size::build(
+        &tools,
+        &ex.dir,
+        &ex.dir.join("build"),
+        &scratch.join("bench-worker-build.log"),
+    )?;
     for (p, why) in [
-        (ex.dir.join("build/index.js"), "the example is not built (run `worker-build --release` in examples/tasks, see scripts/setup-tools.sh)"),
-        (ex.dir.join("build/index_bg.wasm"), "the example's wasm is missing (build it with worker-build --release)"),
-        (ex.wrangler.clone(), "wrangler is not installed (run scripts/setup-tools.sh: npm ci in examples/tasks)"),
+        (
+            ex.dir.join("build/index.js"),
+            "the bench Worker did not build",
+        ),
+        (
+            ex.wrangler.clone(),
+            "wrangler is not installed (run scripts/setup-tools.sh: npm ci in examples/tasks)",
+        ),
         (ex.migrations.clone(), "no migrations/ folder for D1"),
     ] {
         if !p.exists() {
@@ -70,8 +83,8 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// The bench's own wrangler config: the example's bindings, absolute paths, and the variable
-/// that turns the baseline routes on. Written to the scratch directory, never deployed.
+/// The bench's wrangler config: the bench Worker's bindings and absolute paths, and its token in
+/// `.dev.vars`. Written to the scratch directory, never deployed.
 fn write_config(ex: &Example, dir: &Path) -> PathBuf {
     let base = std::fs::read_to_string(ex.dir.join("wrangler.toml")).expect("read wrangler.toml");
     let mut out = String::new();
@@ -85,11 +98,10 @@ fn write_config(ex: &Example, dir: &Path) -> PathBuf {
             out.push('\n');
         }
     }
-    out.push_str("\n[vars]\nNANOTYPE_BENCH_ROUTES = \"1\"\n");
     let path = dir.join("wrangler.bench.toml");
     std::fs::write(&path, out).expect("write the bench config");
-    // The example's policy reads its tokens from this secret (`.dev.vars` beside the config).
-    let vars = format!("API_TOKENS=\"{}=*\"\n", crate::load::BENCH_TOKEN);
+    // The bench Worker's policy reads its token from this secret (`.dev.vars` beside the config).
+    let vars = format!("BENCH_TOKEN=\"{}\"\n", crate::load::BENCH_TOKEN);
     std::fs::write(dir.join(".dev.vars"), vars).expect("write the bench .dev.vars");
     path
 }
@@ -206,11 +218,11 @@ fn body(i: usize) -> String {
 /// The id of the task a create route returned.
 fn task_id(body: &[u8]) -> Option<i64> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    v.get("task")?.get("id")?.as_i64()
+    v.get("row")?.get("id")?.as_i64()
 }
 
 pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
-    let ex = match example() {
+    let ex = match example(dir) {
         Ok(e) => e,
         Err(why) => return skipped(why),
     };
@@ -347,8 +359,7 @@ fn measure(sizes: &Sizes, port: u16) -> Vec<Outcome> {
             out.push(Outcome::Skipped {
                 part: "workerd",
                 reason: format!(
-                    "create-task {label}: the example has no POST /rooms/{{room}}/bench/{name} route \
-                     (to be added behind the NANOTYPE_BENCH_ROUTES var)"
+                    "create-task {label}: the bench Worker did not answer POST /rooms/{{room}}/bench/{name}"
                 ),
             });
         } else {

@@ -20,6 +20,7 @@
 
 pub mod actor;
 pub mod api;
+pub mod clock;
 mod declare;
 pub mod error;
 pub mod meta;
@@ -41,13 +42,14 @@ pub mod native;
 #[cfg(feature = "worker")]
 pub mod worker;
 
+pub use clock::{Alarm, Clock, Scheduler};
 pub use error::{Error, Result};
 pub use nanotype_macros::{migrations, table};
 pub use nanotype_schema as schema;
 pub use primary::Primary;
 pub use read::{Consistency, Order, Page, RoomReads};
 pub use registry::{Schema, TableEntry};
-pub use replica::{Replica, Scheduler, Statement};
+pub use replica::{Replica, Statement};
 pub use table::Table;
 pub use value::{Row, Value};
 

@@ -46,30 +46,3 @@ impl<R: Replica + ?Sized> Replica for std::rc::Rc<R> {
         (**self).batch(stmts).await
     }
 }
-
-/// Schedules the engine's next retry (like a Durable Object alarm): after `delay_ms`, the host
-/// calls the engine's `retry`.
-/// It is also the engine's clock: `std::time` is not available in a Worker.
-pub trait Scheduler {
-    fn schedule(&self, delay_ms: u64);
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-impl<S: Scheduler + ?Sized> Scheduler for &S {
-    fn schedule(&self, delay_ms: u64) {
-        (**self).schedule(delay_ms)
-    }
-    fn now_ms(&self) -> i64 {
-        (**self).now_ms()
-    }
-}
-
-impl<S: Scheduler + ?Sized> Scheduler for std::rc::Rc<S> {
-    fn schedule(&self, delay_ms: u64) {
-        (**self).schedule(delay_ms)
-    }
-    fn now_ms(&self) -> i64 {
-        (**self).now_ms()
-    }
-}

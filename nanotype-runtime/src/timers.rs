@@ -7,9 +7,9 @@
 //! sync, then sets the alarm for the next timer ([`next_due`]). Setting a timer with a name that
 //! is already set moves it.
 
+use crate::clock::Scheduler;
 use crate::error::Result;
 use crate::primary::Primary;
-use crate::replica::Scheduler;
 use crate::value::Value;
 
 /// Set timer `name` to fire at `at_ms` (ms since the epoch), replacing one of the same name, and

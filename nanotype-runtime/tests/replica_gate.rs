@@ -7,14 +7,13 @@ mod support;
 use std::rc::Rc;
 
 use nanotype::api::params::replica_gate;
-use nanotype::sync::statements::room_state;
-use nanotype::sync::{RoomState, SyncConfig};
+use nanotype::sync::{replica_room_state, SyncConfig};
 use nanotype::{Primary, Statement};
 use support::*;
 
 fn gate(native: &nanotype::native::NativeReplica, need: i64) -> Result<(), String> {
-    let rows = native.query_sync(&room_state("g")).unwrap();
-    replica_gate("g", RoomState::from_rows(&rows).as_ref(), need)
+    let state = block(replica_room_state(native, "g")).unwrap();
+    replica_gate("g", state.as_ref(), need)
 }
 
 fn replica_count(native: &nanotype::native::NativeReplica) -> usize {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use nanotype::native::NativeReplica;
 use nanotype::read::ReplicaReads;
-use nanotype::sync::reads::Source;
+use nanotype::sync::Source;
 use nanotype::sync::SyncConfig;
 use nanotype::{outbox, Consistency, Error, Page, Primary};
 use support::*;

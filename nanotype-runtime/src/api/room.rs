@@ -10,9 +10,10 @@ use super::error::ApiError;
 use super::params::ReadParams;
 use super::route::{Route, TableOp};
 use crate::actor::analytics::ReadOnlySql;
+use crate::clock::Scheduler;
 use crate::primary::Primary;
 use crate::registry::{TableEntry, TypedRow};
-use crate::replica::{Replica, Scheduler};
+use crate::replica::Replica;
 use crate::sync::{Engine, RoomDb};
 use crate::value::Value;
 

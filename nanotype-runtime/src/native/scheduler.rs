@@ -1,6 +1,6 @@
 use std::cell::Cell;
 
-use crate::replica::Scheduler;
+use crate::clock::{Alarm, Clock};
 
 /// A scheduler for hosts that run the engine themselves (tests, a native app's loop): it
 /// remembers the soonest retry asked for, and the host takes it and calls the engine's `sync`
@@ -63,7 +63,7 @@ impl ManualScheduler {
     }
 }
 
-impl Scheduler for ManualScheduler {
+impl Alarm for ManualScheduler {
     fn schedule(&self, delay_ms: u64) {
         let soonest = match self.next.get() {
             Some(d) => d.min(delay_ms),
@@ -75,7 +75,9 @@ impl Scheduler for ManualScheduler {
             self.due_at.set(Some(at));
         }
     }
+}
 
+impl Clock for ManualScheduler {
     fn now_ms(&self) -> i64 {
         if let Some(now) = self.now.get() {
             return now;

@@ -14,9 +14,10 @@ use super::statements::{self, Watermark};
 use super::{as_replica, meta_get, meta_set, Engine, META_RESYNC};
 
 const META_RESYNC_FROM: &str = "resync_from";
+use crate::clock::Scheduler;
 use crate::error::Result;
 use crate::primary::Primary;
-use crate::replica::{Replica, Scheduler};
+use crate::replica::Replica;
 use crate::value::Value;
 use nanotype_schema::ident::quote;
 

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use super::statements::{self, RoomState, Watermark};
 use super::{as_replica, Engine};
+use crate::clock::Scheduler;
 use crate::error::{Error, Result};
 use crate::primary::Primary;
-use crate::replica::{Replica, Scheduler, Statement};
+use crate::replica::{Replica, Statement};
 use crate::value::{Row, Value};
 use nanotype_schema::ident::quote;
 use nanotype_schema::Table as TableDef;

@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use super::Engine;
+use crate::clock::Scheduler;
 use crate::error::Result;
 use crate::primary::Primary;
-use crate::replica::{Replica, Scheduler};
+use crate::replica::Replica;
 use crate::value::Value;
 
 /// A snapshot of a room's replication. Field names are camelCase in JSON (`isHealthy`, …).

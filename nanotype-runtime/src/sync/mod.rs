@@ -52,24 +52,25 @@
 //! # }
 //! ```
 
-pub mod backfill;
-pub mod flush;
-pub mod health;
-pub mod reads;
-pub mod statements;
+mod backfill;
+mod flush;
+mod health;
+mod reads;
+pub(crate) mod statements;
 
 use std::cell::{Cell, RefCell};
 
+use crate::clock::Scheduler;
 use crate::error::{Error, Result};
 use crate::outbox;
 use crate::primary::Primary;
 use crate::read::check_room;
-use crate::replica::{Replica, Scheduler};
+use crate::replica::Replica;
 use crate::value::Value;
 use nanotype_schema::Table as TableDef;
 
 pub use health::Health;
-pub use reads::EngineReads;
+pub use reads::{EngineReads, Source};
 pub use statements::{Limits, RoomState};
 
 /// Tuning of the engine.
@@ -293,6 +294,14 @@ pub async fn replica_watermark<R: Replica>(replica: &R, room: &str) -> Result<i6
     Ok(RoomState::from_rows(&rows)
         .map(|s| s.watermark)
         .unwrap_or(0))
+}
+
+/// The replica's record of `room` (`None` when the replica has not seen it): what the gateway
+/// reads in the same transaction as a replica read's rows.
+pub async fn replica_room_state<R: Replica>(replica: &R, room: &str) -> Result<Option<RoomState>> {
+    check_room(room)?;
+    let rows = replica.query(&statements::room_state(room)).await?;
+    Ok(RoomState::from_rows(&rows))
 }
 
 pub(crate) fn meta_get<P: Primary>(db: &P, key: &str) -> Result<Option<String>> {

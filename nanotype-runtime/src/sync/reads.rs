@@ -3,10 +3,11 @@
 use std::cell::Cell;
 
 use super::Engine;
+use crate::clock::Scheduler;
 use crate::error::{Error, Result};
 use crate::primary::Primary;
 use crate::read::{check_room, Consistency, RoomQuery, RoomReads};
-use crate::replica::{Replica, Scheduler};
+use crate::replica::Replica;
 use crate::value::Row;
 
 /// Where a read was answered.

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use wasm_bindgen_futures::JsFuture;
 
 use super::bindings::{storage_of, DoStorage};
-use crate::replica::Scheduler;
+use crate::clock::{Alarm, Clock};
 
 /// The engine's [`Scheduler`] in a Durable Object: a retry is the DO's alarm, whose `alarm()`
 /// handler calls the engine. A DO has one alarm; the soonest retry asked for wins.
@@ -51,7 +51,7 @@ impl AlarmScheduler {
     }
 }
 
-impl Scheduler for AlarmScheduler {
+impl Alarm for AlarmScheduler {
     fn schedule(&self, delay_ms: u64) {
         let now = js_sys::Date::now();
         let at = now + delay_ms as f64;
@@ -68,7 +68,9 @@ impl Scheduler for AlarmScheduler {
             }
         }
     }
+}
 
+impl Clock for AlarmScheduler {
     fn now_ms(&self) -> i64 {
         js_sys::Date::now() as i64
     }

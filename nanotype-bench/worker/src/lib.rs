@@ -1,0 +1,67 @@
+//! nanotype-bench's own Worker: the tasks example's schema served by nanotype (the measured
+//! path, `POST /rooms/{room}/tasks`), and the two baselines it is compared with, which a real
+//! app never has:
+//!
+//! - `POST /rooms/{room}/bench/plain`: the same insert into the room's SQLite and nothing else
+//!   (no outbox record, no replication): what a write costs a plain Durable Object. A custom
+//!   route of the room ([`baseline::insert_plain`]).
+//! - `POST /rooms/{room}/bench/write-through`: that insert, then one awaited `INSERT OR REPLACE`
+//!   of the row into D1 before the response ([`baseline::write_through`]): the original design's
+//!   per-write replication.
+//!
+//! Every route needs the bench's token (`BENCH_TOKEN`, from the bench's `.dev.vars`).
+
+pub mod baseline;
+
+#[path = "../../../examples/tasks/src/schema.rs"]
+pub mod schema;
+
+use nanotype::api::{
+    Access, ApiError, AppRequest, Decision, Policy, Reply, RequestParts, RoomCtx, RoomHooks, Vars,
+};
+use nanotype::Primary;
+
+nanotype::room!(Room, schema::App, Baselines);
+
+/// The plain-insert baseline as a custom route of the room.
+#[derive(Default)]
+pub struct Baselines;
+
+impl RoomHooks for Baselines {
+    fn route<P: Primary>(
+        &self,
+        room: &RoomCtx<'_, P>,
+        req: &AppRequest<'_>,
+    ) -> Option<Result<Reply, ApiError>> {
+        if req.method != "POST" || req.path != ["bench", "plain"] {
+            return None;
+        }
+        Some(baseline::plain_route(room.db(), req.body, room.now_ms()))
+    }
+}
+
+/// The bench's token, from the `BENCH_TOKEN` variable.
+pub struct BenchToken;
+
+impl Policy for BenchToken {
+    fn authorize(&self, req: &RequestParts, env: &dyn Vars, _: &Access<'_>) -> Decision {
+        match (req.bearer_token(), env.var("BENCH_TOKEN")) {
+            (Some(t), Some(expected)) if t == expected => Decision::Allow,
+            _ => Decision::unauthorized("the bench's token is required"),
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[worker::event(fetch)]
+async fn fetch(
+    req: worker::Request,
+    env: worker::Env,
+    _: worker::Context,
+) -> worker::Result<worker::Response> {
+    let path = req.path();
+    match path.strip_suffix("/bench/write-through") {
+        Some(prefix) => baseline::write_through_route(req, &env, prefix).await,
+        None => nanotype::worker::serve::<schema::App>(req, &env, &BenchToken).await,
+    }
+}
