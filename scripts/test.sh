@@ -2,7 +2,8 @@
 # Sets up and runs every test of nanotype on a fresh machine (rustup/cargo, node/npm, apt):
 #   1. the native suite: `cargo test --workspace` (schema model, macro + trybuild UI cases,
 #      round trips, migrations, the sync engine with fault injection, actor extras);
-#   2. the migrations drift check: the committed migrations match the example's structs;
+#   2. the docs build with no warnings, and the migrations drift check: the committed migrations
+#      match the example's structs;
 #   3. the end-to-end suite: the example Worker built to wasm, run in local workerd
 #      (`wrangler dev`), driven over HTTP on 127.0.0.1, with the local D1 inspected directly.
 set -euo pipefail
@@ -17,6 +18,9 @@ fi
 
 stamp "cargo test --workspace"
 cargo test --workspace
+
+stamp "cargo doc (no warnings: every public item documented, every link resolves)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
 
 stamp "gen-migrations --check"
 cargo run -q --bin gen-migrations -- --check

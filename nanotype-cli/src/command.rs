@@ -14,7 +14,7 @@ use crate::replay;
 use crate::sources;
 
 /// Writes the next migration for D1 (`<dir>/NNNN_<name>.sql`) and for the Durable Object
-/// (`<dir>/do/NNNN_<name>.sql`) from the #[nanotype::table] structs. Both are rendered from one
+/// (`<dir>/do/NNNN_<name>.sql`) from the `#[nanotype::table]` structs. Both are rendered from one
 /// diff between the structs and what the existing migrations build, so they always match.
 #[derive(Debug, Parser)]
 #[command(name = "gen-migrations", version, about, long_about = None)]
@@ -35,11 +35,11 @@ pub struct Args {
     /// Allow dropping tables and columns (their data is lost).
     #[arg(long)]
     pub allow_data_loss: bool,
-    /// The migrations folder: D1 files in it, Durable Object files in <DIR>/do
+    /// The migrations folder: D1 files in it, Durable Object files in `<DIR>/do`
     /// [default: `migrations` of the manifest's [workspace.metadata.nanotype]].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// A file holding #[nanotype::table] structs; repeat for several. Replaces the manifest's
+    /// A file holding `#[nanotype::table]` structs; repeat for several. Replaces the manifest's
     /// `sources`.
     #[arg(long = "source", value_name = "FILE")]
     pub sources: Vec<PathBuf>,

@@ -1,7 +1,7 @@
 //! The two declarations an app makes: its schema ([`crate::schema!`]) and its room Durable
 //! Object class ([`crate::room!`]).
 
-/// Declares an app's schema: a unit struct implementing [`Schema`] with the listed tables and the
+/// Declares an app's schema: a unit struct implementing [`Schema`](crate::Schema) with the listed tables and the
 /// Durable Object migrations embedded from a folder (relative to the crate's `Cargo.toml`).
 ///
 /// ```ignore

@@ -13,32 +13,66 @@ pub enum Error {
     Replica(String),
     /// An integer outside what a JavaScript number holds exactly.
     #[error("column `{column}`: integer {value} is outside ±(2^53 − 1), the range that travels exactly through JavaScript (Durable Object and D1 APIs); store it as a String")]
-    IntegerOutOfRange { column: String, value: String },
+    IntegerOutOfRange {
+        /// The column.
+        column: String,
+        /// The value, as text.
+        value: String,
+    },
     /// A float that SQLite cannot store.
     #[error("column `{column}`: NaN cannot be stored (SQLite turns it into NULL); use Option<f64> and None")]
-    NaN { column: String },
+    NaN {
+        /// The column.
+        column: String,
+    },
     /// A value read back does not fit the Rust type of its column.
     #[error("column `{column}`: {message}")]
-    Decode { column: String, message: String },
+    Decode {
+        /// The column.
+        column: String,
+        /// What did not fit.
+        message: String,
+    },
     /// JSON encoding or decoding of a `#[nanotype(json)]` column failed.
     #[error("column `{column}`: JSON error: {message}")]
-    Json { column: String, message: String },
+    Json {
+        /// The column.
+        column: String,
+        /// serde_json's message.
+        message: String,
+    },
     /// An update named a row that does not exist.
     #[error("no row in `{table}` with that key")]
-    NotFound { table: String },
+    NotFound {
+        /// The table.
+        table: String,
+    },
     /// A migration that was applied has changed since.
     #[error("migration {name} was applied with checksum {applied} but the file now has {current}; restore the file or write a new migration")]
     MigrationChanged {
+        /// The migration.
         name: String,
+        /// The checksum recorded when it was applied.
         applied: String,
+        /// The checksum of the file now.
         current: String,
     },
     /// A migration failed to apply; nothing of it was kept.
     #[error("migration {name} failed: {message}")]
-    Migration { name: String, message: String },
+    Migration {
+        /// The migration.
+        name: String,
+        /// SQLite's message.
+        message: String,
+    },
     /// A read for one room was sent to another room's primary.
     #[error("room `{asked}` was asked of the primary of room `{own}`; a primary only holds its own room")]
-    WrongRoom { asked: String, own: String },
+    WrongRoom {
+        /// The room asked for.
+        asked: String,
+        /// The room this primary holds.
+        own: String,
+    },
     /// The room's id is not set or not valid.
     #[error("invalid room id: {0}")]
     InvalidRoom(String),
@@ -49,7 +83,10 @@ pub enum Error {
     #[error(
         "table `{table}` is not in the app's schema; add its struct to `nanotype::schema!(..)`"
     )]
-    UnregisteredTable { table: String },
+    UnregisteredTable {
+        /// The table.
+        table: String,
+    },
     /// A row given as JSON does not fit the table's struct (missing field, wrong type, …).
     #[error("{0}")]
     InvalidRow(String),

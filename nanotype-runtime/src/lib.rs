@@ -18,6 +18,8 @@
 //! assert!(Task::REPLICA_DDL.contains("PRIMARY KEY (\"room_id\", \"id\")"));
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod actor;
 pub mod api;
 pub mod clock;

@@ -45,7 +45,9 @@ const APPLIED: &str = "SELECT \"name\", \"checksum\" FROM \"_nt_migrations\"";
 /// One migration: its file name without `.sql`, and its text (one or more statements).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Migration {
+    /// The file's name without `.sql` (`0002_comments`).
     pub name: &'static str,
+    /// The file's text: one or more statements.
     pub sql: &'static str,
 }
 

@@ -16,15 +16,20 @@ use nanotype_schema::Table as TableDef;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Order {
     #[default]
+    /// Ascending key order.
     Asc,
+    /// Descending key order.
     Desc,
 }
 
 /// A keyset page: rows after `after` (in `order`), at most `limit`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Page {
+    /// Rows after this key (exclusive); `None` from the first.
     pub after: Option<Value>,
+    /// At most this many rows.
     pub limit: u32,
+    /// Key order.
     pub order: Order,
 }
 
@@ -92,7 +97,9 @@ pub enum Consistency {
 /// primary form (the same condition without the room).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomQuery {
+    /// The replica statement: `room_id = ?1`, then the other parameters.
     pub replica_sql: String,
+    /// The primary statement: the same condition without the room.
     pub primary_sql: String,
     /// Parameters after the room id (`?2…` in the replica form, `?1…` in the primary form).
     pub params: Vec<Value>,
@@ -127,7 +134,9 @@ impl<R: Replica> RoomReads for ReplicaReads<R> {
 
 /// Room-scoped reads answered by one room's primary (strong consistency).
 pub struct PrimaryReads<'a, P> {
+    /// The room's primary.
     pub db: &'a P,
+    /// The room it holds.
     pub room: &'a str,
 }
 

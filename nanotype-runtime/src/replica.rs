@@ -6,11 +6,14 @@ use crate::value::{Row, Value};
 /// One statement with its bound parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Statement {
+    /// SQL text; every value is a bound parameter.
     pub sql: String,
+    /// The bound parameters, `?1` first.
     pub params: Vec<Value>,
 }
 
 impl Statement {
+    /// A statement with its parameters.
     pub fn new(sql: impl Into<String>, params: Vec<Value>) -> Statement {
         Statement {
             sql: sql.into(),

@@ -44,6 +44,7 @@ pub struct TableSql {
     pub upsert: String,
     /// Update every non-key column by key, returning the row.
     pub update: String,
+    /// Delete by key.
     pub delete: String,
     /// Select one row by key (primary).
     pub get: String,
@@ -56,6 +57,7 @@ pub struct TableSql {
 }
 
 impl TableSql {
+    /// Render the statements of `def`.
     pub fn new(def: &TableDef) -> TableSql {
         let table = quote(&def.name);
         let key_position = def.primary_key_position().unwrap_or(0);

@@ -6,10 +6,15 @@ use nanotype_schema::model::MAX_SAFE_INTEGER;
 /// One SQL value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// SQL NULL.
     Null,
+    /// A 64-bit integer (within ±(2^53 − 1) to travel through JavaScript).
     Integer(i64),
+    /// A float (never NaN).
     Real(f64),
+    /// UTF-8 text.
     Text(String),
+    /// Bytes.
     Blob(Vec<u8>),
 }
 
@@ -24,6 +29,7 @@ pub trait ToValue {
 
 /// A Rust value that can be read from a column.
 pub trait FromValue: Sized {
+    /// The value of `column` as `Self`, or an error naming the column.
     fn from_value(value: Value, column: &str) -> Result<Self>;
 }
 
@@ -231,6 +237,7 @@ impl FromValue for Value {
 pub mod json {
     use super::*;
 
+    /// A `#[nanotype(json)]` value as JSON text; NaN and infinities are refused.
     pub fn to_value<T: serde::Serialize + ?Sized>(v: &T, column: &str) -> Result<Value> {
         // serde_json writes NaN and ±inf as `null`: the value would come back as `None` or not at
         // all. Refuse it instead.
@@ -248,6 +255,7 @@ pub mod json {
             })
     }
 
+    /// A `#[nanotype(json)]` value from its JSON text.
     pub fn from_value<T: serde::de::DeserializeOwned>(v: Value, column: &str) -> Result<T> {
         match v {
             Value::Text(s) => serde_json::from_str(&s).map_err(|e| Error::Json {
@@ -451,6 +459,7 @@ pub mod json {
         fields!(SerializeStruct, SerializeStructVariant);
     }
 
+    /// An optional `#[nanotype(json)]` value: `None` is NULL.
     pub fn opt_to_value<T: serde::Serialize>(v: &Option<T>, column: &str) -> Result<Value> {
         match v {
             Some(v) => to_value(v, column),
@@ -458,6 +467,7 @@ pub mod json {
         }
     }
 
+    /// An optional `#[nanotype(json)]` value: NULL is `None`.
     pub fn opt_from_value<T: serde::de::DeserializeOwned>(
         v: Value,
         column: &str,

@@ -7,15 +7,6 @@ use crate::primary::Primary;
 use crate::table::{Table, TableSql};
 use crate::value::{Row, Value};
 
-/// What kind of write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteKind {
-    Insert,
-    Update,
-    Upsert,
-    Delete,
-}
-
 /// Run `change` and append the change of the key it returns to the outbox, atomically.
 fn apply<P: Primary, R>(
     db: &P,

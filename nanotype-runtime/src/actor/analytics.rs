@@ -11,7 +11,7 @@
 //!
 //! # What "enforced by SQLite" means
 //!
-//! **Native backend** ([`NativePrimary`](crate::native::NativePrimary)), before anything runs:
+//! **Native backend** (`native::NativePrimary`), before anything runs:
 //! 1. *One statement.* SQLite's prepare reports the unparsed tail of the text; if the tail holds
 //!    another statement the call is refused (`SELECT 1; DELETE FROM t` never runs either part).
 //!    A tail of only whitespace or comments is fine.
@@ -68,7 +68,9 @@ use crate::value::{Row, Value};
 /// value as in [`Value::to_json`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReadOnlyRows {
+    /// Column names, in the statement's order.
     pub columns: Vec<String>,
+    /// Rows, at most the cap given.
     pub rows: Vec<Row>,
     /// True when the statement had more than `max_rows` rows.
     pub truncated: bool,

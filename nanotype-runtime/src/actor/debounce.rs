@@ -98,6 +98,7 @@ impl<K: Ord + Clone, V> Debouncer<K, V> {
         }
     }
 
+    /// How long an update waits before it is due to be written.
     pub fn interval_ms(&self) -> u64 {
         self.interval_ms
     }

@@ -3,7 +3,7 @@
 //! as long as the actor's instance (a Durable Object that is evicted starts empty, and clients
 //! re-announce themselves).
 //!
-//! Time is passed in (`now_ms`, from [`Scheduler::now_ms`](crate::Scheduler::now_ms)) because a
+//! Time is passed in (`now_ms`, from [`Clock::now_ms`](crate::Clock::now_ms)) because a
 //! Worker has no `std::time`. Expired entries are removed lazily when read and by
 //! [`MemoryStore::purge`]; [`MemoryStore::next_expiry_ms`] tells the host when the next one is
 //! due, e.g. to broadcast "left" to the room.
@@ -125,6 +125,7 @@ impl MemoryStore {
         }
     }
 
+    /// The store's limits.
     pub fn limits(&self) -> MemoryLimits {
         self.limits
     }

@@ -9,7 +9,7 @@
 //!   enforced by SQLite rather than by reading the SQL text.
 //!
 //! None of these need a clock of their own: every time-dependent call takes `now_ms`, which the
-//! engine's [`Scheduler::now_ms`](crate::Scheduler::now_ms) supplies (`std::time` does not exist
+//! engine's [`Clock::now_ms`](crate::Clock::now_ms) supplies (`std::time` does not exist
 //! in a Worker).
 
 pub mod analytics;

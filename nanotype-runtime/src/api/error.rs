@@ -14,7 +14,7 @@
 //! | `not_found` | 404 | no such route, table or row |
 //! | `method_not_allowed` | 405 | the route exists with other methods |
 //! | `conflict` | 409 | the request named another room than the Durable Object's |
-//! | `body_too_large` | 413 | the body is over [`super::MAX_BODY_BYTES`] |
+//! | `body_too_large` | 413 | the body is over [`super::body::MAX_BODY_BYTES`] |
 //! | `room_unavailable` | 503 | the room's Durable Object could not be reached |
 //! | `internal` | 500 | anything else (a bug or a platform failure) |
 

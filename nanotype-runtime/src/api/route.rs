@@ -29,20 +29,35 @@ pub enum Route {
     Health,
     /// A table route of a room.
     Table {
+        /// The room.
         room: String,
+        /// The table.
         table: &'static TableEntry,
+        /// What the route does.
         op: TableOp,
     },
     /// `GET /rooms/{room}/_sync`.
-    Sync { room: String },
+    Sync {
+        /// The room.
+        room: String,
+    },
     /// `POST /rooms/{room}/_resync`.
-    Resync { room: String },
+    Resync {
+        /// The room.
+        room: String,
+    },
     /// `POST /rooms/{room}/_sql`.
-    Sql { room: String },
+    Sql {
+        /// The room.
+        room: String,
+    },
     /// Anything else under `/rooms/{room}/`: the app's custom routes.
     Custom {
+        /// The room.
         room: String,
+        /// The request's method.
         method: String,
+        /// Path segments after `/rooms/{room}/`.
         path: Vec<String>,
     },
 }
@@ -50,11 +65,17 @@ pub enum Route {
 /// What a table route does.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TableOp {
+    /// `POST /rooms/{room}/{table}`.
     Create,
+    /// `GET /rooms/{room}/{table}`: a keyset page.
     List,
+    /// `GET /rooms/{room}/{table}/{key}`.
     Get(Value),
+    /// `PUT /rooms/{room}/{table}/{key}`.
     Put(Value),
+    /// `PATCH /rooms/{room}/{table}/{key}`.
     Patch(Value),
+    /// `DELETE /rooms/{room}/{table}/{key}`.
     Delete(Value),
 }
 

@@ -37,6 +37,7 @@ impl NativePrimary {
         ))
     }
 
+    /// A primary over an open connection.
     pub fn from_connection(conn: Connection) -> NativePrimary {
         conn.set_prepared_statement_cache_capacity(128);
         NativePrimary {

@@ -19,6 +19,7 @@ fn err(e: rusqlite::Error) -> Error {
 }
 
 impl NativeReplica {
+    /// The replica in the SQLite file at `path` (created if missing).
     pub fn open(path: impl AsRef<Path>) -> Result<NativeReplica> {
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
@@ -28,12 +29,14 @@ impl NativeReplica {
         Ok(Self::from_connection(conn))
     }
 
+    /// A replica in memory (tests).
     pub fn open_in_memory() -> Result<NativeReplica> {
         Ok(Self::from_connection(
             Connection::open_in_memory().map_err(err)?,
         ))
     }
 
+    /// A replica over an open connection.
     pub fn from_connection(conn: Connection) -> NativeReplica {
         conn.set_prepared_statement_cache_capacity(256);
         NativeReplica {
@@ -72,6 +75,7 @@ impl NativeReplica {
         }
     }
 
+    /// Run one read statement now (the native replica never waits).
     pub fn query_sync(&self, stmt: &Statement) -> Result<Vec<Row>> {
         super::query(&self.conn, &stmt.sql, &stmt.params).map_err(err)
     }

@@ -14,6 +14,7 @@ pub struct ManualScheduler {
 }
 
 impl ManualScheduler {
+    /// A scheduler on the system clock with no alarm set.
     pub fn new() -> ManualScheduler {
         ManualScheduler::default()
     }

@@ -1,15 +1,15 @@
 //! The sync engine: replication from a room's SQLite (primary) to the shared replica (D1).
 //!
 //! * **Write path** ([`crate::write`]): a row change and its outbox record commit together.
-//! * **Flush** ([`flush`]): pending changes go in bounded batches; each row is sent in its
+//! * **Flush**: pending changes go in bounded batches; each row is sent in its
 //!   current state (several writes to a row between flushes send it once); each batch is one
 //!   replica transaction that also moves the room's watermark; only then is the outbox trimmed.
 //!   A failure drops nothing: the error is recorded and a retry scheduled with capped backoff.
-//! * **Backfill / resync** ([`backfill`]): keyset-paged copies of a room's tables, resumable
+//! * **Backfill / resync**: keyset-paged copies of a room's tables, resumable
 //!   after a crash, correct while writes continue; a resync also deletes replica rows the
 //!   primary does not have.
-//! * **Reads** ([`reads`]): room-scoped, with a consistency mode and fallback to the primary.
-//! * **Health** ([`health`]).
+//! * **Reads** ([`EngineReads`]): room-scoped, with a consistency mode and fallback to the primary.
+//! * **Health** ([`Health`]).
 //!
 //! # Replication metadata
 //! In the primary: `_nt_outbox(seq, tbl, pk, at)`, `_nt_meta` (room id, primary
@@ -463,10 +463,12 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         &self.tables
     }
 
+    /// The room this engine replicates.
     pub fn room(&self) -> &str {
         &self.room
     }
 
+    /// The engine's tuning.
     pub fn config(&self) -> &SyncConfig {
         &self.config
     }

@@ -13,7 +13,9 @@ use crate::value::Row;
 /// Where a read was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
+    /// The shared replica (D1).
     Replica,
+    /// The room's primary (its Durable Object).
     Primary,
 }
 

@@ -300,13 +300,16 @@ pub fn room_state(room: &str) -> Statement {
 /// The replica's view of a room.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomState {
+    /// Every change with a seq up to this is applied (0 while the room is being rebuilt).
     pub watermark: i64,
+    /// The primary's seq when the newest applied batch was read.
     pub read_seq: i64,
+    /// The identity of the primary that owns the room.
     pub primary_id: String,
 }
 
 impl RoomState {
-    /// Parse the rows of [`room_state`]: `None` when the replica has no row for the room.
+    /// Parse the rows of the room-state query: `None` when the replica has no row for the room.
     pub fn from_rows(rows: &[Row]) -> Option<RoomState> {
         let row = rows.first()?;
         let int = |v: Option<&Value>| match v {

@@ -2,7 +2,7 @@
 //! the Worker's gateway ([`serve`]) over the room's SQLite as the primary, a D1 database as the
 //! replica, and the Durable Object's alarm as the scheduler.
 //!
-//! The same engine runs here as in [`crate::native`]; only these three seams differ.
+//! The same engine runs here as in `nanotype::native`; only the backends differ.
 //!
 //! ```ignore
 //! use nanotype::worker::{AlarmScheduler, D1Replica, DoPrimary};

@@ -38,6 +38,7 @@ fn err(e: JsValue) -> Error {
 }
 
 impl D1Replica {
+    /// The replica over a D1 binding.
     pub fn new(db: D1Database) -> D1Replica {
         D1Replica { db }
     }
@@ -49,6 +50,7 @@ impl D1Replica {
             .map_err(|e| Error::Replica(format!("no D1 binding `{binding}`: {e}")))
     }
 
+    /// The D1 binding.
     pub fn database(&self) -> &D1Database {
         &self.db
     }

@@ -7,7 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::bindings::{storage_of, DoStorage};
 use crate::clock::{Alarm, Clock};
 
-/// The engine's [`Scheduler`] in a Durable Object: a retry is the DO's alarm, whose `alarm()`
+/// The engine's [`Scheduler`](crate::Scheduler) in a Durable Object: a retry is the DO's alarm, whose `alarm()`
 /// handler calls the engine. A DO has one alarm; the soonest retry asked for wins.
 ///
 /// ```ignore
@@ -22,6 +22,7 @@ pub struct AlarmScheduler {
 }
 
 impl AlarmScheduler {
+    /// The scheduler of the Durable Object whose state this is.
     pub fn new(state: &worker::State) -> AlarmScheduler {
         AlarmScheduler {
             storage: storage_of(state),
