@@ -68,7 +68,7 @@ pub struct Item {
 }
 
 #[nanotype::table(name = "tags")]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
     #[nanotype(primary_key)]
     pub name: String,
