@@ -219,11 +219,16 @@ where
         Route::Health => Ok(Reply::json(200, json!({ "ok": true }))),
         Route::Table { table, op, .. } => {
             let sql = table.sql();
-            let written = |status: u16, body: Json| -> Result<Reply, ApiError> {
+            // `{"<field>": value, "seq": <the room's seq after the write>}`.
+            let written = |status: u16, field: &str, value: Json| -> Result<Reply, ApiError> {
+                let seq = engine.current_seq()?;
+                let mut body = serde_json::Map::new();
+                body.insert(field.to_owned(), value);
+                body.insert("seq".to_owned(), seq.into());
                 Ok(Reply {
                     status,
-                    body,
-                    seq: Some(engine.current_seq()?),
+                    body: Json::Object(body),
+                    seq: Some(seq),
                     sync_after: false,
                 })
             };
@@ -241,35 +246,27 @@ where
                     let mut row = body::create(table, body)?;
                     check(WriteOp::Create, Some(&mut row), None)?;
                     let stored = crate::write::insert_row(db, sql, row.to_row()?)?;
-                    let mut reply = json!({ "row": table.row_to_json(stored)? });
-                    reply["seq"] = engine.current_seq()?.into();
-                    written(201, reply)
+                    written(201, "row", table.row_to_json(stored)?)
                 }
                 TableOp::Put(key) => {
                     let mut row = body::put(table, key, body)?;
                     check(WriteOp::Put, Some(&mut row), Some(key))?;
                     let stored = crate::write::upsert_row(db, sql, row.to_row()?)?;
-                    let mut reply = json!({ "row": table.row_to_json(stored)? });
-                    reply["seq"] = engine.current_seq()?.into();
-                    written(200, reply)
+                    written(200, "row", table.row_to_json(stored)?)
                 }
                 TableOp::Patch(key) => {
                     let current = get_row(db, table, key)?.ok_or_else(|| not_found(table, key))?;
                     let mut row = body::patch(table, current, body)?;
                     check(WriteOp::Patch, Some(&mut row), Some(key))?;
                     let stored = crate::write::update_row(db, sql, row.to_row()?)?;
-                    let mut reply = json!({ "row": table.row_to_json(stored)? });
-                    reply["seq"] = engine.current_seq()?.into();
-                    written(200, reply)
+                    written(200, "row", table.row_to_json(stored)?)
                 }
                 TableOp::Delete(key) => {
                     check(WriteOp::Delete, None, Some(key))?;
                     if !crate::write::delete_row(db, sql, key.clone())? {
                         return Err(not_found(table, key));
                     }
-                    let mut reply = json!({ "deleted": key_json(key) });
-                    reply["seq"] = engine.current_seq()?.into();
-                    written(200, reply)
+                    written(200, "deleted", key_json(key))
                 }
                 TableOp::Get(key) => {
                     let row = get_row(db, table, key)?.ok_or_else(|| not_found(table, key))?;
