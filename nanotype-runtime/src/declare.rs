@@ -45,6 +45,24 @@ macro_rules! __schema_migrations {
 /// The class is exported for workers-rs (the crate depends on `worker`); bind it in
 /// `wrangler.toml` as `ROOM`, a SQLite class (`new_sqlite_classes`), next to the D1 binding `DB`.
 /// Off wasm32 it expands to nothing, so the crate's native tests still build.
+///
+/// ```
+/// #[nanotype::table(name = "notes")]
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// pub struct Note { #[nanotype(primary_key)] pub id: i64, pub text: String }
+///
+/// nanotype::schema!(pub App = [Note]);
+///
+/// /// Validation, custom routes and timers: every method has a default.
+/// #[derive(Default)]
+/// pub struct Hooks;
+/// impl nanotype::api::RoomHooks for Hooks {}
+///
+/// nanotype::room!(Room, App, Hooks);
+/// ```
+///
+/// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS` and `NANOTYPE_DELIVERY_DELAY_MS` override
+/// the flush window and the delivery alarm's delay ([`SyncConfig`](crate::sync::SyncConfig)).
 #[macro_export]
 macro_rules! room {
     ($name:ident, $schema:ty) => {
