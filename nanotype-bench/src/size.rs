@@ -135,6 +135,13 @@ fn copy_spike(to: &Path) -> Result<(), String> {
     for f in ["Cargo.toml", "src/lib.rs"] {
         std::fs::copy(from.join(f), to.join(f)).map_err(|e| format!("copy {f}: {e}"))?;
     }
+    // The copy may sit inside this workspace's target dir: make it a workspace of its own, or
+    // cargo takes it for an unlisted member of nanotype's workspace and refuses to build it.
+    let manifest = to.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?;
+    if !text.contains("[workspace]") {
+        std::fs::write(&manifest, format!("{text}\n[workspace]\n")).map_err(|e| e.to_string())?;
+    }
     // The workspace's lockfile pins the same worker / wasm-bindgen versions, so nothing new
     // is resolved.
     let _ = std::fs::copy(workspace_root().join("Cargo.lock"), to.join("Cargo.lock"));

@@ -6,6 +6,10 @@
 //! * `_nt_meta(key, value)`: the room id, the primary's identity, the resync state;
 //! * `_nt_backfill(tbl, cursor, done)`: where a backfill or resync of each table stands;
 //! * `_nt_timers(name, at)`: the app's timers over the room's one alarm ([`crate::timers`]);
+//! * `_nt_keys(tbl, hwm)`: per table with assigned keys, the largest key ever deleted while it
+//!   was the largest, so keys are never handed out twice ([`crate::table::TableSql::retire_key`]);
+//! * `_nt_idempotency(key, request, status, body, seq, at)`: the replies of writes sent with an
+//!   `Idempotency-Key`, for a day ([`crate::api::idempotency`]);
 //! * `_nt_migrations(name, checksum, applied_at)`: the migration ledger ([`crate::migrate`]).
 //!
 //! In the D1 replica, `_nt_rooms` ([`REPLICA_DDL`]), one row per room, created by the first D1
@@ -31,7 +35,20 @@ CREATE TABLE IF NOT EXISTS \"_nt_backfill\" (
 CREATE TABLE IF NOT EXISTS \"_nt_timers\" (
     \"name\" TEXT PRIMARY KEY NOT NULL,
     \"at\" INTEGER NOT NULL
-);";
+);
+CREATE TABLE IF NOT EXISTS \"_nt_keys\" (
+    \"tbl\" TEXT PRIMARY KEY NOT NULL,
+    \"hwm\" INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS \"_nt_idempotency\" (
+    \"key\" TEXT PRIMARY KEY NOT NULL,
+    \"request\" TEXT NOT NULL,
+    \"status\" INTEGER NOT NULL,
+    \"body\" TEXT NOT NULL,
+    \"seq\" INTEGER,
+    \"at\" INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS \"_nt_idempotency_at\" ON \"_nt_idempotency\" (\"at\");";
 
 /// The migration ledger. Idempotent. `applied_at` is in ms since the epoch.
 pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_nt_migrations\" (

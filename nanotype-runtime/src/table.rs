@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::value::{Row, Value};
-use nanotype_schema::ident::quote;
+use nanotype_schema::ident::{quote, quote_string};
 use nanotype_schema::{Table as TableDef, ROOM_COLUMN};
 
 /// A Rust struct that is a table. Implemented by `#[nanotype::table]`; not by hand.
@@ -52,8 +52,11 @@ pub struct TableSql {
     pub select: String,
     /// Select columns (replica), `room_id = ?1` already in the WHERE clause.
     pub replica_select: String,
-    /// Whether the insert leaves the key for SQLite to assign.
+    /// Whether the insert assigns the key (an `i64` key; never one used before in the room).
     pub assigns_key: bool,
+    /// For keys the insert assigns: run after a delete with the deleted key, it records the key
+    /// as the table's high-water mark when it was the largest, so it is never handed out again.
+    pub retire_key: Option<String>,
 }
 
 impl TableSql {
@@ -72,15 +75,39 @@ impl TableSql {
             .filter(|(i, _)| !(assigns_key && *i == key_position))
             .map(|(_, n)| n)
             .collect();
-        let insert = format!(
-            "INSERT INTO {table} ({}) VALUES ({}) RETURNING {columns}",
-            insert_cols
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            placeholders(1, insert_cols.len()),
-        );
+        let insert_list = insert_cols
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let name = quote_string(&def.name);
+        let insert = if assigns_key {
+            // Keys are never reused: the next key is above both the largest key stored and the
+            // largest key ever deleted (`_nt_keys`, written only when the largest row goes), so
+            // a retried or stale request can never reach a row created after its own was deleted.
+            // Two index probes read, nothing more written.
+            format!(
+                "INSERT INTO {table} ({key_column}{sep}{insert_list}) VALUES ((SELECT MAX(COALESCE(MAX({key_column}), 0), \
+                 COALESCE((SELECT \"hwm\" FROM \"_nt_keys\" WHERE \"tbl\" = {name}), 0)) + 1 FROM {table}){sep}{}) \
+                 RETURNING {columns}",
+                placeholders(1, insert_cols.len()),
+                sep = if insert_cols.is_empty() { "" } else { ", " },
+            )
+        } else {
+            format!(
+                "INSERT INTO {table} ({insert_list}) VALUES ({}) RETURNING {columns}",
+                placeholders(1, insert_cols.len()),
+            )
+        };
+        // After deleting key ?1: keep it as the high-water mark if no larger key remains.
+        let retire_key = assigns_key.then(|| {
+            format!(
+                "INSERT INTO \"_nt_keys\" (\"tbl\", \"hwm\") SELECT {name}, ?1 \
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key_column} > ?1) \
+                 ON CONFLICT (\"tbl\") DO UPDATE SET \"hwm\" = excluded.\"hwm\" \
+                 WHERE excluded.\"hwm\" > \"_nt_keys\".\"hwm\""
+            )
+        });
         let non_key: Vec<&String> = names
             .iter()
             .enumerate()
@@ -133,6 +160,7 @@ impl TableSql {
             upsert,
             update,
             assigns_key,
+            retire_key,
         }
     }
 }

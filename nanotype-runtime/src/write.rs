@@ -66,8 +66,15 @@ pub fn update_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row
 /// Delete the row with `key`. Returns whether a row was deleted.
 pub fn delete_row<P: Primary>(db: &P, sql: &TableSql, key: Value) -> Result<bool> {
     let found = apply(db, &sql.name, || {
-        let n = db.execute(&sql.delete, std::slice::from_ref(&key))?;
-        Ok((n > 0).then(|| (key.clone(), ())))
+        let key = std::slice::from_ref(&key);
+        let n = db.execute(&sql.delete, key)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(retire) = &sql.retire_key {
+            db.query(retire, key)?;
+        }
+        Ok(Some((key[0].clone(), ())))
     })?;
     Ok(found.is_some())
 }

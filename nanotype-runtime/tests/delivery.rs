@@ -257,3 +257,68 @@ impl nanotype::Replica for Pausable {
         self.inner.batch_sync(stmts)
     }
 }
+
+#[test]
+fn health_counters_survive_the_engine_and_only_grow() {
+    let dir = TempDir::new("health");
+    let native = replica(&dir.path("replica.db"));
+    let faulty = Rc::new(FaultyReplica::new(native.clone(), 5));
+    faulty.calm();
+    let open = || {
+        Engine::builder("h")
+            .schema::<ItemsOnly>()
+            .replica(Some(faulty.clone()))
+            .open(primary(&dir.path("h.db")), ManualScheduler::at(T0))
+            .unwrap()
+    };
+    let e = open();
+    let mut rng = Rng::new(8);
+    block(e.sync()).unwrap();
+    for _ in 0..3 {
+        Item::insert(e.primary(), &random_item(&mut rng, "h")).unwrap();
+        block(e.sync()).unwrap();
+    }
+    *faulty.budget.borrow_mut() = Some(0);
+    Item::insert(e.primary(), &random_item(&mut rng, "h")).unwrap();
+    assert!(block(e.sync()).is_err());
+    assert!(block(e.sync()).is_err());
+    let before = e.health().unwrap();
+    assert_eq!((before.sync_errors, before.consecutive_failures), (2, 2));
+    assert!(
+        before.total_syncs >= 4 && before.rows_sent >= 3,
+        "{before:?}"
+    );
+
+    // Evicted: a new instance reads the counters back.
+    drop(e);
+    let e = open();
+    let after = e.health().unwrap();
+    assert_eq!(
+        (
+            after.total_syncs,
+            after.sync_errors,
+            after.rows_sent,
+            after.consecutive_failures
+        ),
+        (
+            before.total_syncs,
+            before.sync_errors,
+            before.rows_sent,
+            before.consecutive_failures
+        )
+    );
+    assert_eq!(after.last_error, before.last_error);
+    assert_eq!(after.last_sync_time, before.last_sync_time);
+
+    *faulty.budget.borrow_mut() = None;
+    block(e.sync()).unwrap();
+    let healed = e.health().unwrap();
+    assert!(healed.total_syncs > after.total_syncs);
+    assert_eq!((healed.sync_errors, healed.consecutive_failures), (2, 0));
+    drop(e);
+    assert_eq!(
+        open().health().unwrap().consecutive_failures,
+        0,
+        "the recovery is stored too"
+    );
+}

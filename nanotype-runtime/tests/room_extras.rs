@@ -100,7 +100,7 @@ fn presence_and_debounced_counters_are_hooks_over_the_room() {
     let hooks = Room::default();
     let call = |method: &str, path: &str| {
         let r = route::<Extras>(method, path).unwrap();
-        api::room::serve(&e, &hooks, &r, &[], None, b"", None).unwrap()
+        api::room::serve(&e, &hooks, &r, &Default::default()).unwrap()
     };
 
     call("POST", "/rooms/x/presence/ana");

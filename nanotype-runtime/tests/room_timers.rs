@@ -52,7 +52,7 @@ impl RoomHooks for Remind {
 
 fn custom(e: &TestEngine<nanotype::native::NativeReplica>, hooks: &Remind, path: &str) -> Reply {
     let r = route::<Items>("POST", path).unwrap();
-    api::room::serve(e, hooks, &r, &[], None, b"", None).unwrap()
+    api::room::serve(e, hooks, &r, &Default::default()).unwrap()
 }
 
 fn open(

@@ -212,6 +212,61 @@ try {
     assert.equal(sql.status, 404, "read-only SQL is off unless the app turns it on");
   });
 
+  await check("keys are never reused; a write retried with an Idempotency-Key is applied once", async () => {
+    const K = room("keys");
+    await createTask(K, `${K} one`);
+    const two = await createTask(K, `${K} two`);
+    assert.equal((await http("DELETE", `/rooms/${K}/tasks/${two.task.id}`)).status, 200);
+    const three = await createTask(K, `${K} three`);
+    assert.ok(three.task.id > two.task.id, `key ${two.task.id} was handed out again`);
+    // A stale retry of the delete cannot reach the new task.
+    assert.equal((await http("DELETE", `/rooms/${K}/tasks/${two.task.id}`)).status, 404);
+    // Concurrent creators and deleters: no key is handed out twice.
+    const seen = new Set();
+    let reused = 0;
+    await pool(Array.from({ length: 60 }, (_, i) => i), 8, async (i) => {
+      const c = await http("POST", `/rooms/${K}/tasks`, { title: `${K} c${i}` });
+      assert.equal(c.status, 201);
+      if (seen.has(c.body.row.id)) reused++;
+      seen.add(c.body.row.id);
+      assert.equal((await http("DELETE", `/rooms/${K}/tasks/${c.body.row.id}`)).status, 200);
+    });
+    assert.equal(reused, 0);
+    // The same POST twice with one key: one row, the same answer.
+    const headers = { "idempotency-key": `idem-${RUN}` };
+    const a = await http("POST", `/rooms/${K}/tasks`, { title: `${K} idem` }, { headers });
+    const b = await http("POST", `/rooms/${K}/tasks`, { title: `${K} idem` }, { headers });
+    assert.equal(a.status, 201);
+    assert.equal(b.status, 201);
+    assert.deepEqual(b.body, a.body);
+    assert.equal(b.headers.get("idempotent-replayed"), "true");
+    assert.equal((await strongRows(K)).filter((t) => t.title === `${K} idem`).length, 1);
+    const other = await http("POST", `/rooms/${K}/tasks`, { title: `${K} else` }, { headers });
+    assert.equal(other.status, 422);
+    await drained(K);
+    return { keys: seen.size, ...(await assertD1EqualsPrimary([K])) };
+  });
+
+  await check("rooms exist only once written: reads of 100 fresh rooms store nothing", async () => {
+    const names = Array.from({ length: 100 }, (_, i) => room(`ghost${i}`));
+    const codes = {};
+    await pool(names, 8, async (r) => {
+      for (const path of [`/rooms/${r}/tasks`, `/rooms/${r}/tasks/1`, `/rooms/${r}/_sync`, `/rooms/${r}/comments?consistency=strong`]) {
+        const res = await http("GET", path);
+        codes[res.status] = (codes[res.status] || 0) + 1;
+        assert.ok(res.status === 200 || res.status === 404, `${path} -> ${res.status} ${JSON.stringify(res.body)}`);
+        if (res.status === 200) assert.deepEqual(res.body.rows, []);
+      }
+    });
+    const rows = await d1(`SELECT COUNT(*) AS n FROM _nt_rooms WHERE room_id LIKE 'ghost%-${RUN}'`);
+    assert.equal(rows[0].n, 0, "a read created a room's replica row");
+    // Writing one brings it into being.
+    await createTask(names[0], `${names[0]} first`);
+    await drained(names[0]);
+    assert.equal((await d1(`SELECT COUNT(*) AS n FROM _nt_rooms WHERE room_id = '${names[0]}'`))[0].n, 1);
+    return codes;
+  });
+
   await check("5. force resync repairs rows tampered with in D1", async () => {
     const [keep, del] = [ids.A[0], ids.A[2]];
     await d1(`UPDATE tasks SET title = 'tampered', done = 0 WHERE room_id = '${A}' AND id = ${keep};
@@ -311,9 +366,16 @@ try {
       assert.equal(res.status, status, `${label} -> ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       assert.equal(res.body?.error?.code, code, `${label} -> ${JSON.stringify(res.body).slice(0, 200)}`);
     }
+    // JSON sent as something else is refused, not guessed at (and nothing is written).
+    for (const type of ["text/plain", "application/x-www-form-urlencoded"]) {
+      const res = await http("POST", `/rooms/${A}/tasks`, '{"title": "typed wrong"}', { raw: true, headers: { "content-type": type } });
+      assert.equal(res.status, 415, `${type} -> ${res.status}`);
+      assert.equal(res.body.error.code, "unsupported_media_type");
+    }
+    assert.ok(!(await strongRows(A)).some((t) => t.title === "typed wrong"));
     // The room is still fine afterwards.
     await createTask(A, `${A} after bad input`);
-    return { cases: cases.length };
+    return { cases: cases.length + 2 };
   });
 
   const loadRooms = Array.from({ length: LOAD_ROOMS }, (_, i) => room(`load${i}`));
@@ -360,11 +422,18 @@ try {
       } catch {}
     });
     await waitFor("150 acknowledged writes", () => acked.size >= 150, 60000, 5);
+    const healthBefore = await sync(A);
+    assert.ok(healthBefore.totalSyncs >= 2, JSON.stringify(healthBefore));
     killed = true;
     await w.stop(true); // SIGKILL: no graceful shutdown of workerd
     await writer;
     const ackedBeforeKill = acked.size;
     timings.restart = (await w.start()).toFixed(0);
+    // Health is kept in the room's SQLite: the counters do not restart from zero.
+    const healthAfter = await sync(A);
+    assert.ok(healthAfter.totalSyncs >= healthBefore.totalSyncs, `totalSyncs ${healthBefore.totalSyncs} -> ${healthAfter.totalSyncs}`);
+    assert.ok(healthAfter.syncErrors >= healthBefore.syncErrors);
+    assert.ok(healthAfter.rowsSent >= healthBefore.rowsSent);
     const stored = await strongRows(D);
     const storedTitles = new Map(stored.map((t) => [t.id, t.title]));
     for (const [id, title] of acked) assert.equal(storedTitles.get(id), title, `acknowledged write ${id} lost`);

@@ -39,7 +39,16 @@ fn call(e: &TestEngine, method: &str, path: &str, body: Value) -> Result<Reply, 
     } else {
         body.to_string().into_bytes()
     };
-    api::room::serve(e, &TaskHooks, &r, &q, None, &body, None)
+    api::room::serve(
+        e,
+        &TaskHooks,
+        &r,
+        &api::RoomRequest {
+            query: &q,
+            body: &body,
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
@@ -270,4 +279,135 @@ fn tokens_are_limited_to_their_rooms() {
         Decision::forbidden("x").into_result().unwrap_err().status,
         403
     );
+}
+
+fn call_with_key(
+    e: &TestEngine,
+    method: &str,
+    path: &str,
+    body: Value,
+    key: &str,
+) -> Result<Reply, ApiError> {
+    let r = route::<App>(method, path)?;
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    api::room::serve(
+        e,
+        &TaskHooks,
+        &r,
+        &api::RoomRequest {
+            body: &body,
+            idempotency_key: Some(key),
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn retried_writes_with_an_idempotency_key_are_applied_once() {
+    let e = room("r3");
+    let first = call_with_key(
+        &e,
+        "POST",
+        "/rooms/r3/tasks",
+        json!({"title": "once"}),
+        "k-1",
+    )
+    .unwrap();
+    let again = call_with_key(
+        &e,
+        "POST",
+        "/rooms/r3/tasks",
+        json!({"title": "once"}),
+        "k-1",
+    )
+    .unwrap();
+    assert!(!first.replayed && again.replayed);
+    assert_eq!(
+        (again.status, &again.body, again.seq),
+        (first.status, &first.body, first.seq)
+    );
+    let all = call(&e, "GET", "/rooms/r3/tasks?consistency=strong", Value::Null).unwrap();
+    assert_eq!(
+        all.body["rows"].as_array().unwrap().len(),
+        1,
+        "one row, not two"
+    );
+
+    // A retried PATCH does not undo a later change.
+    call_with_key(
+        &e,
+        "PATCH",
+        "/rooms/r3/tasks/1",
+        json!({"status": "doing"}),
+        "k-2",
+    )
+    .unwrap();
+    call(&e, "PATCH", "/rooms/r3/tasks/1", json!({"status": "done"})).unwrap();
+    let retry = call_with_key(
+        &e,
+        "PATCH",
+        "/rooms/r3/tasks/1",
+        json!({"status": "doing"}),
+        "k-2",
+    )
+    .unwrap();
+    assert_eq!(
+        (retry.replayed, retry.body["row"]["status"].as_str()),
+        (true, Some("doing"))
+    );
+    let now = call(
+        &e,
+        "GET",
+        "/rooms/r3/tasks/1?consistency=strong",
+        Value::Null,
+    )
+    .unwrap();
+    assert_eq!(now.body["row"]["status"], "done");
+
+    // A retried DELETE answers what the first did, not 404.
+    let del = call_with_key(&e, "DELETE", "/rooms/r3/tasks/1", Value::Null, "k-3").unwrap();
+    let del2 = call_with_key(&e, "DELETE", "/rooms/r3/tasks/1", Value::Null, "k-3").unwrap();
+    assert_eq!(
+        (del2.status, &del2.body, del2.replayed),
+        (del.status, &del.body, true)
+    );
+
+    // The same key for another request is refused, and writes nothing.
+    let seq = e.current_seq().unwrap();
+    let reused = call_with_key(
+        &e,
+        "POST",
+        "/rooms/r3/tasks",
+        json!({"title": "other"}),
+        "k-1",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (reused.status, reused.code),
+        (422, "idempotency_key_reused")
+    );
+    // A refused write is not remembered: the corrected request with the same key goes through.
+    let bad =
+        call_with_key(&e, "POST", "/rooms/r3/tasks", json!({"title": " "}), "k-4").unwrap_err();
+    assert_eq!(bad.code, "rejected");
+    assert_eq!(e.current_seq().unwrap(), seq, "nothing was written");
+    assert_eq!(
+        call_with_key(
+            &e,
+            "POST",
+            "/rooms/r3/tasks",
+            json!({"title": "fixed"}),
+            "k-4"
+        )
+        .unwrap()
+        .status,
+        201
+    );
+    let bad_key =
+        call_with_key(&e, "POST", "/rooms/r3/tasks", json!({"title": "x"}), "").unwrap_err();
+    assert_eq!(bad_key.status, 400);
 }

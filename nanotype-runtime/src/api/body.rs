@@ -28,6 +28,42 @@ pub fn check_body_size(len: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A route that reads a JSON body (table writes, read-only SQL) refuses a non-empty body whose
+/// `content-type` is not `application/json` (parameters such as `charset` allowed): 415
+/// `unsupported_media_type`. JSON sent as `text/plain` is a client bug that would otherwise be
+/// accepted silently.
+pub fn check_content_type(
+    route: &super::Route,
+    content_type: Option<&str>,
+    body_len: usize,
+) -> Result<(), ApiError> {
+    use super::{Route, TableOp};
+    let reads_json = matches!(
+        route,
+        Route::Table {
+            op: TableOp::Create | TableOp::Put(_) | TableOp::Patch(_),
+            ..
+        } | Route::Sql { .. }
+    );
+    if !reads_json || body_len == 0 {
+        return Ok(());
+    }
+    let essence = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        other => Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            format!(
+                "send the body as `content-type: application/json` (got {})",
+                other.map_or("none".to_owned(), |c| format!("`{c}`"))
+            ),
+        )),
+    }
+}
+
 /// The body as a JSON object: 413 when too large, 400 when empty, not JSON, or not an object.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
     check_body_size(body.len())?;
@@ -151,4 +187,26 @@ pub fn patch(table: &'static TableEntry, current: Json, body: &[u8]) -> Result<T
     }
     obj.extend(changes);
     Ok(table.from_json(Json::Object(obj))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Route;
+
+    #[test]
+    fn json_routes_take_only_json() {
+        let sql = Route::Sql { room: "r".into() };
+        assert!(check_content_type(&sql, Some("application/json"), 2).is_ok());
+        assert!(check_content_type(&sql, Some("Application/JSON; charset=utf-8"), 2).is_ok());
+        let e = check_content_type(&sql, Some("text/plain"), 2).unwrap_err();
+        assert_eq!((e.status, e.code), (415, "unsupported_media_type"));
+        assert_eq!(check_content_type(&sql, None, 2).unwrap_err().status, 415);
+        // No body: nothing to misread (an empty body is `invalid_json` where one is needed).
+        assert!(check_content_type(&sql, None, 0).is_ok());
+        // Routes without a JSON body take anything.
+        assert!(
+            check_content_type(&Route::Resync { room: "r".into() }, Some("text/plain"), 2).is_ok()
+        );
+    }
 }

@@ -15,6 +15,7 @@
 //! | `method_not_allowed` | 405 | the route exists with other methods |
 //! | `conflict` | 409 | the request named another room than the Durable Object's |
 //! | `body_too_large` | 413 | the body is over [`super::body::MAX_BODY_BYTES`] |
+//! | `unsupported_media_type` | 415 | a JSON route's body is not sent as `application/json` |
 //! | `room_unavailable` | 503 | the room's Durable Object could not be reached |
 //! | `internal` | 500 | anything else (a bug or a platform failure) |
 

@@ -8,10 +8,12 @@
 //! * [`body`]: a table's row from a JSON body, with the model's defaults;
 //! * [`params`]: consistency, keyset pages and filters of a read;
 //! * [`policy`]: who may do what ([`Policy`]);
+//! * [`idempotency`]: retried writes applied once (`Idempotency-Key`);
 //! * [`room`]: a request served in the room ([`room::serve`]) and the app's [`RoomHooks`].
 
 pub mod body;
 pub mod error;
+pub mod idempotency;
 pub mod params;
 pub mod policy;
 pub mod room;
@@ -19,7 +21,7 @@ pub mod route;
 
 pub use error::ApiError;
 pub use policy::{Access, Decision, Policy, RequestParts, Vars};
-pub use room::{AppRequest, Reply, RoomCtx, RoomHooks, Write, WriteOp};
+pub use room::{AppRequest, Reply, RoomCtx, RoomHooks, RoomRequest, Write, WriteOp};
 pub use route::{Operation, Route, TableOp};
 
 /// Header carrying the room's seq after a write; send it back for read-your-writes.

@@ -31,6 +31,8 @@ pub struct Reply {
     pub seq: Option<i64>,
     /// The host should run a sync after the response (a resync was requested).
     pub sync_after: bool,
+    /// The reply of an earlier attempt with the same `Idempotency-Key`: nothing was written now.
+    pub replayed: bool,
 }
 
 impl Reply {
@@ -41,8 +43,24 @@ impl Reply {
             body,
             seq: None,
             sync_after: false,
+            replayed: false,
         }
     }
+}
+
+/// A request routed to a room, as the room sees it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RoomRequest<'a> {
+    /// The query string's pairs.
+    pub query: &'a [(String, String)],
+    /// The `x-nanotype-seq` header (read-your-writes).
+    pub seq: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+    /// Why the gateway sent a replica read here instead of answering it from D1.
+    pub fallback: Option<&'a str>,
+    /// The `Idempotency-Key` header of a write.
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// The kind of write an app's validation sees.
@@ -195,16 +213,13 @@ pub trait RoomHooks: Default + 'static {
 
 impl RoomHooks for () {}
 
-/// Serve `route` in the room of `engine` (writes, strong reads, fallback reads, status).
-/// `fallback` is why the gateway sent a replica read here instead of answering it from D1.
+/// Serve `route` in the room of `engine` (writes, strong reads, fallback reads, status). A table
+/// write with an `Idempotency-Key` is applied once ([`super::idempotency`]).
 pub fn serve<H, P, R, S>(
     engine: &Engine<P, R, S>,
     hooks: &H,
     route: &Route,
-    query: &[(String, String)],
-    seq_header: Option<&str>,
-    body: &[u8],
-    fallback: Option<&str>,
+    req: &RoomRequest<'_>,
 ) -> Result<Reply, ApiError>
 where
     H: RoomHooks,
@@ -212,6 +227,61 @@ where
     R: Replica,
     S: Scheduler,
 {
+    let is_write = matches!(
+        route,
+        Route::Table {
+            op: TableOp::Create | TableOp::Put(_) | TableOp::Patch(_) | TableOp::Delete(_),
+            ..
+        }
+    );
+    let Some(key) = req.idempotency_key.filter(|_| is_write) else {
+        return serve_once(engine, hooks, route, req);
+    };
+    super::idempotency::check_key(key)?;
+    let db = engine.primary();
+    let hash = super::idempotency::request_hash(&format!("{route:?}"), req.body);
+    // The lookup, the write and the record of its reply commit together or not at all.
+    let mut refused: Option<ApiError> = None;
+    let out = db.transaction(|| {
+        let reply = match super::idempotency::replay(db, key, &hash)? {
+            Some(earlier) => earlier,
+            None => serve_once(engine, hooks, route, req).and_then(|reply| {
+                let now = engine.scheduler().now_ms();
+                super::idempotency::record(db, key, &hash, &reply, now)?;
+                Ok(reply)
+            }),
+        };
+        reply.map_err(|e| {
+            refused = Some(e);
+            crate::Error::Rejected("refused".into())
+        })
+    });
+    match (out, refused) {
+        (Ok(reply), _) => Ok(reply),
+        (Err(_), Some(api)) => Err(api),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
+fn serve_once<H, P, R, S>(
+    engine: &Engine<P, R, S>,
+    hooks: &H,
+    route: &Route,
+    req: &RoomRequest<'_>,
+) -> Result<Reply, ApiError>
+where
+    H: RoomHooks,
+    P: Primary + ReadOnlySql,
+    R: Replica,
+    S: Scheduler,
+{
+    let RoomRequest {
+        query,
+        seq: seq_header,
+        body,
+        fallback,
+        ..
+    } = *req;
     let db = engine.primary();
     let room = engine.room();
     let now_ms = engine.scheduler().now_ms();
@@ -226,10 +296,8 @@ where
                 body.insert(field.to_owned(), value);
                 body.insert("seq".to_owned(), seq.into());
                 Ok(Reply {
-                    status,
-                    body: Json::Object(body),
                     seq: Some(seq),
-                    sync_after: false,
+                    ..Reply::json(status, Json::Object(body))
                 })
             };
             let check = |op: WriteOp, row: Option<&mut TypedRow>, key: Option<&Value>| {
@@ -323,6 +391,53 @@ where
                 Err(ApiError::not_found(format!("no route /{}", path.join("/"))))
             })
         }
+    }
+}
+
+/// Whether `route` may bring a room into being: a create, a put, or an app's custom route (the
+/// app decides). Everything else on a room never written is answered by [`unborn`], which
+/// stores nothing: reads of unknown rooms cannot fill the database with empty rooms.
+pub fn creates_room(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Table {
+            op: TableOp::Create | TableOp::Put(_),
+            ..
+        } | Route::Custom { .. }
+    )
+}
+
+/// The answer for a room that was never written (no engine state in its database), without
+/// creating any: an empty page for a listing, 404 for a row, the status or a resync.
+pub fn unborn(
+    route: &Route,
+    query: &[(String, String)],
+    seq_header: Option<&str>,
+) -> Result<Reply, ApiError> {
+    match route {
+        Route::Health => Ok(Reply::json(200, json!({ "ok": true }))),
+        Route::Table {
+            table,
+            op: TableOp::List,
+            ..
+        } => {
+            ReadParams::parse(table, query, seq_header)?;
+            Ok(Reply::json(
+                200,
+                json!({ "rows": [], "source": "primary", "seq": 0 }),
+            ))
+        }
+        Route::Table {
+            table,
+            op: TableOp::Get(key) | TableOp::Patch(key) | TableOp::Delete(key),
+            ..
+        } => Err(not_found(table, key)),
+        Route::Table { .. } | Route::Custom { .. } => Err(ApiError::internal(
+            "this route creates its room; open the engine",
+        )),
+        Route::Sync { room } | Route::Resync { room } | Route::Sql { room } => Err(
+            ApiError::not_found(format!("room `{room}` has never been written")),
+        ),
     }
 }
 

@@ -116,15 +116,19 @@ impl Default for SyncConfig {
     }
 }
 
-/// In-memory counters (reset when the host restarts; the durable state is in the databases).
-#[derive(Default, Debug)]
+/// The engine's counters. Kept in the room's SQLite (`_nt_meta`, key `health`) after every sync
+/// that changed them, so health survives eviction and restarts; `replica_available` and
+/// `next_retry_ms` describe this instance and start afresh.
+#[derive(Default, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Stats {
     pub total_syncs: u64,
     pub sync_errors: u64,
     pub last_sync_time: Option<i64>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
+    #[serde(skip)]
     pub replica_available: bool,
+    #[serde(skip)]
     pub next_retry_ms: Option<u64>,
     pub rows_sent: u64,
 }
@@ -157,6 +161,8 @@ pub struct Engine<P, R, S> {
     /// Outbox records up to this seq are deleted.
     trimmed_through: Cell<i64>,
     stats: RefCell<Stats>,
+    /// The counters changed since they were last stored.
+    stats_changed: Cell<bool>,
     /// State of the retry jitter's generator.
     jitter: Cell<u64>,
 }
@@ -278,11 +284,18 @@ impl<R> EngineBuilder<R> {
 const META_ROOM: &str = "room_id";
 const META_PRIMARY_ID: &str = "primary_id";
 const META_RESYNC: &str = "resync";
+const META_HEALTH: &str = "health";
 
 /// The room id the engine stored in this primary, if any (a Durable Object's `alarm` gets no
-/// request to learn it from).
+/// request to learn it from). Reads only: asking about a room never written leaves no trace.
 pub fn stored_room<P: Primary>(db: &P) -> Result<Option<String>> {
-    outbox::install(db)?;
+    let engine_tables = db.query(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_nt_meta'",
+        &[],
+    )?;
+    if engine_tables.is_empty() {
+        return Ok(None);
+    }
     meta_get(db, META_ROOM)
 }
 
@@ -408,6 +421,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             Ok(id)
         })?;
         let replica_available = replica.is_some();
+        // Counters of earlier instances: health is monotonic across evictions and restarts.
+        let stored_stats: Stats = meta_get(&primary, META_HEALTH)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
         let seed = primary_id
             .bytes()
             .fold(scheduler.now_ms() as u64 | 1, |h, b| {
@@ -437,8 +454,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             trimmed_through: Cell::new(0),
             stats: RefCell::new(Stats {
                 replica_available,
-                ..Stats::default()
+                ..stored_stats
             }),
+            stats_changed: Cell::new(false),
             jitter: Cell::new(seed | 1),
         })
     }
@@ -548,10 +566,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         if let Err(e) = self.trim_applied() {
             out = out.and(Err(e));
         }
-        match out {
+        let out = match out {
             Ok(()) => {
                 let mut st = self.stats.borrow_mut();
-                st.consecutive_failures = 0;
+                if st.consecutive_failures > 0 {
+                    st.consecutive_failures = 0;
+                    self.stats_changed.set(true);
+                }
                 st.next_retry_ms = None;
                 Ok(())
             }
@@ -559,7 +580,20 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 self.record_failure(&e);
                 Err(e)
             }
+        };
+        // One row written per sync that did something, never per write.
+        let stored = self.store_stats();
+        out.and(stored)
+    }
+
+    /// Keep the counters in the room's SQLite if they changed.
+    fn store_stats(&self) -> Result<()> {
+        if !self.stats_changed.replace(false) {
+            return Ok(());
         }
+        let json = serde_json::to_string(&*self.stats.borrow())
+            .map_err(|e| Error::Primary(format!("health counters: {e}")))?;
+        meta_set(&self.primary, META_HEALTH, &json)
     }
 
     async fn drive_inner(&self) -> Result<()> {
@@ -592,6 +626,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     }
 
     fn record_failure(&self, e: &Error) {
+        self.stats_changed.set(true);
         let mut st = self.stats.borrow_mut();
         st.sync_errors += 1;
         st.consecutive_failures = st.consecutive_failures.saturating_add(1);
@@ -624,6 +659,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     }
 
     fn record_success(&self, rows: usize, state: &RoomState) {
+        self.stats_changed.set(true);
         let mut st = self.stats.borrow_mut();
         st.total_syncs += 1;
         st.rows_sent += rows as u64;

@@ -63,6 +63,8 @@ async fn route_and_serve<S: Schema>(
     policy
         .authorize(&http::parts(req, url.path()), &EnvVars(env), &access)
         .into_result()?;
+    let content_type = req.headers().get("content-type").ok().flatten();
+    api::body::check_content_type(&route, content_type.as_deref(), body.len())?;
 
     let mut fallback = None;
     if let Route::Table { table, op, .. } = &route {
@@ -175,8 +177,10 @@ async fn forward(
     let headers = worker::Headers::new();
     let _ = headers.set(api::ROOM_HEADER, room);
     let _ = headers.set("content-type", "application/json");
-    if let Ok(Some(seq)) = req.headers().get(api::SEQ_HEADER) {
-        let _ = headers.set(api::SEQ_HEADER, &seq);
+    for name in [api::SEQ_HEADER, api::idempotency::HEADER] {
+        if let Ok(Some(value)) = req.headers().get(name) {
+            let _ = headers.set(name, &value);
+        }
     }
     if let Some(why) = fallback {
         let _ = headers.set(api::FALLBACK_HEADER, &http::header_text(why));

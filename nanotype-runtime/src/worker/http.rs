@@ -23,6 +23,9 @@ pub fn reply(reply: &Reply, source: &str, fallback: Option<&str>) -> Result<Resp
         headers.set(api::SEQ_HEADER, &seq.to_string())?;
     }
     headers.set(api::SOURCE_HEADER, source)?;
+    if reply.replayed {
+        headers.set(api::idempotency::REPLAYED_HEADER, "true")?;
+    }
     if let Some(why) = fallback {
         headers.set(api::FALLBACK_HEADER, &header_text(why))?;
     }

@@ -86,7 +86,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
     pub async fn alarm(&self) -> Result<Response> {
         self.scheduler.fired();
         // The alarm gets no request: the room is the one stored on first use.
-        let engine = match self.engine(None) {
+        let engine = match self.engine(None, false) {
             Ok(Some(e)) => e,
             Ok(None) => return Response::ok("no room yet"),
             Err(e) => {
@@ -120,20 +120,25 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
                 ))
             }
         }
-        let engine = self
-            .engine(Some(room))?
-            .ok_or_else(|| ApiError::internal("room not opened"))?;
         let query = api::params::query_pairs(url.query().unwrap_or(""))?;
         let seq = headers.get(api::SEQ_HEADER).ok().flatten();
+        let Some(engine) = self.engine(Some(room), api::room::creates_room(&route))? else {
+            // Never written, and this request does not write: answered without storing anything.
+            return api::room::unborn(&route, &query, seq.as_deref());
+        };
         let fallback = headers.get(api::FALLBACK_HEADER).ok().flatten();
+        let idempotency_key = headers.get(api::idempotency::HEADER).ok().flatten();
         let reply = api::room::serve(
             &engine,
             &self.hooks,
             &route,
-            &query,
-            seq.as_deref(),
-            body,
-            fallback.as_deref(),
+            &api::RoomRequest {
+                query: &query,
+                seq: seq.as_deref(),
+                body,
+                fallback: fallback.as_deref(),
+                idempotency_key: idempotency_key.as_deref(),
+            },
         );
         if engine.primary().take_written() {
             self.flush_soon(&engine);
@@ -150,8 +155,13 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
     }
 
     /// The room's engine, opened on first use: tables migrated, room id stored (and checked on
-    /// every later open), sync started. `room` is `None` for the alarm.
-    fn engine(&self, room: Option<&str>) -> std::result::Result<Option<Rc<RoomEngine>>, ApiError> {
+    /// every later open), sync started. `room` is `None` for the alarm. Unless `create`, a room
+    /// never written is not opened (`None`): nothing is stored for it.
+    fn engine(
+        &self,
+        room: Option<&str>,
+        create: bool,
+    ) -> std::result::Result<Option<Rc<RoomEngine>>, ApiError> {
         if let Some(e) = self.engine.borrow().as_ref() {
             if let Some(room) = room {
                 if room != e.room() {
@@ -165,14 +175,20 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             return Ok(Some(e.clone()));
         }
         let primary = DoPrimary::new(&self.state);
-        crate::migrate::apply(&primary, S::MIGRATIONS)?;
-        let room = match room {
-            Some(r) => r.to_owned(),
-            None => match crate::sync::stored_room(&primary)? {
-                Some(r) => r,
-                None => return Ok(None),
-            },
+        let stored = crate::sync::stored_room(&primary)?;
+        let room = match (room, stored) {
+            (Some(asked), Some(own)) if asked != own => {
+                return Err(ApiError::new(
+                    409,
+                    "conflict",
+                    format!("this Durable Object holds room `{own}`"),
+                ))
+            }
+            (_, Some(own)) => own,
+            (Some(asked), None) if create => asked.to_owned(),
+            (_, None) => return Ok(None),
         };
+        crate::migrate::apply(&primary, S::MIGRATIONS)?;
         let engine = Engine::builder(&room)
             .schema::<S>()
             .replica(D1Replica::from_env(&self.env, D1_BINDING).ok())

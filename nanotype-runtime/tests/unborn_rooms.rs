@@ -1,0 +1,84 @@
+//! Rooms exist only once written: asking a room that was never written anything (its status, a
+//! listing, a row) is answered without storing anything in its database.
+
+mod support;
+
+use nanotype::api::room::{creates_room, unborn};
+use nanotype::api::route::route;
+use nanotype::native::NativePrimary;
+use nanotype::{Primary, Value};
+use support::*;
+
+nanotype::schema!(Items = [Item]);
+
+fn tables(db: &NativePrimary) -> Vec<Value> {
+    db.query("SELECT name FROM sqlite_master", &[])
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn reads_of_a_room_never_written_store_nothing() {
+    let db = NativePrimary::open_in_memory().unwrap();
+    assert_eq!(nanotype::sync::stored_room(&db).unwrap(), None);
+
+    let cases = [
+        ("GET", "/rooms/fresh/items", 200),
+        ("GET", "/rooms/fresh/items/7", 404),
+        ("PATCH", "/rooms/fresh/items/7", 404),
+        ("DELETE", "/rooms/fresh/items/7", 404),
+        ("GET", "/rooms/fresh/_sync", 404),
+        ("POST", "/rooms/fresh/_resync", 404),
+        ("POST", "/rooms/fresh/_sql", 404),
+    ];
+    for (method, path, status) in cases {
+        let r = route::<Items>(method, path).unwrap();
+        assert!(
+            !creates_room(&r),
+            "{method} {path} must not create its room"
+        );
+        let got = match unborn(&r, &[], None) {
+            Ok(reply) => {
+                assert_eq!(reply.body["rows"], serde_json::json!([]));
+                reply.status
+            }
+            Err(e) => e.status,
+        };
+        assert_eq!(got, status, "{method} {path}");
+    }
+    // Bad parameters are still refused.
+    let list = route::<Items>("GET", "/rooms/fresh/items").unwrap();
+    assert_eq!(
+        unborn(&list, &[("limit".into(), "0".into())], None)
+            .unwrap_err()
+            .status,
+        400
+    );
+    assert!(
+        tables(&db).is_empty(),
+        "nothing was stored: {:?}",
+        tables(&db)
+    );
+
+    for (method, path) in [
+        ("POST", "/rooms/fresh/items"),
+        ("PUT", "/rooms/fresh/items/7"),
+        ("POST", "/rooms/fresh/anything/custom"),
+    ] {
+        assert!(
+            creates_room(&route::<Items>(method, path).unwrap()),
+            "{method} {path}"
+        );
+    }
+
+    // Once the engine opened the room, it is known.
+    let dir = TempDir::new("unborn");
+    let native = replica(&dir.path("replica.db"));
+    let (e, _) = engine(&dir.path("born.db"), native, "born", Default::default());
+    assert_eq!(
+        nanotype::sync::stored_room(e.primary()).unwrap().as_deref(),
+        Some("born")
+    );
+}
