@@ -4,7 +4,8 @@
 // Env: NT_E2E_STATE (state dir), NT_E2E_PORT, NT_MIGRATIONS_DIR, ONLY (substring of check names),
 // VERBOSE=1 (wrangler's output), LOAD_ROOMS / LOAD_WRITES / LOAD_CONCURRENCY.
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   applyMigrations, d1, http, ok, pool, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS,
 } from "./harness.mjs";
@@ -445,6 +446,79 @@ try {
     return { attempted, acked: ackedBeforeKill, stored: stored.length, d1: counts[D], restartMs: timings.restart };
   });
 
+  const CHAOS_SECONDS = Number(process.env.CHAOS_SECONDS || 40);
+  await check(`10. chaos for ${CHAOS_SECONDS} s: 8 writers, D1 refusing at random, two SIGKILLs, two resyncs, one tamper; nothing acked is lost`, async () => {
+    const rooms = Array.from({ length: 8 }, (_, i) => room(`chaos${i}`));
+    // D1 refuses about one batch in four that writes tasks (a trigger, as a test would).
+    await d1(`CREATE TRIGGER chaos_insert BEFORE INSERT ON tasks WHEN abs(random()) % 4 = 0 BEGIN SELECT RAISE(ABORT, 'chaos: refused'); END;
+      CREATE TRIGGER chaos_update BEFORE UPDATE ON tasks WHEN abs(random()) % 4 = 0 BEGIN SELECT RAISE(ABORT, 'chaos: refused'); END;`);
+    const expected = Object.fromEntries(rooms.map((r) => [r, new Map()])); // id -> status, from acked writes
+    const stats = { acked: 0, unacked: 0, fiveXX: 0, fiveXXInKillWindow: 0, kills: 0, resyncs: 0, tampers: 0 };
+    let killWindow = false, stop = false;
+    const writer = async (r, seed) => {
+      let n = 0;
+      while (!stop) {
+        n++;
+        const ids = [...expected[r].keys()];
+        const pick = ids.length ? ids[(seed * 7 + n * 13) % ids.length] : null;
+        const op = !pick || n % 3 === 0 ? "create" : n % 3 === 1 ? "patch" : "delete";
+        let res;
+        try {
+          res = op === "create" ? await http("POST", `/rooms/${r}/tasks`, { title: `${r} t${n}` }, { timeoutMs: 5000 })
+            : op === "patch" ? await http("PATCH", `/rooms/${r}/tasks/${pick}`, { status: `s${n}` }, { timeoutMs: 5000 })
+            : await http("DELETE", `/rooms/${r}/tasks/${pick}`, undefined, { timeoutMs: 5000 });
+        } catch {
+          // No answer (the kill): the write may or may not have committed.
+          stats.unacked++;
+          if (op === "patch") expected[r].set(pick, undefined);
+          if (op === "delete") expected[r].delete(pick);
+          await new Promise((ok) => setTimeout(ok, 50));
+          continue;
+        }
+        if (res.status >= 500) { stats.fiveXX++; if (killWindow) stats.fiveXXInKillWindow++; continue; }
+        if (res.status === 201) { expected[r].set(res.body.row.id, res.body.row.status); stats.acked++; }
+        else if (res.status === 200 && op === "patch") { expected[r].set(pick, res.body.row.status); stats.acked++; }
+        else if (res.status === 200 && op === "delete") { expected[r].delete(pick); stats.acked++; }
+        else if (res.status === 404) expected[r].delete(pick); // deleted by a write whose answer was lost
+      }
+    };
+    const kill = async () => {
+      killWindow = true;
+      await w.stop(true);
+      await w.start();
+      killWindow = false;
+      stats.kills++;
+    };
+    const writers = rooms.map((r, i) => writer(r, i + 1));
+    const at = (frac) => new Promise((ok) => setTimeout(ok, CHAOS_SECONDS * 1000 * frac));
+    await at(0.2); await kill();
+    await at(0.15);
+    for (const r of rooms.slice(0, 2)) { assert.equal((await http("POST", `/rooms/${r}/_resync`)).status, 202); stats.resyncs++; }
+    await at(0.15);
+    await d1(`UPDATE tasks SET title = 'tampered' WHERE room_id = '${rooms[2]}'`); stats.tampers++;
+    assert.equal((await http("POST", `/rooms/${rooms[2]}/_resync`)).status, 202);
+    await at(0.2); await kill();
+    await at(0.3);
+    stop = true;
+    await Promise.all(writers);
+    await d1("DROP TRIGGER chaos_insert; DROP TRIGGER chaos_update");
+    for (const r of rooms) await drained(r, 90000);
+    // Every acknowledged write is in the room (and, the rooms being equal to D1, in D1).
+    for (const r of rooms) {
+      const stored = new Map((await strongRows(r)).map((t) => [t.id, t.status]));
+      for (const [id, status] of expected[r]) {
+        assert.ok(stored.has(id), `room ${r}: acknowledged task ${id} lost`);
+        if (status !== undefined) assert.equal(stored.get(id), status, `room ${r}: task ${id} has ${stored.get(id)}, acknowledged ${status}`);
+      }
+    }
+    const counts = await assertD1EqualsPrimary(rooms);
+    const syncErrors = (await Promise.all(rooms.map(sync))).reduce((a, h) => a + h.syncErrors, 0);
+    assert.equal(stats.fiveXX - stats.fiveXXInKillWindow, 0, "no 5xx outside the kill windows");
+    const result = { ...stats, syncErrors, rows: Object.values(counts).reduce((a, b) => a + b, 0), lost: 0 };
+    writeFileSync(join(STATE, "chaos.json"), JSON.stringify(result, null, 2));
+    return result;
+  });
+
   await check("8. delivery needs no further request: write, kill before the flush, restart, send nothing: the alarm delivers", async () => {
     await w.stop();
     w = new Wrangler("lazy"); // a 10-minute flush window: only the delivery alarm can send
@@ -459,6 +533,41 @@ try {
     await w.start(); // the harness asks only /health: no request reaches the room
     await waitFor("the delivery alarm to send the write", async () => (await count()) === 1, 30000, 250);
     return { deliveredAfterRestartMs: Date.now() - t0, alarmDelayMs: LAZY_DELIVERY_MS };
+  });
+
+  await check("9. a change D1 refuses for good blocks only its room, visibly; once fixed it drains with nothing lost", async () => {
+    await w.stop();
+    await applyMigrations("partial");
+    w = new Wrangler("partial");
+    await w.start();
+    const P = room("poison"), Q = room("healthy");
+    const t = await createTask(P, `${P} task`);
+    const c = await http("POST", `/rooms/${P}/comments`, { task_id: t.task.id, body: "refused by D1" });
+    assert.equal(c.status, 201, "the write is acknowledged: the room has it");
+    await createTask(P, `${P} after`);
+    const h = await waitFor("the room to say it is blocked", async () => { const h = await sync(P); return h.blocked && h; }, 15000);
+    assert.match(h.blocked.reason, /body/);
+    // The oldest change waiting: the refused one, or the task before it if they shared its batch.
+    assert.ok(h.blocked.seq >= t.seq && h.blocked.seq <= c.body.seq, `blocked at seq ${h.blocked.seq}`);
+    assert.equal(h.isHealthy, false);
+    // Replica reads of the room go to its Durable Object, saying why.
+    const page = await http("GET", `/rooms/${P}/tasks`);
+    assert.equal(page.body.source, "primary");
+    assert.match(page.headers.get("x-nanotype-fallback") || "", /refused/);
+    assert.equal(page.body.rows.length, 2);
+    // Other rooms go on.
+    await createTask(Q, `${Q} one`);
+    await drained(Q);
+    await assertD1EqualsPrimary([Q], "partial");
+    // The migration lands; nothing more is sent to the room: its retries drain it.
+    await d1(`ALTER TABLE comments ADD COLUMN body TEXT NOT NULL DEFAULT ''`, "partial");
+    const healed = await waitFor("the room to drain", async () => {
+      const h = await sync(P);
+      return !h.blocked && h.lag === 0 && h.outboxDepth === 0 && h;
+    }, 45000, 500);
+    await assertD1EqualsPrimary([P], "partial");
+    assert.deepEqual(await d1(`SELECT body FROM comments WHERE room_id = '${P}'`, "partial"), [{ body: "refused by D1" }]);
+    return { blockedSeq: h.blocked.seq, reason: h.blocked.reason.slice(0, 80), errors: healed.syncErrors };
   });
 
   // Last, because it swaps the Worker's D1 for an empty one.

@@ -35,10 +35,14 @@ pub fn consistency(mode: Option<&str>, seq: Option<i64>) -> Result<Consistency, 
 /// transaction* as the rows. `Err` says why the room's Durable Object must answer instead.
 ///
 /// A resync (or the first backfill) claims the room with watermark 0 and sets the watermark only
-/// when every table is copied, so watermark 0 means the replica may hold part of the room.
+/// when every table is copied, so watermark 0 means the replica may hold part of the room; -1
+/// means the replica refused one of the room's changes and holds none after it.
 pub fn replica_gate(room: &str, state: Option<&RoomState>, need: i64) -> Result<(), String> {
     match state {
         None => Err(format!("the replica has not seen room {room} yet")),
+        Some(s) if s.watermark < 0 => Err(format!(
+            "the replica refused a change of room {room} (see its _sync status)"
+        )),
         Some(s) if s.watermark == 0 => Err(format!("the replica of room {room} is being rebuilt")),
         Some(s) if s.watermark < need => {
             Err(format!("replica watermark {} < seq {need}", s.watermark))

@@ -141,7 +141,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             break (stmts, read_seq, last_key, done, n);
         };
 
-        let results = replica.batch(&stmts).await.map_err(as_replica)?;
+        let results = match replica.batch(&stmts).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.refused(replica, as_replica(e), read_seq).await),
+        };
         let Some(state) = self.applied(&results, read_seq) else {
             return Ok(false);
         };

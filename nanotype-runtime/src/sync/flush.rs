@@ -149,7 +149,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             break (stmts, pending.hi, rows_sent, read_seq);
         };
 
-        let results = replica.batch(&stmts).await.map_err(as_replica)?;
+        let results = match replica.batch(&stmts).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.refused(replica, as_replica(e), read_seq).await),
+        };
         match self.applied(&results, read_seq) {
             Some(state) => {
                 self.mark_applied(hi);
@@ -158,6 +161,45 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             }
             None => Ok(false),
         }
+    }
+
+    /// A batch failed. When the replica refuses it for good, say so in the room's health (the
+    /// oldest change waiting, and why) and mark the room in the replica so its reads go to the
+    /// primary; the changes stay queued and retried either way.
+    pub(crate) async fn refused(&self, replica: &R, e: Error, read_seq: i64) -> Error {
+        if !super::is_refusal(&e.to_string()) {
+            return e;
+        }
+        let oldest = self
+            .primary
+            .query(
+                "SELECT MIN(\"seq\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
+                &[Value::Integer(self.applied_through.get())],
+            )
+            .ok()
+            .and_then(|rows| match rows.first().and_then(|r| r.first()) {
+                Some(Value::Integer(s)) => Some(*s),
+                _ => None,
+            })
+            .unwrap_or(read_seq);
+        {
+            let mut st = self.stats.borrow_mut();
+            let since = st
+                .blocked
+                .as_ref()
+                .map(|b| b.since)
+                .unwrap_or_else(|| self.primary.scheduler.now_ms());
+            st.blocked = Some(super::Blocked {
+                reason: e.to_string(),
+                seq: oldest,
+                since,
+            });
+        }
+        // Best effort: if even this fails, the replica is down, not refusing.
+        let _ = replica
+            .batch(&[statements::mark_blocked(&self.guard(read_seq))])
+            .await;
+        e
     }
 
     /// The room state read back at the end of a batch, if the batch applied under this primary.

@@ -43,8 +43,10 @@ pub struct Health {
     pub consecutive_failures: u32,
     /// The delay of the scheduled retry, if one is pending.
     pub next_retry_ms: Option<u64>,
-    /// Rows (or deletes) sent since the host started.
+    /// Rows (or deletes) sent in the room's life.
     pub rows_sent: u64,
+    /// The replica refuses a change for good: why, and the oldest change waiting behind it.
+    pub blocked: Option<super::Blocked>,
 }
 
 impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
@@ -68,6 +70,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let resync = self.resync_in_progress()?;
         Ok(Health {
             is_healthy: self.replica.is_some()
+                && st.blocked.is_none()
                 && st.replica_available
                 && st.consecutive_failures == 0
                 && age.is_none_or(|a| a <= self.config.max_healthy_age_ms),
@@ -90,6 +93,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             consecutive_failures: st.consecutive_failures,
             next_retry_ms: st.next_retry_ms,
             rows_sent: st.rows_sent,
+            blocked: st.blocked.clone(),
         })
     }
 }

@@ -131,6 +131,38 @@ pub(crate) struct Stats {
     #[serde(skip)]
     pub next_retry_ms: Option<u64>,
     pub rows_sent: u64,
+    #[serde(default)]
+    pub blocked: Option<Blocked>,
+}
+
+/// A change the replica refuses for good (a table or column the D1 migrations have not created
+/// yet, a row over D1's limits). The room's changes wait in the outbox in order, retried with
+/// backoff, until the cause is fixed; replica reads of the room go to its primary meanwhile.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Blocked {
+    /// The replica's refusal.
+    pub reason: String,
+    /// The oldest change waiting behind it.
+    pub seq: i64,
+    /// Since when (ms since the epoch).
+    pub since: i64,
+}
+
+/// Whether a replica error is one that retrying alone cannot fix.
+pub(crate) fn is_refusal(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "no such table",
+        "no such column",
+        "has no column named",
+        "too big",
+        "toobig",
+        "too many sql variables",
+        "too many terms",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// One room's replication: its primary, the shared replica, and the scheduler for retries.
@@ -661,12 +693,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     fn record_success(&self, rows: usize, state: &RoomState) {
         self.stats_changed.set(true);
         let mut st = self.stats.borrow_mut();
+        st.blocked = None;
         st.total_syncs += 1;
         st.rows_sent += rows as u64;
         st.last_sync_time = Some(self.primary.scheduler.now_ms());
         st.replica_available = true;
         drop(st);
-        self.watermark.set(state.watermark);
+        self.watermark.set(state.watermark.max(0));
     }
 
     /// Compare the replica's record of the room with this primary; mark a resync when they
@@ -692,7 +725,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             }
             Some(state) => {
                 // Everything up to the watermark is applied: not sent again after a restart.
-                self.watermark.set(state.watermark);
+                self.watermark.set(state.watermark.max(0));
                 self.mark_applied(state.watermark);
             }
         }

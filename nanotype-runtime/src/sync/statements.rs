@@ -252,6 +252,23 @@ pub fn claim(guard: &Guard, now_ms: i64) -> Statement {
     )
 }
 
+/// The replica refused one of the room's changes for good (see the engine's `blocked` health):
+/// its watermark goes to -1 until a batch applies again (`MAX(watermark, ..)` lifts it), so the
+/// gateway sends the room's replica reads to its primary meanwhile.
+pub fn mark_blocked(guard: &Guard) -> Statement {
+    Statement::new(
+        format!(
+            "UPDATE {} SET \"watermark\" = -1 WHERE {} = ?1 AND \"primary_id\" = ?2",
+            quote(ROOMS_TABLE),
+            quote(ROOM_COLUMN)
+        ),
+        vec![
+            Value::Text(guard.room.clone()),
+            Value::Text(guard.primary_id.clone()),
+        ],
+    )
+}
+
 /// How a batch moves the watermark.
 #[derive(Clone, Copy, Debug)]
 pub enum Watermark {
