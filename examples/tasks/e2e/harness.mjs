@@ -195,3 +195,25 @@ export async function pool(items, limit, fn) {
   await Promise.all(workers);
   return out;
 }
+
+/// How many room Durable Objects hold nanotype's tables (a migration ledger), read from their
+/// SQLite files with the sqlite3 CLI. (Miniflare gives every object it addresses a file with a
+/// table of its own, `__miniflare_do_name`; production stores nothing for an object that never
+/// wrote.)
+export async function roomsWithState() {
+  const dir = join(PERSIST, "v3/do/nanotype-tasks-Room");
+  let files;
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const f of files) {
+    const out = await new Promise((ok, fail) => execFile("sqlite3", ["-readonly", join(dir, f),
+      "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_nt\\_%' ESCAPE '\\'"],
+      (err, stdout) => (err ? fail(err) : ok(stdout))));
+    if (Number(out.trim()) > 0) n++;
+  }
+  return n;
+}

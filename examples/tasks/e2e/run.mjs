@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  applyMigrations, d1, http, ok, pool, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS,
+  applyMigrations, d1, http, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS,
 } from "./harness.mjs";
 
 const RUN = Date.now().toString(36);
@@ -248,9 +248,10 @@ try {
     return { keys: seen.size, ...(await assertD1EqualsPrimary([K])) };
   });
 
-  await check("rooms exist only once written: reads of 100 fresh rooms store nothing", async () => {
-    const names = Array.from({ length: 100 }, (_, i) => room(`ghost${i}`));
+  await check("rooms exist only once written: 1,000 reads of 250 fresh rooms store nothing", async () => {
+    const names = Array.from({ length: 250 }, (_, i) => room(`ghost${i}`));
     const codes = {};
+    const withState = await roomsWithState();
     await pool(names, 8, async (r) => {
       for (const path of [`/rooms/${r}/tasks`, `/rooms/${r}/tasks/1`, `/rooms/${r}/_sync`, `/rooms/${r}/comments?consistency=strong`]) {
         const res = await http("GET", path);
@@ -261,11 +262,13 @@ try {
     });
     const rows = await d1(`SELECT COUNT(*) AS n FROM _nt_rooms WHERE room_id LIKE 'ghost%-${RUN}'`);
     assert.equal(rows[0].n, 0, "a read created a room's replica row");
+    assert.equal(await roomsWithState(), withState, "a read stored tables in a room's Durable Object");
     // Writing one brings it into being.
     await createTask(names[0], `${names[0]} first`);
     await drained(names[0]);
     assert.equal((await d1(`SELECT COUNT(*) AS n FROM _nt_rooms WHERE room_id = '${names[0]}'`))[0].n, 1);
-    return codes;
+    assert.equal(await roomsWithState(), withState + 1);
+    return { ...codes, roomsWithState: withState + 1 };
   });
 
   await check("5. force resync repairs rows tampered with in D1", async () => {
