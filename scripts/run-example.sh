@@ -35,7 +35,7 @@ cat <<MSG
   T='authorization: Bearer $TOKEN'
   curl -s -H "\$T" -X POST http://127.0.0.1:$PORT/rooms/demo/tasks -H 'content-type: application/json' -d '{"title":"write the README"}'
   curl -s -H "\$T" 'http://127.0.0.1:$PORT/rooms/demo/tasks?consistency=replica'
-  curl -s -H "\$T" -X PATCH http://127.0.0.1:$PORT/rooms/demo/tasks/1 -d '{"status":"done"}'
+  curl -s -H "\$T" -X PATCH http://127.0.0.1:$PORT/rooms/demo/tasks/1 -H 'content-type: application/json' -d '{"status":"done"}'
   curl -s -H "\$T" http://127.0.0.1:$PORT/rooms/demo/_sync
 
 MSG

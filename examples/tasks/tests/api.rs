@@ -31,6 +31,27 @@ fn room(name: &str) -> TestEngine {
 }
 
 fn call(e: &TestEngine, method: &str, path: &str, body: Value) -> Result<Reply, ApiError> {
+    call_keyed(e, method, path, body, None)
+}
+
+fn call_with_key(
+    e: &TestEngine,
+    method: &str,
+    path: &str,
+    body: Value,
+    key: &str,
+) -> Result<Reply, ApiError> {
+    call_keyed(e, method, path, body, Some(key))
+}
+
+/// A request served by the room, as the Durable Object serves it.
+fn call_keyed(
+    e: &TestEngine,
+    method: &str,
+    path: &str,
+    body: Value,
+    idempotency_key: Option<&str>,
+) -> Result<Reply, ApiError> {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let r = route::<App>(method, path)?;
     let q = api::params::query_pairs(query)?;
@@ -39,16 +60,13 @@ fn call(e: &TestEngine, method: &str, path: &str, body: Value) -> Result<Reply, 
     } else {
         body.to_string().into_bytes()
     };
-    api::room::serve(
-        e,
-        &TaskHooks,
-        &r,
-        &api::RoomRequest {
-            query: &q,
-            body: &body,
-            ..Default::default()
-        },
-    )
+    let req = api::RoomRequest {
+        query: &q,
+        body: &body,
+        idempotency_key,
+        ..Default::default()
+    };
+    api::room::serve(e, &TaskHooks, &r, &req)
 }
 
 #[test]
@@ -279,31 +297,6 @@ fn tokens_are_limited_to_their_rooms() {
         Decision::forbidden("x").into_result().unwrap_err().status,
         403
     );
-}
-
-fn call_with_key(
-    e: &TestEngine,
-    method: &str,
-    path: &str,
-    body: Value,
-    key: &str,
-) -> Result<Reply, ApiError> {
-    let r = route::<App>(method, path)?;
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    api::room::serve(
-        e,
-        &TaskHooks,
-        &r,
-        &api::RoomRequest {
-            body: &body,
-            idempotency_key: Some(key),
-            ..Default::default()
-        },
-    )
 }
 
 #[test]
