@@ -61,8 +61,9 @@ macro_rules! __schema_migrations {
 /// nanotype::room!(Room, App, Hooks);
 /// ```
 ///
-/// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS` and `NANOTYPE_DELIVERY_DELAY_MS` override
-/// the flush window and the delivery alarm's delay ([`SyncConfig`](crate::sync::SyncConfig)).
+/// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS`, `NANOTYPE_DELIVERY_DELAY_MS` and
+/// `NANOTYPE_AUDIT_INTERVAL_MS` (0: no scheduled audits) override the flush window, the delivery
+/// alarm's delay and the audit interval ([`SyncConfig`](crate::sync::SyncConfig)).
 #[macro_export]
 macro_rules! room {
     ($name:ident, $schema:ty) => {

@@ -24,6 +24,16 @@ pub fn set<P: Primary>(db: &P, alarm: &dyn Scheduler, name: &str, at_ms: i64) ->
     Ok(())
 }
 
+/// Whether timer `name` is set.
+pub fn is_set<P: Primary>(db: &P, name: &str) -> Result<bool> {
+    Ok(!db
+        .query(
+            "SELECT 1 FROM \"_nt_timers\" WHERE \"name\" = ?1",
+            &[Value::Text(name.to_owned())],
+        )?
+        .is_empty())
+}
+
 /// Cancel timer `name`; whether it was set.
 pub fn cancel<P: Primary>(db: &P, name: &str) -> Result<bool> {
     Ok(db.execute(

@@ -32,6 +32,7 @@ fn reads_of_a_room_never_written_store_nothing() {
         ("GET", "/rooms/fresh/_sync", 404),
         ("POST", "/rooms/fresh/_resync", 404),
         ("POST", "/rooms/fresh/_sql", 404),
+        ("POST", "/rooms/fresh/_audit", 404),
     ];
     for (method, path, status) in cases {
         let r = route::<Items>(method, path).unwrap();

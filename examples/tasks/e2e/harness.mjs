@@ -25,7 +25,10 @@ export const CONFIGS = {
   offline: join(STATE, "wrangler.offline.toml"),
   lazy: join(STATE, "lazy/wrangler.lazy.toml"),
   partial: join(STATE, "wrangler.partial.toml"),
+  audit: join(STATE, "audit/wrangler.audit.toml"),
 };
+/// How often rooms audit their replica in the `audit` config.
+export const AUDIT_EVERY_MS = 3000;
 /// The tokens of the test `.dev.vars`: one for every room, one for rooms starting `alpha-`.
 export const TOKENS = { all: "e2e-token-all", alpha: "e2e-token-alpha" };
 /// The delivery alarm's delay in the `lazy` config.
@@ -65,6 +68,9 @@ export function writeConfigs() {
   mkdirSync(dirname(CONFIGS.lazy), { recursive: true });
   writeFileSync(join(dirname(CONFIGS.lazy), ".dev.vars"), devVars);
   writeFileSync(CONFIGS.lazy, base + `\n[vars]\nNANOTYPE_FLUSH_WINDOW_MS = "600000"\nNANOTYPE_DELIVERY_DELAY_MS = "${LAZY_DELIVERY_MS}"\n`);
+  mkdirSync(dirname(CONFIGS.audit), { recursive: true });
+  writeFileSync(join(dirname(CONFIGS.audit), ".dev.vars"), devVars);
+  writeFileSync(CONFIGS.audit, base + `\n[vars]\nNANOTYPE_AUDIT_INTERVAL_MS = "${AUDIT_EVERY_MS}"\n`);
 }
 
 function run(args, timeoutMs = 120000) {

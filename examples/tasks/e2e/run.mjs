@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  applyMigrations, d1, http, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS,
+  applyMigrations, d1, http, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS, AUDIT_EVERY_MS,
 } from "./harness.mjs";
 
 const RUN = Date.now().toString(36);
@@ -536,6 +536,32 @@ try {
     await w.start(); // the harness asks only /health: no request reaches the room
     await waitFor("the delivery alarm to send the write", async () => (await count()) === 1, 30000, 250);
     return { deliveredAfterRestartMs: Date.now() - t0, alarmDelayMs: LAZY_DELIVERY_MS };
+  });
+
+  await check("11. divergence found without being asked: D1 rows deleted, altered and invented by hand, nothing sent to the room, repaired within one audit period", async () => {
+    await w.stop();
+    w = new Wrangler("audit");
+    await w.start();
+    const X = room("audited");
+    for (let i = 0; i < 30; i++) await createTask(X, `${X} t${i}`);
+    await drained(X);
+    const truth = (await d1Rows([X]))[X];
+    assert.equal(truth.length, 30);
+    await d1(`DELETE FROM tasks WHERE room_id = '${X}' AND id = 3;
+      UPDATE tasks SET title = 'tampered' WHERE room_id = '${X}' AND id = 10;
+      INSERT INTO tasks (room_id, id, title, status, done, created_at, assignee, tags) VALUES ('${X}', 777, 'invented', 'open', 0, 0, NULL, '[]')`);
+    const t0 = Date.now();
+    // Only D1 is read from here on: no request reaches the room until it is repaired.
+    await waitFor("the audit to repair D1", async () => JSON.stringify((await d1Rows([X]))[X]) === JSON.stringify(truth), AUDIT_EVERY_MS * 4, 250);
+    const repairedAfterMs = Date.now() - t0;
+    const audit = (await sync(X)).lastAudit;
+    assert.ok(audit && audit.divergent >= 3 && audit.repaired >= 3, JSON.stringify(audit));
+    // On demand too.
+    await d1(`DELETE FROM tasks WHERE room_id = '${X}' AND id = 4`);
+    assert.equal((await http("POST", `/rooms/${X}/_audit`)).status, 202);
+    await waitFor("the requested audit", async () => (await d1Rows([X]))[X].length === 30, 10000, 200);
+    await assertD1EqualsPrimary([X]);
+    return { repairedAfterMs, auditEveryMs: AUDIT_EVERY_MS, lastAudit: audit };
   });
 
   await check("9. a change D1 refuses for good blocks only its room, visibly; once fixed it drains with nothing lost", async () => {

@@ -146,6 +146,12 @@ impl<'a, P: Primary> RoomCtx<'a, P> {
     /// Run [`RoomHooks::timer`] with `name` in `delay_ms` (replacing a timer of that name). Timers
     /// are stored in the room's SQLite and share the room's one alarm with replication.
     pub fn set_timer(&self, name: &str, delay_ms: u64) -> Result<(), ApiError> {
+        if name.starts_with(crate::schema::RESERVED_PREFIX) {
+            return Err(ApiError::internal(format!(
+                "timer names starting with `{}` are the runtime's",
+                crate::schema::RESERVED_PREFIX
+            )));
+        }
         Ok(crate::timers::set(
             self.db,
             self.alarm,
@@ -364,6 +370,12 @@ where
             200,
             json!({ "room": room, "health": engine.health()? }),
         )),
+        Route::Audit { .. } => {
+            engine.request_audit();
+            let mut reply = Reply::json(202, json!({ "room": room, "audit": "started" }));
+            reply.sync_after = true;
+            Ok(reply)
+        }
         Route::Resync { .. } => {
             engine.request_resync()?;
             let mut reply = Reply::json(202, json!({ "room": room, "resync": "started" }));
@@ -435,9 +447,12 @@ pub fn unborn(
         Route::Table { .. } | Route::Custom { .. } => Err(ApiError::internal(
             "this route creates its room; open the engine",
         )),
-        Route::Sync { room } | Route::Resync { room } | Route::Sql { room } => Err(
-            ApiError::not_found(format!("room `{room}` has never been written")),
-        ),
+        Route::Sync { room }
+        | Route::Resync { room }
+        | Route::Sql { room }
+        | Route::Audit { room } => Err(ApiError::not_found(format!(
+            "room `{room}` has never been written"
+        ))),
     }
 }
 
@@ -459,10 +474,40 @@ where
     };
     let due = crate::timers::take_due(db, ctx.now_ms)?;
     for name in &due {
-        hooks.timer(&ctx, name);
+        if name == AUDIT_TIMER {
+            // The caller's sync runs it; the next one is set now.
+            engine.request_audit();
+            arm_audit(engine)?;
+        } else {
+            hooks.timer(&ctx, name);
+        }
     }
     crate::timers::arm_next(db, engine.scheduler())?;
     Ok(due)
+}
+
+/// The runtime's own timer for the room's periodic audit.
+pub const AUDIT_TIMER: &str = "_nt_audit";
+
+/// Set the room's next audit ([`crate::sync::SyncConfig::audit_interval_ms`] from now) unless
+/// one is set already. The room object calls it when it opens a room.
+pub fn arm_audit<P: Primary, R: Replica, S: Scheduler>(
+    engine: &Engine<P, R, S>,
+) -> Result<(), ApiError> {
+    let Some(every) = engine.config().audit_interval_ms else {
+        return Ok(());
+    };
+    let db = engine.primary();
+    let now = engine.scheduler().now_ms();
+    if crate::timers::is_set(db, AUDIT_TIMER)? {
+        return Ok(());
+    }
+    Ok(crate::timers::set(
+        db,
+        engine.scheduler(),
+        AUDIT_TIMER,
+        now.saturating_add(every as i64),
+    )?)
 }
 
 fn not_found(table: &TableEntry, key: &Value) -> ApiError {

@@ -10,6 +10,7 @@
 //! DELETE /rooms/{room}/{table}/{key}      delete
 //! GET    /rooms/{room}/_sync              replication health
 //! POST   /rooms/{room}/_resync            force a full resync
+//! POST   /rooms/{room}/_audit             compare the replica with the room now, repair it
 //! POST   /rooms/{room}/_sql               read-only SQL (only when the app turns it on)
 //! *      /rooms/{room}/{anything else}    the app's custom routes (its room hooks)
 //! ```
@@ -48,6 +49,11 @@ pub enum Route {
     },
     /// `POST /rooms/{room}/_sql`.
     Sql {
+        /// The room.
+        room: String,
+    },
+    /// `POST /rooms/{room}/_audit`.
+    Audit {
         /// The room.
         room: String,
     },
@@ -96,6 +102,8 @@ pub enum Operation {
     Resync,
     /// Runs read-only SQL.
     Sql,
+    /// Asks for an audit of the replica against the room.
+    Audit,
     /// An app's custom route.
     Custom,
 }
@@ -109,6 +117,7 @@ impl Route {
             | Route::Sync { room }
             | Route::Resync { room }
             | Route::Sql { room }
+            | Route::Audit { room }
             | Route::Custom { room, .. } => Some(room),
         }
     }
@@ -134,6 +143,7 @@ impl Route {
             Route::Sync { .. } => Operation::SyncStatus,
             Route::Resync { .. } => Operation::Resync,
             Route::Sql { .. } => Operation::Sql,
+            Route::Audit { .. } => Operation::Audit,
             Route::Custom { .. } => Operation::Custom,
         }
     }
@@ -258,6 +268,10 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
                 },
                 ["_sql"] => match method {
                     "POST" => Ok(Route::Sql { room }),
+                    _ => Err(not_allowed()),
+                },
+                ["_audit"] => match method {
+                    "POST" => Ok(Route::Audit { room }),
                     _ => Err(not_allowed()),
                 },
                 [name, more @ ..] if !name.starts_with('_') && S::table(name).is_some() => {

@@ -47,6 +47,8 @@ pub struct Health {
     pub rows_sent: u64,
     /// The replica refuses a change for good: why, and the oldest change waiting behind it.
     pub blocked: Option<super::Blocked>,
+    /// What the last audit of the replica against the room found.
+    pub last_audit: Option<super::AuditReport>,
 }
 
 impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
@@ -94,6 +96,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             next_retry_ms: st.next_retry_ms,
             rows_sent: st.rows_sent,
             blocked: st.blocked.clone(),
+            last_audit: st.audit.clone(),
         })
     }
 }

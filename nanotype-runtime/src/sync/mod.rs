@@ -52,6 +52,7 @@
 //! # }
 //! ```
 
+mod audit;
 mod backfill;
 mod flush;
 mod health;
@@ -69,6 +70,7 @@ use crate::replica::Replica;
 use crate::value::Value;
 use nanotype_schema::Table as TableDef;
 
+pub use audit::AuditReport;
 pub use health::Health;
 pub use reads::{EngineReads, Source};
 pub use statements::{Limits, RoomState};
@@ -98,6 +100,9 @@ pub struct SyncConfig {
     /// earlier alarm is set), so it reaches the replica even if the host is evicted or dies
     /// before the fast path ran. Keep it above `flush_window_ms`.
     pub delivery_delay_ms: u64,
+    /// How often the room's alarm audits the replica against the room (anti-entropy); `None`:
+    /// only on request. An audit reads every row of the room once on each side.
+    pub audit_interval_ms: Option<u64>,
 }
 
 impl Default for SyncConfig {
@@ -112,6 +117,7 @@ impl Default for SyncConfig {
             max_healthy_age_ms: 30_000,
             flush_window_ms: 50,
             delivery_delay_ms: 2_000,
+            audit_interval_ms: Some(6 * 60 * 60 * 1000),
         }
     }
 }
@@ -133,6 +139,8 @@ pub(crate) struct Stats {
     pub rows_sent: u64,
     #[serde(default)]
     pub blocked: Option<Blocked>,
+    #[serde(default)]
+    pub audit: Option<AuditReport>,
 }
 
 /// A change the replica refuses for good (a table or column the D1 migrations have not created
@@ -195,6 +203,8 @@ pub struct Engine<P, R, S> {
     stats: RefCell<Stats>,
     /// The counters changed since they were last stored.
     stats_changed: Cell<bool>,
+    /// An audit is asked for: the next sync runs one.
+    audit_requested: Cell<bool>,
     /// State of the retry jitter's generator.
     jitter: Cell<u64>,
 }
@@ -489,6 +499,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 ..stored_stats
             }),
             stats_changed: Cell::new(false),
+            audit_requested: Cell::new(false),
             jitter: Cell::new(seed | 1),
         })
     }
@@ -647,6 +658,15 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 self.backfill_idle.set(!self.backfill_pending()?);
             }
             while self.flush_step(replica).await? {}
+            if self.audit_requested.get() {
+                // Cleared only once it ran: a failed audit runs again with the retry.
+                self.audit(replica).await?;
+                self.audit_requested.set(false);
+                if !self.backfill_idle.get() {
+                    // The audit asked for a resync.
+                    self.again.set(true);
+                }
+            }
             if !self.again.get() {
                 return Ok(());
             }

@@ -44,8 +44,8 @@ pub struct RoomObject<S, H = ()> {
 impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
     /// The object for `state` (the Durable Object's constructor).
     ///
-    /// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS` and `NANOTYPE_DELIVERY_DELAY_MS`, when
-    /// set, override [`SyncConfig`]'s defaults.
+    /// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS`, `NANOTYPE_DELIVERY_DELAY_MS` and
+    /// `NANOTYPE_AUDIT_INTERVAL_MS`, when set, override [`SyncConfig`]'s defaults.
     pub fn new(state: State, env: Env) -> Self {
         let scheduler = Rc::new(AlarmScheduler::new(&state));
         let mut config = SyncConfig::default();
@@ -56,6 +56,9 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         }
         if let Some(ms) = num("NANOTYPE_DELIVERY_DELAY_MS") {
             config.delivery_delay_ms = ms;
+        }
+        if let Some(ms) = num("NANOTYPE_AUDIT_INTERVAL_MS") {
+            config.audit_interval_ms = (ms > 0).then_some(ms);
         }
         RoomObject {
             state,
@@ -195,6 +198,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             .config(self.config.clone())
             .open(primary, self.scheduler.clone())?;
         let engine = Rc::new(engine);
+        api::room::arm_audit(&engine)?;
         *self.engine.borrow_mut() = Some(engine.clone());
         // First use of this instance: learn the alarm already set, then backfill or send what an
         // earlier instance left.
