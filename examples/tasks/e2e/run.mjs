@@ -209,8 +209,9 @@ try {
     assert.deepEqual(stats.tasks, { doing: 1, open: 1 });
     // No data without a policy decision: beta was never written (its routes were refused).
     assert.deepEqual(await d1(`SELECT COUNT(*) AS n FROM tasks WHERE room_id = '${beta}'`), [{ n: 0 }]);
-    const sql = await http("POST", `/rooms/${alpha}/_sql`, { sql: "SELECT 1" });
-    assert.equal(sql.status, 404, "read-only SQL is off unless the app turns it on");
+    const sql = await http("POST", `/rooms/${alpha}/_sql`, { sql: "SELECT COUNT(*) FROM tasks" }, { token: TOKENS.alpha });
+    assert.equal(sql.status, 200, "read-only SQL is behind the same policy, on for this app");
+    assert.equal((await http("POST", `/rooms/${beta}/_sql`, { sql: "SELECT 1" }, { token: TOKENS.alpha })).status, 403);
   });
 
   await check("keys are never reused; a write retried with an Idempotency-Key is applied once", async () => {
@@ -284,8 +285,8 @@ try {
     return await assertD1EqualsPrimary([A, B]);
   });
 
+  const R = room("rebuild");
   await check("no half-rebuilt reads: replica reads during a resync of 2,000 rows are whole or say they fell back", async () => {
-    const R = room("rebuild");
     const N = 2000;
     await pool(Array.from({ length: N }, (_, i) => i), 16, async (i) => {
       const res = await http("POST", `/rooms/${R}/tasks`, { title: `${R} t${i}` });
@@ -329,6 +330,33 @@ try {
     assert.ok(Object.keys(reasons).length > 0, "reads ran while the replica lacked the room");
     await assertD1EqualsPrimary([R]);
     return { reads, whole, fallbacks: reasons };
+  });
+
+  await check("read-only SQL tells the truth and has a budget: writes, several statements, pragmas, recursive CTEs and a cross join are refused before they run", async () => {
+    const n = (await ok("POST", `/rooms/${R}/_sql`, { sql: "SELECT COUNT(*) FROM tasks" })).rows[0][0];
+    assert.equal(n, 2000);
+    const refused = {};
+    for (const [name, sql] of [
+      ["drop", "DROP TABLE tasks"],
+      ["two statements", "DELETE FROM tasks; SELECT 1"],
+      ["cte delete", "WITH x AS (SELECT 1) DELETE FROM tasks"],
+      ["pragma", "PRAGMA reverse_unordered_selects = 1"],
+      ["10M recursive", "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 10000000) SELECT COUNT(*) FROM n"],
+      ["30M recursive", "WITH n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 30000000) SELECT COUNT(*) FROM n"],
+      ["cross join", "SELECT COUNT(*) FROM tasks a, tasks b"],
+    ]) {
+      const t0 = performance.now();
+      const res = await http("POST", `/rooms/${R}/_sql`, { sql });
+      assert.equal(res.status, 400, `${name} -> ${res.status} ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, "rejected", `${name}: ${JSON.stringify(res.body)}`);
+      refused[name] = `${(performance.now() - t0).toFixed(0)} ms: ${res.body.error.message.slice(0, 60)}`;
+    }
+    // Nothing ran: the table is whole, and the connection's settings are untouched (rows come
+    // back in key order, not reversed).
+    assert.equal((await ok("POST", `/rooms/${R}/_sql`, { sql: "SELECT COUNT(*) FROM tasks" })).rows[0][0], 2000);
+    const first = await ok("POST", `/rooms/${R}/_sql`, { sql: "SELECT id FROM tasks", maxRows: 3 });
+    assert.deepEqual(first.rows.map((r) => r[0]), [1, 2, 3]);
+    return refused;
   });
 
   await check("7. bad input gets a 4xx JSON error, never a 5xx", async () => {

@@ -1,5 +1,5 @@
-//! The tasks app on nanotype: its tables ([`schema`]), its room Durable Object, its validation
-//! and one custom route ([`TaskHooks`]), and who may use which room ([`Tokens`]). The runtime
+//! The tasks app on nanotype: its tables ([`schema`]), its room Durable Object, its validation,
+//! one custom route and read-only SQL ([`TaskHooks`]), and who may use which room ([`Tokens`]). The runtime
 //! serves the rest: a REST route per table, replica reads from D1, writes in the room's Durable
 //! Object, replication, sync status and resync.
 
@@ -17,7 +17,8 @@ pub const MAX_TEXT_CHARS: usize = 500;
 
 nanotype::room!(Room, schema::App, TaskHooks);
 
-/// The app's part of every room: what a valid write is, and `GET /rooms/{room}/stats`.
+/// The app's part of every room: what a valid write is, `GET /rooms/{room}/stats`, and
+/// `POST /rooms/{room}/_sql` turned on (one query, refused before it runs if over budget).
 #[derive(Default)]
 pub struct TaskHooks;
 
@@ -54,13 +55,16 @@ impl RoomHooks for TaskHooks {
     ) -> Option<Result<Reply, ApiError>> {
         (req.method == "GET" && req.path == ["stats"]).then(|| stats(room))
     }
+
+    fn read_only_sql(&self) -> bool {
+        true
+    }
 }
 
 /// Tasks per status, counted in the room's own database.
 fn stats<P: Primary>(room: &RoomCtx<'_, P>) -> Result<Reply, ApiError> {
-    let rows = room
-        .db()
-        .query("SELECT status, COUNT(*) FROM tasks GROUP BY status", &[])?;
+    let sql = "SELECT status, COUNT(*) FROM tasks GROUP BY status";
+    let rows = room.db().query(sql, &[])?;
     let counts: serde_json::Map<String, serde_json::Value> = rows
         .into_iter()
         .filter_map(|r| match r.as_slice() {
@@ -68,10 +72,8 @@ fn stats<P: Primary>(room: &RoomCtx<'_, P>) -> Result<Reply, ApiError> {
             _ => None,
         })
         .collect();
-    Ok(Reply::json(
-        200,
-        serde_json::json!({ "room": room.room(), "tasks": counts }),
-    ))
+    let body = serde_json::json!({ "room": room.room(), "tasks": counts });
+    Ok(Reply::json(200, body))
 }
 
 /// Bearer tokens from the `API_TOKENS` secret (`.dev.vars` locally): `token=room-prefix,…`,

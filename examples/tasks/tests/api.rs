@@ -225,9 +225,9 @@ fn bad_writes_are_4xx_and_change_nothing() {
         (
             "POST",
             "/rooms/r2/_sql",
-            json!({"sql": "SELECT 1"}),
-            404,
-            "not_found",
+            json!({"sql": "DELETE FROM tasks"}),
+            400,
+            "rejected",
         ),
         (
             "PUT",

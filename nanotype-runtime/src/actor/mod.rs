@@ -15,6 +15,7 @@
 pub mod analytics;
 pub mod debounce;
 pub mod memory_store;
+pub mod sql_guard;
 
 pub use analytics::{ReadOnlyRows, ReadOnlySql};
 pub use debounce::{Debouncer, FlushReport};

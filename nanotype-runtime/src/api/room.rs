@@ -215,6 +215,12 @@ pub trait RoomHooks: Default + 'static {
     fn read_only_sql(&self) -> bool {
         false
     }
+
+    /// The most rows a read-only query may scan, by its plan's estimate; a heavier one is
+    /// refused before it runs ([`crate::actor::sql_guard`]).
+    fn read_only_sql_budget(&self) -> u64 {
+        crate::actor::sql_guard::DEFAULT_BUDGET_ROWS
+    }
 }
 
 impl RoomHooks for () {}
@@ -382,7 +388,9 @@ where
             reply.sync_after = true;
             Ok(reply)
         }
-        Route::Sql { .. } if hooks.read_only_sql() => read_only_sql(db, body),
+        Route::Sql { .. } if hooks.read_only_sql() => {
+            read_only_sql(db, body, hooks.read_only_sql_budget())
+        }
         Route::Sql { .. } => Err(ApiError::not_found(
             "read-only SQL is off (an app turns it on with RoomHooks::read_only_sql)",
         )),
@@ -547,6 +555,7 @@ fn get_row<P: Primary>(db: &P, table: &TableEntry, key: &Value) -> Result<Option
 fn read_only_sql<P: Primary + ReadOnlySql, S>(
     db: &RoomDb<P, S>,
     body: &[u8],
+    budget: u64,
 ) -> Result<Reply, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -589,14 +598,19 @@ fn read_only_sql<P: Primary + ReadOnlySql, S>(
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let sql_error = |e| match e {
+        // Syntax errors, unknown tables: the caller's SQL, not the server.
+        crate::Error::Primary(m) => ApiError::new(400, "sql_error", m),
+        e => ApiError::from(e),
+    };
+    // Refused before anything runs: more than one statement, anything but a query, a plan
+    // without a bound or over the budget.
+    crate::actor::sql_guard::check_statement(&q.sql)?;
+    crate::actor::sql_guard::check_plan(db.inner(), &q.sql, &params, budget).map_err(sql_error)?;
     let out = db
         .inner()
         .query_readonly(&q.sql, &params, q.max_rows)
-        .map_err(|e| match e {
-            // Syntax errors, unknown tables: the caller's SQL, not the server.
-            crate::Error::Primary(m) => ApiError::new(400, "sql_error", m),
-            e => ApiError::from(e),
-        })?;
+        .map_err(sql_error)?;
     Ok(Reply::json(
         200,
         serde_json::to_value(&out).map_err(|e| ApiError::internal(e.to_string()))?,
