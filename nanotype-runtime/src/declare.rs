@@ -61,9 +61,10 @@ macro_rules! __schema_migrations {
 /// nanotype::room!(Room, App, Hooks);
 /// ```
 ///
-/// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS`, `NANOTYPE_DELIVERY_DELAY_MS` and
-/// `NANOTYPE_AUDIT_INTERVAL_MS` (0: no scheduled audits) override the flush window, the delivery
-/// alarm's delay and the audit interval ([`SyncConfig`](crate::sync::SyncConfig)).
+/// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS`, `NANOTYPE_DELIVERY_DELAY_MS`,
+/// `NANOTYPE_AUDIT_INTERVAL_MS` (0: no scheduled audits) and `NANOTYPE_BACKFILL_PAGE` override
+/// the flush window, the delivery alarm's delay, the audit interval and the rows per backfill
+/// page ([`SyncConfig`](crate::sync::SyncConfig)).
 #[macro_export]
 macro_rules! room {
     ($name:ident, $schema:ty) => {

@@ -44,8 +44,9 @@ pub struct RoomObject<S, H = ()> {
 impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
     /// The object for `state` (the Durable Object's constructor).
     ///
-    /// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS`, `NANOTYPE_DELIVERY_DELAY_MS` and
-    /// `NANOTYPE_AUDIT_INTERVAL_MS`, when set, override [`SyncConfig`]'s defaults.
+    /// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS`, `NANOTYPE_DELIVERY_DELAY_MS`,
+    /// `NANOTYPE_AUDIT_INTERVAL_MS` and `NANOTYPE_BACKFILL_PAGE`, when set, override
+    /// [`SyncConfig`]'s defaults.
     pub fn new(state: State, env: Env) -> Self {
         let scheduler = Rc::new(AlarmScheduler::new(&state));
         let mut config = SyncConfig::default();
@@ -59,6 +60,9 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         }
         if let Some(ms) = num("NANOTYPE_AUDIT_INTERVAL_MS") {
             config.audit_interval_ms = (ms > 0).then_some(ms);
+        }
+        if let Some(rows) = num("NANOTYPE_BACKFILL_PAGE") {
+            config.backfill_page = (rows as usize).max(1);
         }
         RoomObject {
             state,
