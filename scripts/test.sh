@@ -5,7 +5,8 @@
 #   2. the docs build with no warnings, and the migrations drift check: the committed migrations
 #      match the example's structs;
 #   3. the end-to-end suite: the example Worker built to wasm, run in local workerd
-#      (`wrangler dev`), driven over HTTP on 127.0.0.1, with the local D1 inspected directly.
+#      (`wrangler dev`), driven over HTTP on 127.0.0.1, with the local D1 inspected directly;
+#   4. `nanotype new` in a temporary folder: built, migrated, served, changed, served again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -27,5 +28,9 @@ cargo run -q --bin gen-migrations -- --check
 
 stamp "end-to-end suite in local workerd"
 bash scripts/e2e.sh
+
+stamp "nanotype new, used as a user would, outside this repository"
+cargo build -q -p nanotype-cli --bin nanotype
+bash -c 'source scripts/setup-tools.sh && node scripts/scaffold-e2e.mjs'
 
 stamp "all tests passed"

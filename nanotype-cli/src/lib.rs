@@ -5,7 +5,8 @@
 //! * [`sources`]: the structs, parsed by the macro's own parser;
 //! * [`layout`]: the migration folders (`migrations/` for D1, `migrations/do/`);
 //! * [`replay`]: the current schema, from replaying the migrations into SQLite;
-//! * [`command`]: the command line.
+//! * [`command`]: the command line;
+//! * [`scaffold`]: `nanotype new`, a project that builds and runs outside this repository.
 //!
 //! Planning and rendering live in [`nanotype_schema::migration`], shared with the runtime.
 
@@ -13,4 +14,5 @@ pub mod command;
 pub mod config;
 pub mod layout;
 pub mod replay;
+pub mod scaffold;
 pub mod sources;

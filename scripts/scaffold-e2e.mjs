@@ -1,0 +1,156 @@
+// `nanotype new` used as a user would, outside this repository (in a temporary folder):
+//   the project is created, built to wasm, its D1 migrations applied to a local D1, served by
+//   `wrangler dev`; a row is created and read back over HTTP with the generated token; then a
+//   field is added to the struct, `cargo run --bin gen-migrations` writes the next migrations,
+//   the Worker is rebuilt and restarted, and the old row reads back with the new field.
+// Run by scripts/test.sh after scripts/setup-tools.sh (worker-build, wasm-bindgen, wrangler).
+// Prints "N passed, N failed".
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const TOOLS = join(ROOT, "examples/tasks/node_modules");
+const WRANGLER = join(TOOLS, ".bin/wrangler");
+const PORT = Number(process.env.NT_SCAFFOLD_PORT || 18797);
+const BASE = `http://127.0.0.1:${PORT}`;
+const work = mkdtempSync(join(tmpdir(), "nanotype-new-"));
+const app = join(work, "notes-app");
+const persist = join(work, "state");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let passed = 0, failed = 0, dev = null;
+
+function run(cmd, args, opts = {}) {
+  const t0 = Date.now();
+  const out = execFileSync(cmd, args, { cwd: app, env: process.env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20, ...opts });
+  console.log(`   ${cmd.split("/").pop()} ${args.slice(0, 3).join(" ")} (${Date.now() - t0} ms)`);
+  return out;
+}
+
+function build() {
+  // The project's own target dir is this repository's (a symlink): the dependencies it shares
+  // with the workspace are already compiled. LTO off: a test build, not a deploy.
+  run("worker-build", ["--release"], { env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: "false" } });
+}
+
+async function startDev() {
+  dev = spawn(WRANGLER, ["dev", "--local", "--ip", "127.0.0.1", "--port", String(PORT), "--inspector-port", String(PORT + 1000),
+    "--persist-to", persist, "--show-interactive-dev-session=false"], { cwd: app, env: process.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let log = "";
+  dev.stdout.on("data", (d) => (log += d));
+  dev.stderr.on("data", (d) => (log += d));
+  for (let i = 0; i < 600; i++) {
+    if (dev.exitCode !== null) throw new Error("wrangler dev exited:\n" + log.slice(-3000));
+    try {
+      const r = await fetch(`${BASE}/health`, { signal: AbortSignal.timeout(1000) });
+      await r.text();
+      if (r.ok) return;
+    } catch {}
+    await sleep(100);
+  }
+  throw new Error("wrangler dev not ready:\n" + log.slice(-3000));
+}
+
+async function stopDev() {
+  if (!dev) return;
+  try { process.kill(-dev.pid, "SIGINT"); } catch {}
+  for (let i = 0; i < 100 && dev.exitCode === null && dev.signalCode === null; i++) await sleep(50);
+  try { process.kill(-dev.pid, "SIGKILL"); } catch {}
+  for (let i = 0; i < 100; i++) {
+    try { await fetch(`${BASE}/health`, { signal: AbortSignal.timeout(300) }); } catch { break; }
+    await sleep(100);
+  }
+  dev = null;
+}
+
+async function http(method, path, body, token) {
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const r = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = text; }
+  return { status: r.status, body: json };
+}
+
+async function waitFor(label, fn, ms = 20000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await fn().catch((e) => e);
+    if (last && !(last instanceof Error)) return last;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${label}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
+
+async function check(name, fn) {
+  const t0 = Date.now();
+  try {
+    const note = await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)${note ? "  " + JSON.stringify(note) : ""}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+}
+
+try {
+  let token;
+  await check("nanotype new writes a project that builds and serves its table", async () => {
+    execFileSync(join(ROOT, "target/debug/nanotype"), ["new", app, "--nanotype-path", ROOT], { stdio: "inherit" });
+    token = readFileSync(join(app, ".dev.vars"), "utf8").match(/API_TOKENS="([^=]+)=/)[1];
+    assert.match(token, /^local-[0-9a-f]{24}$/);
+    // Offline-friendly: the workspace's lockfile pins the same dependencies; its tools and
+    // compiled dependencies are reused.
+    cpSync(join(ROOT, "Cargo.lock"), join(app, "Cargo.lock"));
+    symlinkSync(join(ROOT, "target"), join(app, "target"));
+    symlinkSync(TOOLS, join(app, "node_modules"));
+    assert.match(run("cargo", ["run", "-q", "--bin", "gen-migrations", "--", "--check"]), /match the structs/);
+    build();
+    run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
+    await startDev();
+    assert.equal((await http("GET", "/rooms/demo/notes")).status, 401, "no token, no data");
+    const created = await http("POST", "/rooms/demo/notes", { text: "first" }, token);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const strong = await http("GET", "/rooms/demo/notes?consistency=strong", undefined, token);
+    assert.deepEqual(strong.body.rows, [{ id: 1, text: "first" }]);
+    const replica = await waitFor("the note in D1", async () => {
+      const r = await http("GET", "/rooms/demo/notes", undefined, token);
+      return r.body.source === "replica" && r.body.rows.length === 1 && r;
+    });
+    return { id: created.body.row.id, replica: replica.body.rows };
+  });
+
+  await check("a field added to the struct: gen-migrations, rebuild, restart; the old row reads back with it", async () => {
+    await stopDev();
+    const schema = join(app, "src/schema.rs");
+    writeFileSync(schema, readFileSync(schema, "utf8").replace(
+      "    pub text: String,\n",
+      "    pub text: String,\n    #[nanotype(default = \"inbox\")]\n    pub folder: String,\n",
+    ));
+    const out = run("cargo", ["run", "-q", "--bin", "gen-migrations", "--", "--name", "add_notes_folder"]);
+    assert.match(out, /0002_add_notes_folder/);
+    build();
+    run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
+    await startDev();
+    const strong = await http("GET", "/rooms/demo/notes?consistency=strong", undefined, token);
+    assert.equal(strong.status, 200, JSON.stringify(strong.body));
+    assert.deepEqual(strong.body.rows, [{ id: 1, text: "first", folder: "inbox" }]);
+    const replica = await http("GET", "/rooms/demo/notes", undefined, token);
+    assert.equal(replica.body.source, "replica");
+    assert.deepEqual(replica.body.rows, [{ id: 1, text: "first", folder: "inbox" }]);
+    const second = await http("POST", "/rooms/demo/notes", { text: "second", folder: "work" }, token);
+    assert.equal(second.status, 201);
+    return { rows: strong.body.rows };
+  });
+} finally {
+  await stopDev();
+  rmSync(work, { recursive: true, force: true });
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
