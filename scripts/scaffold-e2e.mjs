@@ -111,6 +111,7 @@ try {
     symlinkSync(join(ROOT, "target"), join(app, "target"));
     symlinkSync(TOOLS, join(app, "node_modules"));
     assert.match(run("cargo", ["run", "-q", "--bin", "gen-migrations", "--", "--check"]), /match the structs/);
+    assert.match(run(join(ROOT, "target/debug/nanotype"), ["doctor"]), /agrees with the code/);
     build();
     run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
     await startDev();

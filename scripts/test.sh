@@ -29,8 +29,13 @@ cargo run -q --bin gen-migrations -- --check
 stamp "end-to-end suite in local workerd"
 bash scripts/e2e.sh
 
-stamp "nanotype new, used as a user would, outside this repository"
+stamp "nanotype doctor: the Workers' wrangler.toml agree with their code"
 cargo build -q -p nanotype-cli --bin nanotype
+bash -c 'source scripts/setup-tools.sh >/dev/null &&
+  target/debug/nanotype doctor --crate examples/tasks &&
+  target/debug/nanotype doctor --crate nanotype-bench/worker'
+
+stamp "nanotype new, used as a user would, outside this repository"
 bash -c 'source scripts/setup-tools.sh && node scripts/scaffold-e2e.mjs'
 
 stamp "all tests passed"

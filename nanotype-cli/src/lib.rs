@@ -6,12 +6,14 @@
 //! * [`layout`]: the migration folders (`migrations/` for D1, `migrations/do/`);
 //! * [`replay`]: the current schema, from replaying the migrations into SQLite;
 //! * [`command`]: the command line;
-//! * [`scaffold`]: `nanotype new`, a project that builds and runs outside this repository.
+//! * [`scaffold`]: `nanotype new`, a project that builds and runs outside this repository;
+//! * [`doctor`]: `nanotype doctor`, whether `wrangler.toml` agrees with the code.
 //!
 //! Planning and rendering live in [`nanotype_schema::migration`], shared with the runtime.
 
 pub mod command;
 pub mod config;
+pub mod doctor;
 pub mod layout;
 pub mod replay;
 pub mod scaffold;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use nanotype_cli::command;
+use nanotype_cli::doctor::{self, Project};
 use nanotype_cli::scaffold::{self, NewProject};
+use nanotype_cli::{command, config};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,16 @@ enum Command {
     },
     /// The next D1 and Durable Object migrations from the structs (see its --help).
     GenMigrations(command::Args),
+    /// Check that wrangler.toml agrees with the code: the room class bound and created as a
+    /// SQLite class, the D1 binding and its migrations folder, the wasm-bindgen pin.
+    Doctor {
+        /// The Worker crate's folder [default: the current one].
+        #[arg(long = "crate", value_name = "DIR", default_value = ".")]
+        crate_dir: PathBuf,
+        /// Its wrangler config [default: wrangler.toml in the crate's folder].
+        #[arg(long, value_name = "FILE")]
+        wrangler: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +74,25 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Doctor {
+            crate_dir,
+            wrangler,
+        } => match doctor(&crate_dir, wrangler) {
+            Ok(problems) if problems.is_empty() => {
+                println!("wrangler.toml agrees with the code.");
+                ExitCode::SUCCESS
+            }
+            Ok(problems) => {
+                for p in problems {
+                    println!("- {p}");
+                }
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::GenMigrations(args) => match command::run(&args) {
             Ok(code) => code,
             Err(e) => {
@@ -71,4 +101,21 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The checks of `nanotype doctor` for the crate in `dir`.
+fn doctor(dir: &std::path::Path, wrangler: Option<PathBuf>) -> Result<Vec<String>, String> {
+    let manifest = config::find_manifest(dir).ok_or_else(|| {
+        format!("no Cargo.toml with [package.metadata.nanotype] or [workspace.metadata.nanotype] at or above {}", dir.display())
+    })?;
+    let config = config::load(&manifest)?;
+    let cli = std::env::var_os("WASM_BINDGEN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("wasm-bindgen"));
+    doctor::check(&Project {
+        crate_dir: dir.to_path_buf(),
+        wrangler: wrangler.unwrap_or_else(|| dir.join("wrangler.toml")),
+        migrations: config.migrations,
+        wasm_bindgen_cli: doctor::wasm_bindgen_version(&cli),
+    })
 }
