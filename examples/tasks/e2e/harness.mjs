@@ -86,11 +86,20 @@ export async function applyMigrations(config = "main") {
   return run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", PERSIST, "--config", CONFIGS[config]]);
 }
 
-/// Rows of the (last) statement in `sql`, read from the local D1 file directly.
+/// Rows of the (last) statement in `sql`, read from the local D1 file directly. The file is
+/// shared with the running workerd: a moment when it holds the write lock (SQLITE_BUSY) is
+/// waited out, a bounded number of times.
 export async function d1(sql, config = "main") {
-  const out = await run(["d1", "execute", "DB", "--local", "--persist-to", PERSIST, "--config", CONFIGS[config], "--command", sql, "--json"]);
-  const parsed = JSON.parse(out.slice(out.indexOf("[")));
-  return parsed[parsed.length - 1].results;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const out = await run(["d1", "execute", "DB", "--local", "--persist-to", PERSIST, "--config", CONFIGS[config], "--command", sql, "--json"]);
+      const parsed = JSON.parse(out.slice(out.indexOf("[")));
+      return parsed[parsed.length - 1].results;
+    } catch (e) {
+      if (attempt >= 5 || !/SQLITE_BUSY|database is locked/.test(String(e.message))) throw e;
+      await sleep(200 * attempt);
+    }
+  }
 }
 
 export class Wrangler {
