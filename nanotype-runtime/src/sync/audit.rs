@@ -60,7 +60,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     pub(crate) async fn audit(&self, replica: &R) -> Result<()> {
         let mut report = AuditReport::default();
         let mut unrepaired = false;
-        for &def in &self.tables {
+        for &def in &self.primary.tables {
             let key_pos = def.primary_key_position().unwrap_or(0);
             let key = quote(&def.columns[key_pos].name);
             let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();

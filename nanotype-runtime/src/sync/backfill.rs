@@ -47,7 +47,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(v),
             };
-            if let Some(pos) = self.tables.iter().position(|t| t.name == name) {
+            if let Some(pos) = self.primary.tables.iter().position(|t| t.name == name) {
                 if best.as_ref().is_none_or(|(b, _)| pos < *b) {
                     best = Some((pos, cursor));
                 }
@@ -86,7 +86,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             }
             return Ok(false);
         };
-        let def = self.tables[pos];
+        let def = self.primary.tables[pos];
         let limits = &self.config.limits;
         let per_stmt = ((limits.max_params - 3) / def.columns.len().max(1)).max(1);
         let mut page = self

@@ -182,7 +182,6 @@ pub struct Engine<P, R, S> {
     replica: Option<R>,
     room: String,
     primary_id: RefCell<String>,
-    tables: Vec<&'static TableDef>,
     config: SyncConfig,
     /// A flush/backfill is running (single flight: they never overlap, so batches stay ordered).
     busy: Cell<bool>,
@@ -475,7 +474,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let primary = RoomDb {
             inner: primary,
             scheduler,
-            tables: tables.clone(),
+            tables,
             delivery_delay_ms: config.delivery_delay_ms,
             written: Cell::new(false),
         };
@@ -484,7 +483,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             replica,
             room: room.to_owned(),
             primary_id: RefCell::new(primary_id),
-            tables,
             config,
             busy: Cell::new(false),
             again: Cell::new(false),
@@ -521,7 +519,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
 
     /// The tables the engine replicates.
     pub fn tables(&self) -> &[&'static TableDef] {
-        &self.tables
+        &self.primary.tables
     }
 
     /// The room this engine replicates.
@@ -572,7 +570,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             self.resync_changed();
             meta_set(&self.primary, META_RESYNC, "1")?;
             self.primary.execute("UPDATE \"_nt_backfill\" SET \"cursor\" = NULL, \"done\" = 0", &[])?;
-            for t in &self.tables {
+            for t in &self.primary.tables {
                 self.primary.execute(
                     "INSERT INTO \"_nt_backfill\" (\"tbl\", \"cursor\", \"done\") VALUES (?1, NULL, 0) ON CONFLICT (\"tbl\") DO NOTHING",
                     &[Value::Text(t.name.to_string())],
@@ -761,7 +759,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     }
 
     pub(crate) fn table(&self, name: &str) -> Option<&'static TableDef> {
-        self.tables.iter().copied().find(|t| t.name == name)
+        self.primary.tables.iter().copied().find(|t| t.name == name)
     }
 }
 
