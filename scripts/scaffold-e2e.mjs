@@ -102,7 +102,11 @@ async function check(name, fn) {
 try {
   let token;
   await check("nanotype new writes a project that builds and serves its table", async () => {
-    execFileSync(join(ROOT, "target/debug/nanotype"), ["new", app, "--nanotype-path", ROOT], { stdio: "inherit" });
+    const printed = execFileSync(join(ROOT, "target/debug/nanotype"), ["new", app, "--nanotype-path", ROOT], { encoding: "utf8" });
+    console.log(printed);
+    // The deploy steps it prints: D1's migrations go out before the Worker that needs them.
+    const remote = printed.indexOf("npx wrangler d1 migrations apply DB --remote"), deploy = printed.indexOf("npx wrangler deploy");
+    assert.ok(printed.includes("npx wrangler d1 create notes-app\n") && remote > 0 && deploy > remote, printed);
     token = readFileSync(join(app, ".dev.vars"), "utf8").match(/API_TOKENS="([^=]+)=/)[1];
     assert.match(token, /^local-[0-9a-f]{24}$/);
     // Offline-friendly: the workspace's lockfile pins the same dependencies; its tools and

@@ -6,7 +6,9 @@
 #      match the example's structs;
 #   3. the end-to-end suite: the example Worker built to wasm, run in local workerd
 #      (`wrangler dev`), driven over HTTP on 127.0.0.1, with the local D1 inspected directly;
-#   4. `nanotype new` in a temporary folder: built, migrated, served, changed, served again.
+#   4. `nanotype new` in a temporary folder: built, migrated, served, changed, served again;
+#   5. the crates as crates.io would get them: packaged, built from the `.crate` files, docs as
+#      docs.rs builds them (scripts/package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -37,5 +39,8 @@ bash -c 'source scripts/setup-tools.sh >/dev/null &&
 
 stamp "nanotype new, used as a user would, outside this repository"
 bash -c 'source scripts/setup-tools.sh && node scripts/scaffold-e2e.mjs'
+
+stamp "the crates, packaged and built as published"
+bash scripts/package.sh
 
 stamp "all tests passed"

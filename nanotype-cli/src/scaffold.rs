@@ -42,24 +42,7 @@ pub fn create(p: &NewProject) -> Result<Vec<PathBuf>, String> {
     {
         return Err(format!("{} exists and is not empty", dir.display()));
     }
-    let name = match &p.name {
-        Some(n) => n.clone(),
-        None => dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(|n| n.to_owned())
-            .ok_or_else(|| format!("cannot name a crate after {}", dir.display()))?,
-    };
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        || name.as_bytes()[0].is_ascii_digit()
-    {
-        return Err(format!(
-            "`{name}` is not a crate name: use letters, digits, '-' and '_', not starting with a digit"
-        ));
-    }
+    let name = project_name(p)?;
     let deps = dependencies(p.nanotype_path.as_deref())?;
     let token = local_token();
     let files: Vec<(&str, String)> = vec![
@@ -106,6 +89,30 @@ pub fn create(p: &NewProject) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(written)
+}
+
+/// The crate's name: the one asked for, or the folder's; an error when it is not a crate name.
+pub fn project_name(p: &NewProject) -> Result<String, String> {
+    let name = match &p.name {
+        Some(n) => n.clone(),
+        None => p
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| n.to_owned())
+            .ok_or_else(|| format!("cannot name a crate after {}", p.dir.display()))?,
+    };
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        || name.as_bytes()[0].is_ascii_digit()
+    {
+        return Err(format!(
+            "`{name}` is not a crate name: use letters, digits, '-' and '_', not starting with a digit"
+        ));
+    }
+    Ok(name)
 }
 
 /// The `[dependencies]` lines for nanotype: published versions, or a checkout's paths.
@@ -250,6 +257,48 @@ fn package_json(name: &str) -> String {
     )
 }
 
+/// The command that builds the Worker to `build/`, with the tools the README installs.
+const BUILD: &str = "WASM_BINDGEN_BIN=$(which wasm-bindgen) WASM_OPT_BIN=node_modules/.bin/wasm-opt \\\n  ESBUILD_BIN=node_modules/.bin/esbuild worker-build --release";
+
+/// How to run a new project locally: install the tools, build, migrate the local D1, serve.
+pub fn run_steps() -> String {
+    format!(
+        r#"npm install                                        # wrangler, wasm-opt, esbuild (pinned)
+cargo install worker-build --version {WORKER} --locked
+cargo install wasm-bindgen-cli --version {WASM_BINDGEN}
+{BUILD}
+npx wrangler d1 migrations apply DB --local
+npx wrangler dev"#
+    )
+}
+
+/// How to deploy a project made by `nanotype new <name>`, and how to roll it back: what the
+/// scaffold prints and writes into its README, and what this repository's README shows.
+pub fn deploy_steps(name: &str) -> String {
+    format!(
+        r#"# Once: sign in, create the D1 replica (put the database_id it prints into
+# wrangler.toml) and set the policy's tokens: token=room-prefix,... (a prefix of * allows every room).
+npx wrangler login
+npx wrangler d1 create {name}
+npx wrangler secret put API_TOKENS
+
+# Every release: D1's migrations first, then the Worker. An additive migration (a table, a column
+# with a default, an index) keeps the running version working in between; a rename or a drop
+# breaks it until the deploy lands. Each room's Durable Object applies migrations/do itself on its
+# next request.
+npx wrangler d1 migrations apply DB --remote
+{BUILD}
+npx wrangler deploy
+
+# Rolling back: the previous Worker version runs against the newer schema (rooms keep the
+# migrations they applied; the old version ignores them). A D1 migration's data change is undone
+# only by restoring D1 to a moment before it.
+npx wrangler deployments list
+npx wrangler rollback VERSION_ID
+npx wrangler d1 time-travel restore DB --timestamp=UNIX_TIMESTAMP"#
+    )
+}
+
 fn readme(name: &str) -> String {
     format!(
         r#"# {name}
@@ -257,14 +306,10 @@ fn readme(name: &str) -> String {
 A replicated database on Cloudflare with [nanotype]: each room's writes in its Durable Object,
 reads from D1.
 
+## Run it locally
+
 ```sh
-npm install                                        # wrangler, wasm-opt, esbuild (pinned)
-cargo install worker-build --version {WORKER} --locked
-cargo install wasm-bindgen-cli --version {WASM_BINDGEN}
-WASM_BINDGEN_BIN=$(which wasm-bindgen) WASM_OPT_BIN=node_modules/.bin/wasm-opt \
-  ESBUILD_BIN=node_modules/.bin/esbuild worker-build --release
-npx wrangler d1 migrations apply DB --local
-npx wrangler dev
+{run}
 ```
 
 ```sh
@@ -275,9 +320,18 @@ curl -s -H "$T" localhost:8787/rooms/demo/notes
 
 Change a struct in `src/schema.rs`, then `cargo run --bin gen-migrations` writes the next D1 and
 Durable Object migrations (`--check` in CI). `src/lib.rs` holds the room and the policy.
+`nanotype doctor` checks that `wrangler.toml` agrees with the code.
+
+## Deploy
+
+```sh
+{deploy}
+```
 
 [nanotype]: https://crates.io/crates/nanotype-runtime
-"#
+"#,
+        run = run_steps(),
+        deploy = deploy_steps(name),
     )
 }
 
@@ -387,6 +441,10 @@ mod tests {
         let wrangler = std::fs::read_to_string(dir.join("wrangler.toml")).unwrap();
         assert!(wrangler.contains("new_sqlite_classes = [\"Room\"]"));
         assert!(wrangler.contains("migrations_dir = \"migrations\""));
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(readme.contains("npx wrangler d1 create my-app\n"), "{readme}");
+        assert!(readme.contains(&deploy_steps("my-app")), "{readme}");
+        assert!(readme.contains(&run_steps()), "{readme}");
         let vars = std::fs::read_to_string(dir.join(".dev.vars")).unwrap();
         assert!(
             vars.starts_with("API_TOKENS=\"local-") && vars.contains("=*\""),

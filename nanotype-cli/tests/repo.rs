@@ -70,3 +70,16 @@ fn committed_migrations_apply_in_order_with_sqlite3() {
         );
     }
 }
+
+#[test]
+fn readme_deploy_section_is_what_nanotype_new_prints() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let steps = format!(
+        "```sh\n{}\n```",
+        nanotype_cli::scaffold::deploy_steps("my-app")
+    );
+    assert!(
+        readme.contains(&steps),
+        "README.md's deploy section differs from `nanotype new my-app`; paste this in:\n{steps}"
+    );
+}

@@ -55,17 +55,24 @@ fn main() -> ExitCode {
             name,
             nanotype_path,
         } => {
-            match scaffold::create(&NewProject {
+            let project = NewProject {
                 dir: dir.clone(),
                 name,
                 nanotype_path,
-            }) {
+            };
+            match scaffold::create(&project) {
                 Ok(files) => {
                     println!("Created {} with:", dir.display());
                     for f in files {
                         println!("  {}", f.display());
                     }
-                    println!("Next: cd {} and follow README.md (npm install, worker-build, wrangler dev).", dir.display());
+                    let name = scaffold::project_name(&project).unwrap_or_default();
+                    println!(
+                        "\nRun it locally (README.md says more):\n\ncd {}\n{}",
+                        dir.display(),
+                        scaffold::run_steps()
+                    );
+                    println!("\nDeploy it:\n\n{}", scaffold::deploy_steps(&name));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
