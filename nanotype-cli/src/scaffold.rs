@@ -442,7 +442,10 @@ mod tests {
         assert!(wrangler.contains("new_sqlite_classes = [\"Room\"]"));
         assert!(wrangler.contains("migrations_dir = \"migrations\""));
         let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
-        assert!(readme.contains("npx wrangler d1 create my-app\n"), "{readme}");
+        assert!(
+            readme.contains("npx wrangler d1 create my-app\n"),
+            "{readme}"
+        );
         assert!(readme.contains(&deploy_steps("my-app")), "{readme}");
         assert!(readme.contains(&run_steps()), "{readme}");
         let vars = std::fs::read_to_string(dir.join(".dev.vars")).unwrap();

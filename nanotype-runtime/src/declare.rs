@@ -91,6 +91,29 @@ macro_rules! room {
             async fn alarm(&self) -> ::worker::Result<::worker::Response> {
                 self.room.alarm().await
             }
+            async fn websocket_message(
+                &self,
+                ws: ::worker::WebSocket,
+                message: ::worker::WebSocketIncomingMessage,
+            ) -> ::worker::Result<()> {
+                self.room.websocket_message(ws, message).await
+            }
+            async fn websocket_close(
+                &self,
+                ws: ::worker::WebSocket,
+                code: usize,
+                reason: ::std::string::String,
+                was_clean: bool,
+            ) -> ::worker::Result<()> {
+                self.room.websocket_close(ws, code, reason, was_clean).await
+            }
+            async fn websocket_error(
+                &self,
+                _ws: ::worker::WebSocket,
+                _error: ::worker::Error,
+            ) -> ::worker::Result<()> {
+                ::std::result::Result::Ok(())
+            }
         }
     };
 }

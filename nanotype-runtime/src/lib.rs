@@ -25,6 +25,7 @@ pub mod api;
 pub mod clock;
 mod declare;
 pub mod error;
+pub mod feed;
 pub mod meta;
 pub mod migrate;
 pub mod outbox;

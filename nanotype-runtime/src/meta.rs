@@ -10,6 +10,8 @@
 //!   was the largest, so keys are never handed out twice ([`crate::table::TableSql::retire_key`]);
 //! * `_nt_idempotency(key, request, status, body, seq, at)`: the replies of writes sent with an
 //!   `Idempotency-Key`, for a day ([`crate::api::idempotency`]);
+//! * `_nt_changes(seq, msg, at)`: the change feed's log, written only when the room's feed is on
+//!   ([`crate::feed`]);
 //! * `_nt_migrations(name, checksum, applied_at)`: the migration ledger ([`crate::migrate`]).
 //!
 //! In the D1 replica, `_nt_rooms` ([`REPLICA_DDL`]), one row per room, created by the first D1
@@ -48,7 +50,12 @@ CREATE TABLE IF NOT EXISTS \"_nt_idempotency\" (
     \"seq\" INTEGER,
     \"at\" INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS \"_nt_idempotency_at\" ON \"_nt_idempotency\" (\"at\");";
+CREATE INDEX IF NOT EXISTS \"_nt_idempotency_at\" ON \"_nt_idempotency\" (\"at\");
+CREATE TABLE IF NOT EXISTS \"_nt_changes\" (
+    \"seq\" INTEGER PRIMARY KEY,
+    \"msg\" TEXT NOT NULL,
+    \"at\" INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+);";
 
 /// The migration ledger. Idempotent. `applied_at` is in ms since the epoch.
 pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_nt_migrations\" (

@@ -12,7 +12,8 @@ use crate::error::Result;
 use crate::primary::Primary;
 use crate::value::Value;
 
-const APPEND: &str = "INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES (?1, ?2)";
+const APPEND: &str =
+    "INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES (?1, ?2) RETURNING \"seq\"";
 
 /// Create the runtime's tables in the room's SQLite if they are missing
 /// ([`crate::meta::PRIMARY_DDL`]).
@@ -21,10 +22,10 @@ pub fn install<P: Primary>(db: &P) -> Result<()> {
 }
 
 /// Record a change of `table`'s row `key`. Call inside the transaction that changed the row.
-pub fn append<P: Primary>(db: &P, table: &str, key: Value) -> Result<()> {
+/// Returns the change's seq.
+pub fn append<P: Primary>(db: &P, table: &str, key: Value) -> Result<i64> {
     // `query`, not `execute`: no change count is needed, and a backend may pay for one.
-    db.query(APPEND, &[Value::Text(table.to_owned()), key])?;
-    Ok(())
+    int(db.query(APPEND, &[Value::Text(table.to_owned()), key])?)
 }
 
 /// The newest seq ever assigned in this room (0 before the first write).

@@ -28,6 +28,13 @@ pub trait Primary {
     /// Told after a write committed a change to the outbox: a room's engine arms the alarm that
     /// guarantees delivery.
     fn changed(&self) {}
+
+    /// Told inside a write's transaction, after its outbox record: the change's seq, table, key
+    /// and the row as stored (`None` for a delete). A room whose feed is on logs it for its
+    /// WebSocket clients ([`crate::feed`]); an error rolls the write back.
+    fn record(&self, _seq: i64, _table: &str, _key: &Value, _row: Option<&Row>) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<P: Primary + ?Sized> Primary for &P {
@@ -49,6 +56,9 @@ impl<P: Primary + ?Sized> Primary for &P {
     fn changed(&self) {
         (**self).changed()
     }
+    fn record(&self, seq: i64, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
+        (**self).record(seq, table, key, row)
+    }
 }
 
 impl<P: Primary + ?Sized> Primary for std::rc::Rc<P> {
@@ -69,5 +79,8 @@ impl<P: Primary + ?Sized> Primary for std::rc::Rc<P> {
     }
     fn changed(&self) {
         (**self).changed()
+    }
+    fn record(&self, seq: i64, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
+        (**self).record(seq, table, key, row)
     }
 }

@@ -7,19 +7,21 @@ use crate::primary::Primary;
 use crate::table::{Table, TableSql};
 use crate::value::{Row, Value};
 
-/// Run `change` and append the change of the key it returns to the outbox, atomically.
-fn apply<P: Primary, R>(
+/// Run `change` and append the change of the key it returns to the outbox, atomically; the
+/// row it returns (none for a delete) is offered to [`Primary::record`] in the same transaction.
+fn apply<P: Primary>(
     db: &P,
     table: &str,
-    change: impl FnOnce() -> Result<Option<(Value, R)>>,
-) -> Result<Option<R>> {
+    change: impl FnOnce() -> Result<Option<(Value, Option<Row>)>>,
+) -> Result<Option<Option<Row>>> {
     db.check_table(table)?;
     let out = db.transaction(|| {
-        let Some((key, out)) = change()? else {
+        let Some((key, row)) = change()? else {
             return Ok(None);
         };
-        outbox::append(db, table, key)?;
-        Ok(Some(out))
+        let seq = outbox::append(db, table, key.clone())?;
+        db.record(seq, table, &key, row.as_ref())?;
+        Ok(Some(row))
     })?;
     if out.is_some() {
         db.changed();
@@ -27,10 +29,10 @@ fn apply<P: Primary, R>(
     Ok(out)
 }
 
-fn first_row(rows: Vec<Row>, key_position: usize) -> Option<(Value, Row)> {
+fn first_row(rows: Vec<Row>, key_position: usize) -> Option<(Value, Option<Row>)> {
     let row = rows.into_iter().next()?;
     let key = row.get(key_position).cloned().unwrap_or(Value::Null);
-    Some((key, row))
+    Some((key, Some(row)))
 }
 
 /// Insert `values` (model column order) into the table of `sql`. An `i64` key is assigned by
@@ -42,6 +44,7 @@ pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result
     apply(db, &sql.name, || {
         Ok(first_row(db.query(&sql.insert, &values)?, sql.key_position))
     })?
+    .flatten()
     .ok_or_else(|| Error::Primary("insert returned no row".into()))
 }
 
@@ -50,6 +53,7 @@ pub fn upsert_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row
     apply(db, &sql.name, || {
         Ok(first_row(db.query(&sql.upsert, &values)?, sql.key_position))
     })?
+    .flatten()
     .ok_or_else(|| Error::Primary("upsert returned no row".into()))
 }
 
@@ -58,6 +62,7 @@ pub fn update_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row
     apply(db, &sql.name, || {
         Ok(first_row(db.query(&sql.update, &values)?, sql.key_position))
     })?
+    .flatten()
     .ok_or_else(|| Error::NotFound {
         table: sql.name.clone(),
     })
@@ -74,7 +79,7 @@ pub fn delete_row<P: Primary>(db: &P, sql: &TableSql, key: Value) -> Result<bool
         if let Some(retire) = &sql.retire_key {
             db.query(retire, key)?;
         }
-        Ok(Some((key[0].clone(), ())))
+        Ok(Some((key[0].clone(), None)))
     })?;
     Ok(found.is_some())
 }

@@ -9,6 +9,7 @@ use nanotype::api::{
     Access, ApiError, AppRequest, Decision, Policy, Reply, RequestParts, RoomCtx, RoomHooks, Vars,
     Write, WriteOp,
 };
+use nanotype::feed::FeedConfig;
 use nanotype::{Primary, Value};
 use schema::{Comment, Task};
 
@@ -18,7 +19,8 @@ pub const MAX_TEXT_CHARS: usize = 500;
 nanotype::room!(Room, schema::App, TaskHooks);
 
 /// The app's part of every room: what a valid write is, `GET /rooms/{room}/stats`, and
-/// `POST /rooms/{room}/_sql` turned on (one query, refused before it runs if over budget).
+/// `POST /rooms/{room}/_sql` turned on (one query, refused before it runs if over budget), and
+/// the change feed on.
 #[derive(Default)]
 pub struct TaskHooks;
 
@@ -58,6 +60,11 @@ impl RoomHooks for TaskHooks {
 
     fn read_only_sql(&self) -> bool {
         true
+    }
+
+    /// `GET /rooms/{room}/_feed`: every change, live, to the room's WebSocket clients.
+    fn feed(&self) -> Option<FeedConfig> {
+        Some(FeedConfig::default())
     }
 }
 

@@ -9,8 +9,10 @@
 //! * [`params`]: consistency, keyset pages and filters of a read;
 //! * [`policy`]: who may do what ([`Policy`]);
 //! * [`idempotency`]: retried writes applied once (`Idempotency-Key`);
+//! * [`assets`]: the feed client and the dashboard page the Worker serves;
 //! * [`room`]: a request served in the room ([`room::serve`]) and the app's [`RoomHooks`].
 
+pub mod assets;
 pub mod body;
 pub mod error;
 pub mod idempotency;

@@ -221,6 +221,13 @@ pub trait RoomHooks: Default + 'static {
     fn read_only_sql_budget(&self) -> u64 {
         crate::actor::sql_guard::DEFAULT_BUDGET_ROWS
     }
+
+    /// The room's change feed (`GET /rooms/{room}/_feed`, a WebSocket the policy admits like
+    /// any route; [`crate::feed`]) and its limits. Off (`None`) unless the app turns it on: on,
+    /// every write also logs its change, one more row written in the Durable Object per write.
+    fn feed(&self) -> Option<crate::feed::FeedConfig> {
+        None
+    }
 }
 
 impl RoomHooks for () {}
@@ -394,6 +401,14 @@ where
         Route::Sql { .. } => Err(ApiError::not_found(
             "read-only SQL is off (an app turns it on with RoomHooks::read_only_sql)",
         )),
+        Route::Feed { .. } => Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "the feed is a WebSocket: send `Upgrade: websocket`",
+        )),
+        Route::Rooms | Route::Asset(_) => Err(ApiError::not_found(
+            "this route is served by the Worker, not by a room",
+        )),
         Route::Custom { method, path, .. } => {
             let ctx = RoomCtx {
                 db,
@@ -436,6 +451,9 @@ pub fn unborn(
 ) -> Result<Reply, ApiError> {
     match route {
         Route::Health => Ok(Reply::json(200, json!({ "ok": true }))),
+        Route::Rooms | Route::Asset(_) | Route::Feed { .. } => Err(ApiError::not_found(
+            "this route is not answered by a room's engine",
+        )),
         Route::Table {
             table,
             op: TableOp::List,

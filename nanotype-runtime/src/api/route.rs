@@ -12,6 +12,11 @@
 //! POST   /rooms/{room}/_resync            force a full resync
 //! POST   /rooms/{room}/_audit             compare the replica with the room now, repair it
 //! POST   /rooms/{room}/_sql               read-only SQL (only when the app turns it on)
+//! GET    /rooms/{room}/_feed?since=SEQ    the room's change feed, a WebSocket (when the app turns
+//!                                         it on)
+//! GET    /_rooms                          the rooms the caller may see (each put to the policy)
+//! GET    /_nanotype/{client.js,client.d.ts,dashboard}
+//!                                         the feed client and the dashboard page (static, no data)
 //! *      /rooms/{room}/{anything else}    the app's custom routes (its room hooks)
 //! ```
 //!
@@ -57,6 +62,15 @@ pub enum Route {
         /// The room.
         room: String,
     },
+    /// `GET /rooms/{room}/_feed`: the room's change feed, over a WebSocket.
+    Feed {
+        /// The room.
+        room: String,
+    },
+    /// `GET /_rooms`: the rooms the caller may see.
+    Rooms,
+    /// `GET /_nanotype/{file}`: one of the runtime's static files ([`super::assets`]).
+    Asset(&'static super::assets::Asset),
     /// Anything else under `/rooms/{room}/`: the app's custom routes.
     Custom {
         /// The room.
@@ -106,14 +120,17 @@ pub enum Operation {
     Audit,
     /// An app's custom route.
     Custom,
+    /// Subscribes to the room's change feed.
+    Feed,
 }
 
 impl Route {
     /// The room addressed (every route but `/health`).
     pub fn room(&self) -> Option<&str> {
         match self {
-            Route::Health => None,
+            Route::Health | Route::Rooms | Route::Asset(_) => None,
             Route::Table { room, .. }
+            | Route::Feed { room }
             | Route::Sync { room }
             | Route::Resync { room }
             | Route::Sql { room }
@@ -133,7 +150,8 @@ impl Route {
     /// What the route does, for the policy.
     pub fn operation(&self) -> Operation {
         match self {
-            Route::Health => Operation::Read,
+            Route::Health | Route::Rooms | Route::Asset(_) => Operation::Read,
+            Route::Feed { .. } => Operation::Feed,
             Route::Table { op, .. } => match op {
                 TableOp::List | TableOp::Get(_) => Operation::Read,
                 TableOp::Create | TableOp::Put(_) => Operation::Create,
@@ -254,6 +272,15 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
             "GET" | "HEAD" => Ok(Route::Health),
             _ => Err(not_allowed()),
         },
+        ["_rooms"] => match method {
+            "GET" => Ok(Route::Rooms),
+            _ => Err(not_allowed()),
+        },
+        ["_nanotype", file] => match (method, super::assets::find(file)) {
+            ("GET" | "HEAD", Some(asset)) => Ok(Route::Asset(asset)),
+            (_, Some(_)) => Err(not_allowed()),
+            (_, None) => Err(ApiError::not_found(format!("no route for {path}"))),
+        },
         ["rooms", room, rest @ ..] => {
             let room = percent_decode(room)?;
             check_room_name(&room)?;
@@ -272,6 +299,10 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
                 },
                 ["_audit"] => match method {
                     "POST" => Ok(Route::Audit { room }),
+                    _ => Err(not_allowed()),
+                },
+                ["_feed"] => match method {
+                    "GET" => Ok(Route::Feed { room }),
                     _ => Err(not_allowed()),
                 },
                 [name, more @ ..] if !name.starts_with('_') && S::table(name).is_some() => {

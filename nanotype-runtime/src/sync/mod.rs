@@ -63,11 +63,13 @@ use std::cell::{Cell, RefCell};
 
 use crate::clock::Scheduler;
 use crate::error::{Error, Result};
+use crate::feed::FeedConfig;
 use crate::outbox;
 use crate::primary::Primary;
 use crate::read::check_room;
+use crate::registry::TableEntry;
 use crate::replica::Replica;
-use crate::value::Value;
+use crate::value::{Row, Value};
 use nanotype_schema::Table as TableDef;
 
 pub use audit::AuditReport;
@@ -218,6 +220,20 @@ pub struct RoomDb<P, S> {
     tables: Vec<&'static TableDef>,
     delivery_delay_ms: u64,
     written: Cell<bool>,
+    feed: Option<Feed>,
+    /// Feed messages of the write transaction in progress.
+    staged: RefCell<Vec<(i64, String)>>,
+    /// Transactions open (they nest).
+    depth: Cell<u32>,
+    /// Feed messages of committed writes, not yet sent.
+    ready: RefCell<Vec<(i64, String)>>,
+}
+
+/// The feed's settings and how to turn a stored row into its struct's JSON.
+#[derive(Clone)]
+struct Feed {
+    config: FeedConfig,
+    table: fn(&str) -> Option<&'static TableEntry>,
 }
 
 impl<P, S> RoomDb<P, S> {
@@ -229,6 +245,17 @@ impl<P, S> RoomDb<P, S> {
     /// Whether a write committed since the last call (the host then schedules the fast flush).
     pub fn take_written(&self) -> bool {
         self.written.replace(false)
+    }
+
+    /// The room's feed settings, when its feed is on ([`EngineBuilder::feed`]).
+    pub fn feed_config(&self) -> Option<&FeedConfig> {
+        self.feed.as_ref().map(|f| &f.config)
+    }
+
+    /// The feed messages of the writes committed since the last call, in seq order: the host
+    /// sends them to the room's WebSocket clients.
+    pub fn take_feed(&self) -> Vec<(i64, String)> {
+        std::mem::take(&mut *self.ready.borrow_mut())
     }
 }
 
@@ -243,7 +270,19 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
         self.inner.execute_batch(sql)
     }
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.inner.transaction(f)
+        let staged = self.staged.borrow().len();
+        self.depth.set(self.depth.get() + 1);
+        let out = self.inner.transaction(f);
+        self.depth.set(self.depth.get() - 1);
+        if out.is_err() {
+            // Rolled back: its changes never happened, so they are never sent.
+            self.staged.borrow_mut().truncate(staged);
+        } else if self.depth.get() == 0 {
+            // Committed (an inner transaction commits only with the outermost one).
+            let staged = std::mem::take(&mut *self.staged.borrow_mut());
+            self.ready.borrow_mut().extend(staged);
+        }
+        out
     }
     fn check_table(&self, table: &str) -> Result<()> {
         if self.tables.iter().any(|t| t.name == table) {
@@ -258,6 +297,30 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
         self.written.set(true);
         self.scheduler.schedule(self.delivery_delay_ms);
         self.inner.changed();
+    }
+    fn record(&self, seq: i64, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
+        let Some(feed) = &self.feed else {
+            return Ok(());
+        };
+        let json = match (row, (feed.table)(table)) {
+            (Some(row), Some(entry)) => Some(entry.row_to_json(row.clone())?),
+            (Some(_), None) => {
+                return Err(Error::UnregisteredTable {
+                    table: table.to_owned(),
+                })
+            }
+            (None, _) => None,
+        };
+        let text = crate::feed::change_text(
+            seq,
+            table,
+            crate::api::room::key_json(key),
+            json,
+            feed.config.max_message_bytes,
+        );
+        crate::feed::record(&self.inner, &feed.config, seq, &text)?;
+        self.staged.borrow_mut().push((seq, text));
+        self.inner.record(seq, table, key, row)
     }
 }
 
@@ -275,6 +338,8 @@ impl Drop for InFlight<'_> {
 pub struct EngineBuilder<R> {
     room: String,
     tables: Vec<&'static TableDef>,
+    entries: Option<fn(&str) -> Option<&'static TableEntry>>,
+    feed: Option<FeedConfig>,
     replica: Option<R>,
     config: SyncConfig,
 }
@@ -283,6 +348,14 @@ impl<R> EngineBuilder<R> {
     /// Replicate the tables of `S`, in its order.
     pub fn schema<Sc: crate::Schema>(mut self) -> Self {
         self.tables = Sc::defs();
+        self.entries = Some(Sc::table);
+        self
+    }
+
+    /// Turn the room's change feed on (or off with `None`): every write also logs its change
+    /// for WebSocket clients ([`crate::feed`]). Needs [`EngineBuilder::schema`].
+    pub fn feed(mut self, feed: Option<FeedConfig>) -> Self {
+        self.feed = feed;
         self
     }
 
@@ -311,6 +384,15 @@ impl<R> EngineBuilder<R> {
     where
         R: Replica,
     {
+        let feed = match (self.feed, self.entries) {
+            (None, _) => None,
+            (Some(config), Some(table)) => Some(Feed { config, table }),
+            (Some(_), None) => {
+                return Err(Error::Rejected(
+                    "the feed needs the schema (`.schema::<App>()`), not a table list".into(),
+                ))
+            }
+        };
         Engine::open(
             primary,
             self.replica,
@@ -318,6 +400,7 @@ impl<R> EngineBuilder<R> {
             &self.room,
             self.tables,
             self.config,
+            feed,
         )
     }
 }
@@ -407,6 +490,8 @@ impl<R> Engine<(), R, ()> {
         EngineBuilder {
             room: room.to_owned(),
             tables: Vec::new(),
+            entries: None,
+            feed: None,
             replica: None,
             config: SyncConfig::default(),
         }
@@ -421,6 +506,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         room: &str,
         tables: Vec<&'static TableDef>,
         config: SyncConfig,
+        feed: Option<Feed>,
     ) -> Result<Self> {
         check_room(room)?;
         if tables.is_empty() {
@@ -477,6 +563,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             tables,
             delivery_delay_ms: config.delivery_delay_ms,
             written: Cell::new(false),
+            feed,
+            staged: RefCell::new(Vec::new()),
+            depth: Cell::new(0),
+            ready: RefCell::new(Vec::new()),
         };
         Ok(Engine {
             primary,

@@ -52,6 +52,11 @@ async fn route_and_serve<S: Schema>(
 ) -> std::result::Result<Response, ApiError> {
     let url = req.url().map_err(http::internal)?;
     let route = api::route::route::<S>(req.method().as_ref(), url.path())?;
+    match &route {
+        Route::Asset(asset) => return http::asset(asset).map_err(http::internal),
+        Route::Rooms => return rooms(req, env, policy, url.path()).await,
+        _ => {}
+    }
     let Some(room) = route.room().map(str::to_owned) else {
         return http::json(200, &serde_json::json!({ "ok": true })).map_err(http::internal);
     };
@@ -63,6 +68,16 @@ async fn route_and_serve<S: Schema>(
     policy
         .authorize(&http::parts(req, url.path()), &EnvVars(env), &access)
         .into_result()?;
+    if let Route::Feed { .. } = route {
+        if !http::is_websocket_upgrade(req) {
+            return Err(ApiError::new(
+                426,
+                "upgrade_required",
+                "the feed is a WebSocket: send `Upgrade: websocket`",
+            ));
+        }
+        return forward_upgrade(req, env, &room).await;
+    }
     let content_type = req.headers().get("content-type").ok().flatten();
     api::body::check_content_type(&route, content_type.as_deref(), body.len())?;
 
@@ -196,4 +211,83 @@ async fn forward(
         .and_then(|ns| ns.get_by_name(room))
         .map_err(unavailable)?;
     stub.fetch_with_request(inner).await.map_err(unavailable)
+}
+
+/// A feed subscription, passed to the room's Durable Object with its upgrade headers; the
+/// object's answer (the WebSocket) goes back as it is.
+async fn forward_upgrade(
+    req: &Request,
+    env: &Env,
+    room: &str,
+) -> std::result::Result<Response, ApiError> {
+    let unavailable = |e: worker::Error| ApiError::new(503, "room_unavailable", e.to_string());
+    let url = req.url().map_err(http::internal)?;
+    let headers = worker::Headers::new();
+    for (k, v) in req.headers().entries() {
+        let _ = headers.set(&k, &v);
+    }
+    let _ = headers.set(api::ROOM_HEADER, room);
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let inner = Request::new_with_init(url.as_str(), &init).map_err(http::internal)?;
+    let stub = env
+        .durable_object(ROOM_BINDING)
+        .and_then(|ns| ns.get_by_name(room))
+        .map_err(unavailable)?;
+    stub.fetch_with_request(inner).await.map_err(unavailable)
+}
+
+/// `GET /_rooms`: the rooms D1 knows, each shown only if the policy lets the caller read its
+/// status, with their replication state. One D1 query, at most 1,000 rooms.
+async fn rooms(
+    req: &Request,
+    env: &Env,
+    policy: &impl Policy,
+    path: &str,
+) -> std::result::Result<Response, ApiError> {
+    let parts = http::parts(req, path);
+    let vars = EnvVars(env);
+    let d1 = D1Replica::from_env(env, D1_BINDING)
+        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
+    let rows = d1
+        .query(&crate::sync::statements::list_rooms())
+        .await
+        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
+    let mut rooms = Vec::new();
+    let mut refused = None;
+    for row in rows {
+        let Some(crate::Value::Text(room)) = row.first() else {
+            continue;
+        };
+        let access = Access {
+            room,
+            table: None,
+            operation: api::Operation::SyncStatus,
+        };
+        match policy.authorize(&parts, &vars, &access).into_result() {
+            Ok(()) => rooms.push(serde_json::json!({
+                "room": room,
+                "watermark": int(row.get(1)),
+                "readSeq": int(row.get(2)),
+            })),
+            Err(e) => refused = Some(e),
+        }
+    }
+    // No room visible and the caller was refused: say why (an unknown token is a 401).
+    if rooms.is_empty() {
+        if let Some(e) = refused {
+            if e.status == 401 {
+                return Err(e);
+            }
+        }
+    }
+    http::json(200, &serde_json::json!({ "rooms": rooms })).map_err(http::internal)
+}
+
+fn int(v: Option<&crate::Value>) -> Option<i64> {
+    match v {
+        Some(crate::Value::Integer(i)) => Some(*i),
+        Some(crate::Value::Real(f)) => Some(*f as i64),
+        _ => None,
+    }
 }

@@ -64,15 +64,37 @@ pub fn internal(e: worker::Error) -> ApiError {
 
 /// What a policy sees of a request.
 pub fn parts(req: &Request, path: &str) -> RequestParts {
+    let mut headers: Vec<(String, String)> = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    // A browser's WebSocket cannot send headers: its token comes as the subprotocol
+    // `bearer.<token>` (next to `nanotype`), and reaches the policy as a bearer token.
+    let token = headers
+        .iter()
+        .find(|(k, _)| k == "sec-websocket-protocol")
+        .and_then(|(_, v)| v.split(',').find_map(|p| p.trim().strip_prefix("bearer.")))
+        .map(str::to_owned);
+    if let Some(token) = token {
+        if !headers.iter().any(|(k, _)| k == "authorization") {
+            headers.push(("authorization".into(), format!("Bearer {token}")));
+        }
+    }
     RequestParts {
         method: req.method().to_string(),
         path: path.to_owned(),
-        headers: req
-            .headers()
-            .entries()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect(),
+        headers,
     }
+}
+
+/// Whether `req` asks for a WebSocket.
+pub fn is_websocket_upgrade(req: &Request) -> bool {
+    req.headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// The Worker's variables and secrets, for a policy.
@@ -86,4 +108,12 @@ impl Vars for EnvVars<'_> {
             .map(|s| s.to_string())
             .or_else(|| self.0.var(name).ok().map(|v| v.to_string()))
     }
+}
+
+/// A static file of the runtime ([`crate::api::assets`]).
+pub fn asset(asset: &crate::api::assets::Asset) -> Result<Response> {
+    let mut resp = Response::ok(asset.body)?;
+    let _ = resp.headers_mut().set("content-type", asset.content_type);
+    let _ = resp.headers_mut().set("cache-control", "no-cache");
+    Ok(resp)
 }

@@ -13,11 +13,12 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{Env, Request, Response, Result, State};
+use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage};
 
 use super::http::{self, EnvVars};
 use super::{AlarmScheduler, D1Replica, DoPrimary};
 use crate::api::{self, room::Reply, ApiError, RoomHooks, Vars};
+use crate::feed::{self, ClientMessage, ClientState};
 use crate::registry::Schema;
 use crate::sync::{Engine, SyncConfig};
 
@@ -78,6 +79,12 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
 
     /// The Durable Object's `fetch`: a request the gateway routed to this room.
     pub async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if http::is_websocket_upgrade(&req) {
+            return match self.open_feed(&req) {
+                Ok(resp) => Ok(resp),
+                Err(e) => http::error(&e),
+            };
+        }
         let body = match http::read_body(&mut req).await {
             Ok(b) => b,
             Err(e) => return http::error(&e),
@@ -104,6 +111,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         if let Err(e) = api::room::run_timers(&engine, &self.hooks) {
             worker::console_error!("room {}: timers failed: {}", engine.room(), e.message);
         }
+        self.broadcast(&engine);
         // A failure is recorded and rescheduled (backoff with jitter) by the engine; the alarm
         // itself succeeds so the platform does not retry it on top.
         if let Err(e) = engine.sync().await {
@@ -150,6 +158,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         if engine.primary().take_written() {
             self.flush_soon(&engine);
         }
+        self.broadcast(&engine);
         let mut reply = reply?;
         if reply.sync_after {
             self.sync_in_background(&engine);
@@ -157,8 +166,173 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         if let api::Route::Sync { .. } = route {
             reply.body["alarmAt"] = self.scheduler.pending().into();
             reply.body["fingerprint"] = S::fingerprint().into();
+            reply.body["feedClients"] = self.state.get_websockets().len().into();
         }
         Ok(reply)
+    }
+
+    /// `GET /rooms/{room}/_feed?since=SEQ` with `Upgrade: websocket`: the socket is accepted
+    /// with the hibernation API (an idle one does not keep the object in memory), sent the
+    /// changes after `since` (or a reset), then every change as it commits ([`crate::feed`]).
+    fn open_feed(&self, req: &Request) -> std::result::Result<Response, ApiError> {
+        let url = req.url().map_err(http::internal)?;
+        let route = api::route::route::<S>("GET", url.path())?;
+        let api::Route::Feed { room } = &route else {
+            return Err(ApiError::bad_request(
+                "only the feed route takes a WebSocket",
+            ));
+        };
+        match req.headers().get(api::ROOM_HEADER).ok().flatten() {
+            Some(told) if &told == room => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "a room is reached through the gateway",
+                ))
+            }
+        }
+        let Some(config) = self.hooks.feed() else {
+            return Err(ApiError::not_found(
+                "the feed is off (an app turns it on with RoomHooks::feed)",
+            ));
+        };
+        let mut since = None;
+        for (k, v) in api::params::query_pairs(url.query().unwrap_or(""))? {
+            match k.as_str() {
+                "since" => {
+                    since = Some(v.parse::<i64>().ok().filter(|s| *s >= 0).ok_or_else(|| {
+                        ApiError::bad_request("`since` must be a non-negative integer")
+                    })?)
+                }
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown query parameter `{k}`"
+                    )))
+                }
+            }
+        }
+        let pair = worker::WebSocketPair::new().map_err(http::internal)?;
+        let server = pair.server;
+        self.state.accept_web_socket(&server);
+        if self.state.get_websockets().len() > config.max_clients {
+            let _ = server.close(
+                Some(feed::CLOSE_FULL),
+                Some(format!(
+                    "the room has its {} feed clients (max_clients); try again later",
+                    config.max_clients
+                )),
+            );
+        } else {
+            // A room never written has seq 0 and no log: nothing is created for a subscriber.
+            let (messages, current) = match self.engine(Some(room), false)? {
+                Some(e) => {
+                    let current = e.current_seq()?;
+                    (feed::catch_up(e.primary(), since, current)?, current)
+                }
+                None => (feed::catch_up_unborn(since), 0),
+            };
+            server
+                .serialize_attachment(ClientState { acked: current })
+                .map_err(http::internal)?;
+            for m in &messages {
+                let _ = server.send_with_str(m.text());
+            }
+        }
+        let mut resp = Response::from_websocket(pair.client).map_err(http::internal)?;
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if offered.split(',').any(|p| p.trim() == "nanotype") {
+            let _ = resp.headers_mut().set("sec-websocket-protocol", "nanotype");
+        }
+        Ok(resp)
+    }
+
+    /// The Durable Object's `websocket_message`: a feed client's ack or ping.
+    pub async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let config = self.hooks.feed().unwrap_or_default();
+        let text = match message {
+            WebSocketIncomingMessage::String(t) => t,
+            WebSocketIncomingMessage::Binary(_) => {
+                let _ = ws.close(Some(feed::CLOSE_BAD_MESSAGE), Some("send text messages"));
+                return Ok(());
+            }
+        };
+        match feed::parse_client(&text, &config) {
+            Ok(ClientMessage::Ack(seq)) => {
+                let mut state: ClientState = ws
+                    .deserialize_attachment()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                if seq > state.acked {
+                    state.acked = seq;
+                    ws.serialize_attachment(state)?;
+                }
+            }
+            Ok(ClientMessage::Ping) => {
+                let seq = match self.engine(None, false) {
+                    Ok(Some(e)) => e.current_seq().unwrap_or(0),
+                    _ => 0,
+                };
+                let _ =
+                    ws.send_with_str(serde_json::json!({ "type": "pong", "seq": seq }).to_string());
+            }
+            Err(reason) => {
+                let _ = ws.close(Some(feed::CLOSE_BAD_MESSAGE), Some(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// The Durable Object's `websocket_close`: the client went away; finish the close.
+    pub async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    /// Send the changes committed since the last call to every feed client, in seq order. A
+    /// client too far behind on its acks is closed instead, with the seq to resume from: it
+    /// never slows the writes or the other clients.
+    fn broadcast(&self, engine: &RoomEngine) {
+        let messages = engine.primary().take_feed();
+        let (Some(last), Some(config)) = (messages.last(), engine.primary().feed_config()) else {
+            return;
+        };
+        for ws in self.state.get_websockets() {
+            let state: ClientState = ws
+                .deserialize_attachment()
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if state.behind(last.0, config) {
+                let _ = ws.close(
+                    Some(feed::CLOSE_BEHIND),
+                    Some(format!(
+                        "more than {} changes unacknowledged: reconnect with since={}",
+                        config.max_unacked, state.acked
+                    )),
+                );
+                continue;
+            }
+            for (_, text) in &messages {
+                if ws.send_with_str(text).is_err() {
+                    break;
+                }
+            }
+        }
     }
 
     /// The room's engine, opened on first use: tables migrated, room id stored (and checked on
@@ -198,6 +372,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         crate::migrate::apply(&primary, S::MIGRATIONS)?;
         let engine = Engine::builder(&room)
             .schema::<S>()
+            .feed(self.hooks.feed())
             .replica(D1Replica::from_env(&self.env, D1_BINDING).ok())
             .config(self.config.clone())
             .open(primary, self.scheduler.clone())?;

@@ -1,0 +1,104 @@
+// nanotype's feed client: a room's changes, live, over a WebSocket that resumes where it left off.
+// Served by the Worker at /_nanotype/client.js; no build step, no dependencies.
+//
+//   import { subscribe } from "/_nanotype/client.js";
+//   const sub = subscribe("demo", {
+//     token,                                  // the policy's bearer token
+//     since: localStorage.seq,                // the last seq this client applied, if any
+//     onReset: async ({ seq }) => { /* reload a snapshot (read with consistency=strong) */ },
+//     onChange: (c) => { /* {seq, table, op: "upsert"|"delete", key, row} */ localStorage.seq = c.seq },
+//   });
+//   sub.close();
+//
+// Every change reaches onChange once, in seq order, also across reconnects: the client sends the
+// last seq it applied when it reconnects, and drops anything at or below it. When the server no
+// longer keeps the changes after that seq, onReset runs (awaited) before the changes that follow.
+
+const CLOSE_BEHIND = 4008;
+const FATAL = new Set([1008, 4001, 4003, 4029, 4400, 4404]);
+
+/**
+ * Subscribe to a room's change feed.
+ * @param {string} room
+ * @param {object} opts see client.d.ts
+ */
+export function subscribe(room, opts = {}) {
+  const base = opts.url ?? (typeof location !== "undefined" ? location.origin : "");
+  const wsBase = base.replace(/^http/, "ws");
+  const ackEvery = opts.ackEvery ?? 64;
+  const maxBackoff = opts.maxBackoffMs ?? 10_000;
+  let seq = opts.since == null || opts.since === "" ? null : Number(opts.since);
+  let ws = null, closed = false, attempt = 0, unacked = 0, ackTimer = null, retryTimer = null;
+  // Messages are applied one at a time, in order, even when a handler is async.
+  let chain = Promise.resolve();
+  const status = (s, detail) => opts.onStatus?.(s, detail);
+
+  function connect() {
+    if (closed) return;
+    const q = seq == null ? "" : `?since=${seq}`;
+    const protocols = ["nanotype"];
+    if (opts.token) protocols.push(`bearer.${opts.token}`);
+    const WS = opts.WebSocket ?? globalThis.WebSocket;
+    ws = new WS(`${wsBase}/rooms/${encodeURIComponent(room)}/_feed${q}`, protocols);
+    status("connecting", { seq });
+    ws.onmessage = (ev) => {
+      const text = typeof ev.data === "string" ? ev.data : String(ev.data);
+      chain = chain.then(() => handle(JSON.parse(text))).catch((e) => opts.onError?.(e));
+    };
+    ws.onclose = (ev) => {
+      clearTimeout(ackTimer);
+      ackTimer = null;
+      if (closed) return;
+      if (FATAL.has(ev.code)) {
+        status("closed", { code: ev.code, reason: ev.reason });
+        closed = true;
+        return;
+      }
+      // Behind, dropped, or the server restarted: come back from the last seq applied.
+      const delay = ev.code === CLOSE_BEHIND ? 0 : Math.min(maxBackoff, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      attempt++;
+      status("reconnecting", { code: ev.code, reason: ev.reason, delay, seq });
+      retryTimer = setTimeout(connect, delay);
+    };
+    ws.onerror = () => {};
+  }
+
+  async function handle(m) {
+    if (m.type === "change") {
+      if (seq != null && m.seq <= seq) return; // already applied: once only
+      await opts.onChange?.(m);
+      seq = m.seq;
+      if (++unacked >= ackEvery) ack();
+      else if (!ackTimer) ackTimer = setTimeout(ack, 200);
+    } else if (m.type === "reset") {
+      await opts.onReset?.({ seq: m.seq, reason: m.reason });
+      seq = m.seq;
+      attempt = 0;
+      ack();
+      status("live", { seq, reset: true });
+    } else if (m.type === "live") {
+      attempt = 0;
+      status("live", { seq: m.seq });
+    }
+  }
+
+  function ack() {
+    clearTimeout(ackTimer);
+    ackTimer = null;
+    unacked = 0;
+    if (ws && ws.readyState === 1 && seq != null) ws.send(JSON.stringify({ type: "ack", seq }));
+  }
+
+  connect();
+  return {
+    /** The last seq applied. */
+    get seq() { return seq; },
+    /** Stop, and do not reconnect. */
+    close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      clearTimeout(ackTimer);
+      ws?.close(1000, "client closed");
+    },
+  };
+}

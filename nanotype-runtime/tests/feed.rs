@@ -1,0 +1,222 @@
+//! The change feed's log on the native backend: every committed write gives one message in seq
+//! order, a rolled-back one none; a client resumes from any seq the log keeps, exactly once and
+//! in order, and is told to reset when its seq is older; the log is trimmed by count.
+
+mod support;
+
+use std::rc::Rc;
+
+use nanotype::feed::{self, ClientMessage, ClientState, FeedConfig, Message};
+use nanotype::native::{ManualScheduler, NativeReplica};
+use nanotype::sync::Engine;
+use nanotype::{outbox, Error, Primary};
+use serde_json::Value as Json;
+use support::*;
+
+nanotype::schema!(Items = [Item]);
+
+fn open(dir: &TempDir, config: Option<FeedConfig>) -> TestEngine<NativeReplica> {
+    Engine::builder("f")
+        .schema::<Items>()
+        .feed(config)
+        .open(
+            primary(&dir.path("f.db")),
+            Rc::new(ManualScheduler::at(1_900_000_000_000)),
+        )
+        .unwrap()
+}
+
+fn seqs(messages: &[Message]) -> Vec<i64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Change { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_committed_write_is_one_message_in_seq_order_with_its_row() {
+    let dir = TempDir::new("feed-order");
+    let e = open(&dir, Some(FeedConfig::default()));
+    let mut rng = Rng::new(3);
+    let a = Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    let mut b = Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    b.note = Some("changed".into());
+    Item::update(e.primary(), &b).unwrap();
+    Item::delete(e.primary(), a.id).unwrap();
+    // Writes rolled back with the transaction around them send nothing.
+    let undone = e.primary().transaction(|| {
+        Item::insert(e.primary(), &random_item(&mut rng, "f"))?;
+        Err::<(), _>(Error::Rejected("changed my mind".into()))
+    });
+    assert!(undone.is_err());
+
+    let sent = e.primary().take_feed();
+    assert_eq!(
+        sent.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert!(e.primary().take_feed().is_empty(), "taken once");
+    let msgs: Vec<Json> = sent
+        .iter()
+        .map(|(_, t)| serde_json::from_str(t).unwrap())
+        .collect();
+    assert_eq!(msgs[0]["op"], "upsert");
+    assert_eq!(msgs[0]["table"], "items");
+    assert_eq!(msgs[0]["key"], a.id);
+    assert_eq!(msgs[0]["row"]["kind"], a.kind.as_str());
+    assert_eq!(msgs[2]["row"]["note"], "changed");
+    assert_eq!(msgs[3]["op"], "delete");
+    assert!(msgs[3].get("row").is_none());
+    assert_eq!(outbox::current_seq(e.primary()).unwrap(), 4);
+}
+
+#[test]
+fn a_client_resumes_from_any_kept_seq_once_and_in_order_or_is_told_to_reset() {
+    let dir = TempDir::new("feed-resume");
+    let e = open(&dir, Some(FeedConfig::default()));
+    let mut rng = Rng::new(4);
+    for _ in 0..20 {
+        Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    }
+    let db = e.primary();
+    for since in [0, 1, 7, 19, 20] {
+        let m = feed::catch_up(db, Some(since), 20).unwrap();
+        assert_eq!(seqs(&m), ((since + 1)..=20).collect::<Vec<_>>());
+        assert_eq!(m.last(), Some(&Message::Live { seq: 20 }));
+        // What is sent is what was sent live.
+        if since == 7 {
+            let Message::Change { text, .. } = &m[0] else {
+                panic!()
+            };
+            assert_eq!(serde_json::from_str::<Json>(text).unwrap()["seq"], 8);
+        }
+    }
+    for since in [None, Some(21)] {
+        let m = feed::catch_up(db, since, 20).unwrap();
+        assert!(
+            matches!(m.as_slice(), [Message::Reset { seq: 20, .. }]),
+            "{m:?}"
+        );
+    }
+    // Trimmed below 11: a client at 9 missed 10, which is gone; one at 10 misses nothing.
+    db.execute("DELETE FROM _nt_changes WHERE seq <= 10", &[])
+        .unwrap();
+    assert!(matches!(
+        feed::catch_up(db, Some(9), 20).unwrap().as_slice(),
+        [Message::Reset { .. }]
+    ));
+    assert_eq!(
+        seqs(&feed::catch_up(db, Some(10), 20).unwrap()),
+        (11..=20).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_log_keeps_its_count_and_survives_the_engine() {
+    let dir = TempDir::new("feed-trim");
+    let config = FeedConfig {
+        retain_changes: 100,
+        ..FeedConfig::default()
+    };
+    let e = open(&dir, Some(config.clone()));
+    let mut rng = Rng::new(5);
+    for _ in 0..600 {
+        Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    }
+    let count = |e: &TestEngine<NativeReplica>| {
+        e.primary()
+            .query("SELECT COUNT(*), MIN(seq) FROM _nt_changes", &[])
+            .unwrap()
+    };
+    // Trimmed at 512 down to the last 100, then grown by 88 since.
+    assert_eq!(
+        count(&e)[0],
+        vec![nanotype::Value::Integer(188), nanotype::Value::Integer(413)]
+    );
+    drop(e);
+    let e = open(&dir, Some(config));
+    assert_eq!(
+        seqs(&feed::catch_up(e.primary(), Some(500), 600).unwrap()),
+        (501..=600).collect::<Vec<_>>(),
+        "the log is in the room's SQLite: a new instance resumes clients"
+    );
+}
+
+#[test]
+fn a_room_without_a_feed_logs_nothing() {
+    let dir = TempDir::new("feed-off");
+    let e = open(&dir, None);
+    Item::insert(e.primary(), &random_item(&mut Rng::new(6), "f")).unwrap();
+    assert!(e.primary().take_feed().is_empty());
+    let n = e
+        .primary()
+        .query("SELECT COUNT(*) FROM _nt_changes", &[])
+        .unwrap();
+    assert_eq!(n[0][0], nanotype::Value::Integer(0));
+    // The feed needs the schema to turn rows into JSON.
+    let err = Engine::builder("g")
+        .tables(tables())
+        .feed(Some(FeedConfig::default()))
+        .open(primary(&dir.path("g.db")), Rc::new(ManualScheduler::at(0)))
+        .map(|_: TestEngine<NativeReplica>| ())
+        .unwrap_err();
+    assert!(matches!(err, Error::Rejected(_)), "{err}");
+}
+
+#[test]
+fn client_messages_and_the_unacknowledged_window() {
+    let config = FeedConfig {
+        max_unacked: 10,
+        max_message_bytes: 64,
+        ..FeedConfig::default()
+    };
+    assert_eq!(
+        feed::parse_client(r#"{"type":"ack","seq":5}"#, &config),
+        Ok(ClientMessage::Ack(5))
+    );
+    assert_eq!(
+        feed::parse_client(r#"{"type":"ping"}"#, &config),
+        Ok(ClientMessage::Ping)
+    );
+    assert!(feed::parse_client(r#"{"type":"ack"}"#, &config).is_err());
+    assert!(feed::parse_client("nope", &config).is_err());
+    let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(100));
+    assert!(feed::parse_client(&big, &config)
+        .unwrap_err()
+        .contains("over the limit"));
+    let c = ClientState { acked: 100 };
+    assert!(!c.behind(110, &config));
+    assert!(c.behind(111, &config));
+    // A row too big for one message is sent without it, for the client to read.
+    let text = feed::change_text(1, "t", 1.into(), Some("x".repeat(100).into()), 64);
+    let v: Json = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["rowOmitted"], true);
+    assert!(v["row"].is_null());
+}
+
+#[test]
+fn the_feed_the_room_list_and_the_static_files_have_routes() {
+    use nanotype::api::route::route;
+    use nanotype::api::{Operation, Route};
+    let feed = route::<Items>("GET", "/rooms/r1/_feed").unwrap();
+    assert_eq!(feed, Route::Feed { room: "r1".into() });
+    assert_eq!(feed.operation(), Operation::Feed);
+    assert_eq!(feed.room(), Some("r1"));
+    assert_eq!(
+        route::<Items>("POST", "/rooms/r1/_feed").unwrap_err().status,
+        405
+    );
+    assert_eq!(route::<Items>("GET", "/_rooms").unwrap(), Route::Rooms);
+    let Route::Asset(client) = route::<Items>("GET", "/_nanotype/client.js").unwrap() else {
+        panic!("client.js is an asset")
+    };
+    assert!(client.body.contains("export function subscribe"));
+    assert!(route::<Items>("GET", "/_nanotype/dashboard").is_ok());
+    assert_eq!(
+        route::<Items>("GET", "/_nanotype/secrets").unwrap_err().status,
+        404
+    );
+}
