@@ -5,7 +5,8 @@
 #   2. the docs build with no warnings, and the migrations drift check: the committed migrations
 #      match the example's structs;
 #   3. the end-to-end suite: the example Worker built to wasm, run in local workerd
-#      (`wrangler dev`), driven over HTTP on 127.0.0.1, with the local D1 inspected directly;
+#      (`wrangler dev`), driven over HTTP and WebSockets on 127.0.0.1, with the local D1
+#      inspected directly, and its dashboard in headless Chromium (Debian's `chromium`);
 #   4. `nanotype new` in a temporary folder: built, migrated, served, changed, served again;
 #   5. the crates as crates.io would get them: packaged, built from the `.crate` files, docs as
 #      docs.rs builds them (scripts/package.sh).
@@ -17,6 +18,11 @@ stamp() { echo "[test +$(( $(date +%s) - t0 ))s] $*"; }
 if ! command -v sqlite3 >/dev/null 2>&1; then
   stamp "apt-get install sqlite3 (the migrations are also applied with the sqlite3 CLI)"
   (apt-get update -q && apt-get install -y -q sqlite3) >/dev/null
+fi
+
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM_PATH:-}" ]; then
+  stamp "apt-get install chromium (the dashboard is tested in a real, headless browser)"
+  (apt-get update -q && apt-get install -y -q chromium) >/dev/null
 fi
 
 stamp "cargo test --workspace"

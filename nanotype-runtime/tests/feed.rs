@@ -206,7 +206,9 @@ fn the_feed_the_room_list_and_the_static_files_have_routes() {
     assert_eq!(feed.operation(), Operation::Feed);
     assert_eq!(feed.room(), Some("r1"));
     assert_eq!(
-        route::<Items>("POST", "/rooms/r1/_feed").unwrap_err().status,
+        route::<Items>("POST", "/rooms/r1/_feed")
+            .unwrap_err()
+            .status,
         405
     );
     assert_eq!(route::<Items>("GET", "/_rooms").unwrap(), Route::Rooms);
@@ -216,7 +218,9 @@ fn the_feed_the_room_list_and_the_static_files_have_routes() {
     assert!(client.body.contains("export function subscribe"));
     assert!(route::<Items>("GET", "/_nanotype/dashboard").is_ok());
     assert_eq!(
-        route::<Items>("GET", "/_nanotype/secrets").unwrap_err().status,
+        route::<Items>("GET", "/_nanotype/secrets")
+            .unwrap_err()
+            .status,
         404
     );
 }

@@ -10,6 +10,7 @@ import {
   applyMigrations, d1, http, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS, AUDIT_EVERY_MS,
 } from "./harness.mjs";
 import { feedChecks } from "./feed.mjs";
+import { dashboardChecks } from "./dashboard.mjs";
 
 const RUN = Date.now().toString(36);
 const room = (name) => `${name}-${RUN}`;
@@ -420,6 +421,7 @@ try {
     room,
     restart: async () => { await w.stop(true); w = new Wrangler("main"); await w.start(); },
   });
+  await dashboardChecks({ check, room });
 
   await check(`6. load: ${LOAD_ROOMS} rooms x ${LOAD_WRITES} writes, ${LOAD_CONCURRENCY} in flight; then D1 equals every DO`, async () => {
     // Per room: creates, then completes and deletes of rows it created (ids are known: 1..n).

@@ -97,7 +97,45 @@ async fn route_and_serve<S: Schema>(
             }
         }
     }
-    forward(req, env, &room, body, fallback.as_deref()).await
+    let rows_asked = matches!(route, Route::Sync { .. })
+        && url.query_pairs().any(|(k, v)| k == "rows" && v == "1");
+    let resp = forward(req, env, &room, body, fallback.as_deref()).await?;
+    if rows_asked && resp.status_code() == 200 {
+        return with_replica_rows::<S>(resp, env, &room).await;
+    }
+    Ok(resp)
+}
+
+/// `GET /rooms/{room}/_sync?rows=1`: the room's row counts (from its Durable Object) next to
+/// D1's for the same room, one D1 batch.
+async fn with_replica_rows<S: Schema>(
+    mut resp: Response,
+    env: &Env,
+    room: &str,
+) -> std::result::Result<Response, ApiError> {
+    let mut body: serde_json::Value = resp.json().await.map_err(http::internal)?;
+    let defs = S::defs();
+    let counts: Vec<crate::replica::Statement> = defs
+        .iter()
+        .map(|d| {
+            crate::replica::Statement::new(
+                format!("SELECT COUNT(*) FROM \"{}\" WHERE \"room_id\" = ?1", d.name),
+                vec![crate::Value::Text(room.to_owned())],
+            )
+        })
+        .collect();
+    let replica = match D1Replica::from_env(env, D1_BINDING) {
+        Ok(d1) => d1.batch(&counts).await.ok(),
+        Err(_) => None,
+    };
+    for (i, d) in defs.iter().enumerate() {
+        let n = replica
+            .as_ref()
+            .and_then(|r| r.get(i))
+            .and_then(|rows| int(rows.first().and_then(|r| r.first())));
+        body["rows"][&d.name[..]]["replica"] = n.into();
+    }
+    http::json(200, &body).map_err(http::internal)
 }
 
 /// A single-row read takes only `consistency` and `seq`.

@@ -19,6 +19,7 @@ use super::http::{self, EnvVars};
 use super::{AlarmScheduler, D1Replica, DoPrimary};
 use crate::api::{self, room::Reply, ApiError, RoomHooks, Vars};
 use crate::feed::{self, ClientMessage, ClientState};
+use crate::primary::Primary;
 use crate::registry::Schema;
 use crate::sync::{Engine, SyncConfig};
 
@@ -167,6 +168,21 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             reply.body["alarmAt"] = self.scheduler.pending().into();
             reply.body["fingerprint"] = S::fingerprint().into();
             reply.body["feedClients"] = self.state.get_websockets().len().into();
+            if query.iter().any(|(k, v)| k == "rows" && v == "1") {
+                // Asked for (the dashboard): every row of every table is read once.
+                let mut rows = serde_json::Map::new();
+                for def in S::defs() {
+                    let n = engine
+                        .primary()
+                        .query(&format!("SELECT COUNT(*) FROM \"{}\"", def.name), &[])?;
+                    let n = match n.first().and_then(|r| r.first()) {
+                        Some(crate::Value::Integer(n)) => *n,
+                        _ => 0,
+                    };
+                    rows.insert(def.name.to_string(), serde_json::json!({ "primary": n }));
+                }
+                reply.body["rows"] = rows.into();
+            }
         }
         Ok(reply)
     }

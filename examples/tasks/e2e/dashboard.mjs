@@ -1,0 +1,67 @@
+// The dashboard in a real browser: headless Chromium (Debian's `chromium`, or CHROMIUM_PATH)
+// driven by playwright-core. A write made over HTTP shows on the page within 2 s; the resync
+// button resyncs the room; the rows in the DO and in D1 agree; a screenshot is saved.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import WebSocket from "ws";
+import { BASE, STATE, TOKENS, http, ok, waitFor } from "./harness.mjs";
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+export const SCREENSHOT = join(STATE, "dashboard.png");
+
+export async function dashboardChecks({ check, room }) {
+  await check("dashboard: a write shows within 2 s, the resync button resyncs, DO and D1 rows agree; screenshot saved", async () => {
+    assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
+    const R = room("dash"), Q = room("dashq");
+    for (let i = 0; i < 3; i++) await ok("POST", `/rooms/${R}/tasks`, { title: `d${i}` });
+    for (let i = 0; i < 2; i++) await ok("POST", `/rooms/${Q}/tasks`, { title: `q${i}` });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1600, height: 300 } });
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`${BASE}/_nanotype/dashboard#token=${TOKENS.all}&rooms=${R},${Q}`);
+      const cell = (r, k) => page.locator(`tr[data-room="${r}"] [data-k="${k}"]`);
+      await waitFor("the room's seq on the page", async () => (await cell(R, "seq").textContent().catch(() => null)) === "3", 10000);
+      // A write over HTTP, then the page, polling every second, shows it.
+      const t0 = performance.now();
+      const w = await http("POST", `/rooms/${R}/tasks`, { title: "seen in the browser" });
+      assert.equal(w.status, 201);
+      await waitFor("the write on the page", async () => (await cell(R, "seq").textContent()) === "4", 2000, 50);
+      const shownMs = performance.now() - t0;
+      // Row counts: the DO's and D1's, equal once replicated.
+      await waitFor("rows DO = D1", async () => /tasks 4 \/ 4/.test(await cell(R, "rows").textContent()), 15000);
+      // The resync button.
+      const before = (await ok("GET", `/rooms/${R}/_sync`)).health.totalSyncs;
+      await page.locator(`button[data-resync="${R}"]`).click();
+      await waitFor("the page to say the resync started", async () => /resync started/.test(await cell(R, "status").textContent()), 5000);
+      const h = await waitFor("the resync to finish", async () => {
+        const s = (await ok("GET", `/rooms/${R}/_sync`)).health;
+        return !s.resyncInProgress && s.totalSyncs > before && s.lag === 0 && s;
+      }, 15000);
+      await waitFor("rows DO = D1 after the resync", async () => /tasks 4 \/ 4/.test(await cell(R, "rows").textContent()), 15000);
+      // A feed client of the room shows in its row.
+      const feed = new WebSocket(`${BASE.replace("http", "ws")}/rooms/${R}/_feed?since=0`, ["nanotype", `bearer.${TOKENS.all}`]);
+      await new Promise((res, rej) => { feed.on("open", res); feed.on("error", rej); });
+      await waitFor("the feed client on the page", async () => (await cell(R, "clients").textContent()) === "1", 5000);
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      feed.close();
+      // The page holds no data without a token: the policy refuses its requests.
+      const anon = await browser.newPage();
+      await anon.goto(`${BASE}/_nanotype/dashboard#rooms=${R}`);
+      await waitFor("the refusal on the page", async () => /unauthorized/.test(await anon.locator(`tr[data-room="${R}"]`).textContent().catch(() => "")), 5000);
+      // The room list the page uses when no rooms are named: only rooms the token may see.
+      const all = (await http("GET", "/_rooms")).body.rooms.map((r) => r.room);
+      assert.ok(all.includes(R) && all.includes(Q), "both rooms listed for the all-rooms token");
+      const alpha = await http("GET", "/_rooms", undefined, { token: TOKENS.alpha });
+      assert.equal(alpha.status, 200);
+      assert.ok(alpha.body.rooms.every((r) => r.room.startsWith("alpha")), "another token sees only its rooms");
+      assert.deepEqual(errors, [], "no script errors on the page");
+      return { shownAfterMs: +shownMs.toFixed(0), resyncSyncs: h.totalSyncs - before, screenshot: SCREENSHOT };
+    } finally {
+      await browser.close();
+    }
+  });
+}
