@@ -65,6 +65,7 @@ pub fn main() -> ExitCode {
 struct Paths {
     sources: Vec<PathBuf>,
     layout: Layout,
+    types: Option<PathBuf>,
 }
 
 fn paths(args: &Args) -> Result<Paths, String> {
@@ -107,6 +108,7 @@ fn paths(args: &Args) -> Result<Paths, String> {
     Ok(Paths {
         sources,
         layout: Layout::new(&dir),
+        types: config.and_then(|c| c.types),
     })
 }
 
@@ -151,8 +153,24 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         current.replica_files.len(),
     );
 
+    let types = paths
+        .types
+        .as_ref()
+        .map(|p| (p, nanotype_schema::typescript::declarations(&target)));
+    let types_stale = types
+        .as_ref()
+        .filter(|(p, text)| std::fs::read_to_string(p).ok().as_deref() != Some(text.as_str()));
     if args.check {
-        return Ok(check(&mut out, &summary, &current, &plan));
+        let code = check(&mut out, &summary, &current, &plan);
+        if let Some((p, _)) = types_stale {
+            let _ = writeln!(
+                out,
+                "{} is stale: run `cargo run --bin gen-migrations` to write it, and commit it.",
+                shown(p)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        return Ok(code);
     }
     if !current.disagreements.is_empty() {
         return Err(format!(
@@ -162,6 +180,20 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         ));
     }
     let _ = writeln!(out, "{summary}");
+    if !args.dry_run {
+        if let Some((p, text)) = types_stale {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", shown(parent)))?;
+            }
+            std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", shown(p)))?;
+            let _ = writeln!(
+                out,
+                "Wrote {} (TypeScript declarations of the rows)",
+                shown(p)
+            );
+        }
+    }
     if plan.is_empty() {
         let _ = writeln!(out, "Nothing to do: the migrations match the structs.");
         return Ok(ExitCode::SUCCESS);

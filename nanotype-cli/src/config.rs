@@ -5,6 +5,7 @@
 //! [workspace.metadata.nanotype]
 //! sources = ["examples/tasks/src/schema.rs"]   # files holding #[nanotype::table] structs
 //! migrations = "migrations"                    # D1 here, the Durable Object's in <dir>/do
+//! types = "client/tables.d.ts"                 # optional: TypeScript declarations of the rows
 //! ```
 //!
 //! Paths are relative to the manifest's folder.
@@ -21,6 +22,8 @@ pub struct Config {
     pub manifest: PathBuf,
     pub sources: Vec<PathBuf>,
     pub migrations: PathBuf,
+    /// Where the tables' TypeScript declarations go, if anywhere.
+    pub types: Option<PathBuf>,
 }
 
 /// The nearest `Cargo.toml` from `start` upwards that has a `nanotype` metadata section.
@@ -74,10 +77,19 @@ pub fn load(manifest: &Path) -> Result<Config, String> {
                 .ok_or_else(|| format!("{shown}: `migrations` must be a path"))?,
         ),
     };
+    let types = match meta.get("types") {
+        None => None,
+        Some(v) => Some(
+            base.join(
+                v.as_str()
+                    .ok_or_else(|| format!("{shown}: `types` must be a path"))?,
+            ),
+        ),
+    };
     for key in meta.keys() {
-        if key != "sources" && key != "migrations" {
+        if !["sources", "migrations", "types"].contains(&key.as_str()) {
             return Err(format!(
-                "{shown}: unknown key `{key}` in [workspace.metadata.nanotype]; expected `sources` or `migrations`"
+                "{shown}: unknown key `{key}` in [workspace.metadata.nanotype]; expected `sources`, `migrations` or `types`"
             ));
         }
     }
@@ -85,6 +97,7 @@ pub fn load(manifest: &Path) -> Result<Config, String> {
         manifest: manifest.to_owned(),
         sources,
         migrations,
+        types,
     })
 }
 

@@ -265,3 +265,36 @@ fn a_rebuild_is_refused_when_a_hand_written_foreign_key_points_at_the_table() {
     );
     assert_eq!(file_names(&p.d1_dir()).len(), 2);
 }
+
+#[test]
+fn typescript_declarations_are_written_with_the_migrations_and_checked_for_drift() {
+    let p = Project::new();
+    std::fs::write(
+        p.path().join("Cargo.toml"),
+        "[workspace]\n\n[workspace.metadata.nanotype]\nsources = [\"schema.rs\"]\nmigrations = \"migrations\"\ntypes = \"web/tables.d.ts\"\n",
+    )
+    .unwrap();
+    p.write_schema(V1);
+    let out = p.ok(&[]);
+    assert!(
+        out.contains("Wrote web/tables.d.ts") || out.contains("tables.d.ts"),
+        "{out}"
+    );
+    let ts = std::fs::read_to_string(p.path().join("web/tables.d.ts")).unwrap();
+    assert!(ts.contains("export interface Todo {"), "{ts}");
+    assert!(ts.contains("  estimate: number | null;"), "{ts}");
+    assert!(ts.contains("  todo: Todo;"), "{ts}");
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+
+    // A field added: the migration and the declarations are both behind, and both written.
+    p.write_schema(V2_DUE);
+    let out = p.fails(&["--check"]);
+    assert!(out.contains("tables.d.ts is stale"), "{out}");
+    p.ok(&[]);
+    let ts = std::fs::read_to_string(p.path().join("web/tables.d.ts")).unwrap();
+    assert!(ts.contains("  due: number | null;"), "{ts}");
+    p.ok(&["--check"]);
+    // Edited by hand: stale again.
+    std::fs::write(p.path().join("web/tables.d.ts"), "// mine\n").unwrap();
+    assert!(p.fails(&["--check"]).contains("is stale"));
+}

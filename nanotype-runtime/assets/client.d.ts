@@ -1,5 +1,6 @@
-// Declarations of /_nanotype/client.js. `nanotype types` writes the schema's row types
-// (`Tables`), so that `subscribe<Tables>(...)` gives typed rows.
+// Declarations of /_nanotype/client.js. gen-migrations writes the schema's row types
+// (`Tables`, with `types = "..."` in [package.metadata.nanotype]), so that
+// `subscribe<Tables>(...)` gives typed rows.
 
 /** A change of one row, in seq order. */
 export type Change<Tables = Record<string, unknown>> = {

@@ -28,6 +28,7 @@ pub mod model;
 #[cfg(feature = "syn")]
 pub mod parse;
 pub mod symbol;
+pub mod typescript;
 
 pub use model::{Column, Index, Literal, SqlType, Table, ValueKind};
 

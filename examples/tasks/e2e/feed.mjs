@@ -3,11 +3,12 @@
 // resumes with no gap and no duplicate; clients resume after `wrangler dev` is killed and
 // restarted; a client that does not read is closed with its reason while writes go on.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import WebSocket from "ws";
-import { BASE, STATE, TOKENS, http, pool, sleep, waitFor } from "./harness.mjs";
+import { BASE, EXAMPLE, STATE, TOKENS, http, pool, sleep, waitFor } from "./harness.mjs";
 
 /// The client module exactly as the Worker serves it.
 async function servedClient() {
@@ -46,6 +47,29 @@ const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
 
 export async function feedChecks({ check, room, restart }) {
   const { subscribe } = await servedClient();
+
+  await check("feed 0. typed rows: the served client.d.ts and the generated tables.d.ts type-check a subscriber (tsc --strict)", async () => {
+    const dir = join(STATE, "ts");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "client.d.ts"), await (await fetch(`${BASE}/_nanotype/client.d.ts`)).text());
+    copyFileSync(join(EXAMPLE, "client/tables.d.ts"), join(dir, "tables.d.ts"));
+    const app = `import { subscribe } from "./client";
+import type { Tables } from "./tables";
+subscribe<Tables>("demo", { onChange: (c) => {
+  if (c.table === "tasks" && c.op === "upsert" && c.row) { const title: string = c.row.title; const done: boolean = c.row.done; void title; void done; }
+  if (c.table === "comments" && c.op === "upsert" && c.row) { const n: number = c.row.task_id; void n; }
+} });
+`;
+    writeFileSync(join(dir, "app.ts"), app);
+    const tsc = join(EXAMPLE, "node_modules/.bin/tsc");
+    execFileSync(tsc, ["--noEmit", "--strict", "--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler", join(dir, "app.ts")], { encoding: "utf8" });
+    // And a wrong field is an error: the types are real.
+    writeFileSync(join(dir, "bad.ts"), app.replace("c.row.title", "c.row.titel"));
+    let out = "";
+    try { execFileSync(tsc, ["--noEmit", "--strict", "--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler", join(dir, "bad.ts")], { encoding: "utf8" }); }
+    catch (e) { out = String(e.stdout); }
+    assert.match(out, /titel/);
+  });
 
   await check("feed 1. two clients get 500 writes in order; one killed mid-stream resumes with no gap, no duplicate", async () => {
     const R = room("feed");

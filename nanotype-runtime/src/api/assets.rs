@@ -3,7 +3,7 @@
 //!
 //! * `client.js`: the feed client, an ES module with no build step ([`CLIENT_JS`]);
 //! * `client.d.ts`: its TypeScript declarations (the schema's row types come from
-//!   `nanotype types`);
+//!   gen-migrations, with `types = "…"` in the nanotype metadata);
 //! * `dashboard`: the replication dashboard, plain HTML, CSS and JS (no CDN).
 
 /// One static file.
