@@ -232,7 +232,17 @@ pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
         Ok(d) => d,
         Err(why) => return skipped(why),
     };
-    let out = measure(sizes, port);
+    let mut out = measure(sizes, port);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
+    out.extend(crate::feed::measure(
+        port,
+        sizes.lag_writes.min(1_000),
+        &stamp,
+    ));
     drop(dev);
     out
 }
@@ -251,6 +261,10 @@ const PLAIN: Route = Route {
     name: "plain",
     path: |k| format!("/rooms/tp-plain-{k}/bench/plain"),
 };
+const FEED: Route = Route {
+    name: "replicated + feed",
+    path: |k| format!("/rooms/tp-feed-{k}/tasks"),
+};
 const WRITE_THROUGH: Route = Route {
     name: "write-through",
     path: |k| format!("/rooms/tp-wt-{k}/bench/write-through"),
@@ -261,7 +275,7 @@ fn measure(sizes: &Sizes, port: u16) -> Vec<Outcome> {
     // Warm every room (Durable Object instantiation, engine start-up) and find the routes.
     let mut present = Vec::new();
     let mut missing = Vec::new();
-    for route in [REPLICATED, PLAIN, WRITE_THROUGH] {
+    for route in [REPLICATED, FEED, PLAIN, WRITE_THROUGH] {
         let mut ok = true;
         for k in 0..ROOMS {
             for i in 0..3 {
@@ -372,6 +386,19 @@ fn measure(sizes: &Sizes, port: u16) -> Vec<Outcome> {
                 raw: how.clone(),
             }));
         }
+    }
+    if !missing.contains(&FEED.name) {
+        out.push(Outcome::Figure(Figure {
+            part: "workerd",
+            measure: "create-task with the change feed on (no client) vs without".into(),
+            subject: Amount::new(rate(FEED.name), "req/s"),
+            baseline: Some((
+                "replicated".into(),
+                Amount::new(rate("replicated"), "req/s"),
+            )),
+            target: Target::RatioAtLeast(0.9),
+            raw: how.clone(),
+        }));
     }
     out.extend(lag(sizes, port));
     out

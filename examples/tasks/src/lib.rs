@@ -63,7 +63,7 @@ impl RoomHooks for TaskHooks {
     }
 
     /// `GET /rooms/{room}/_feed`: every change, live, to the room's WebSocket clients.
-    fn feed(&self) -> Option<FeedConfig> {
+    fn feed(&self, _room: &str) -> Option<FeedConfig> {
         Some(FeedConfig::default())
     }
 }

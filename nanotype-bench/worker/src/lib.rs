@@ -19,6 +19,7 @@ pub mod schema;
 use nanotype::api::{
     Access, ApiError, AppRequest, Decision, Policy, Reply, RequestParts, RoomCtx, RoomHooks, Vars,
 };
+use nanotype::feed::FeedConfig;
 use nanotype::Primary;
 
 nanotype::room!(Room, schema::App, Baselines);
@@ -37,6 +38,12 @@ impl RoomHooks for Baselines {
             return None;
         }
         Some(baseline::plain_route(room.db(), req.body, room.now_ms()))
+    }
+
+    /// The feed is on only in the rooms the bench measures it in (`feed-…`, `tp-feed-…`), so
+    /// the other figures are of the write path without it.
+    fn feed(&self, room: &str) -> Option<FeedConfig> {
+        (room.starts_with("feed-") || room.starts_with("tp-feed-")).then(FeedConfig::default)
     }
 }
 

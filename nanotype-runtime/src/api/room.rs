@@ -222,10 +222,11 @@ pub trait RoomHooks: Default + 'static {
         crate::actor::sql_guard::DEFAULT_BUDGET_ROWS
     }
 
-    /// The room's change feed (`GET /rooms/{room}/_feed`, a WebSocket the policy admits like
-    /// any route; [`crate::feed`]) and its limits. Off (`None`) unless the app turns it on: on,
-    /// every write also logs its change, one more row written in the Durable Object per write.
-    fn feed(&self) -> Option<crate::feed::FeedConfig> {
+    /// The change feed of `room` (`GET /rooms/{room}/_feed`, a WebSocket the policy admits like
+    /// any route; [`crate::feed`]) and its limits. Off (`None`) unless the app turns it on, for
+    /// every room or some: on, every write also logs its change, one more row written in the
+    /// Durable Object per write.
+    fn feed(&self, _room: &str) -> Option<crate::feed::FeedConfig> {
         None
     }
 }

@@ -206,7 +206,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
                 ))
             }
         }
-        let Some(config) = self.hooks.feed() else {
+        let Some(config) = self.hooks.feed(room) else {
             return Err(ApiError::not_found(
                 "the feed is off (an app turns it on with RoomHooks::feed)",
             ));
@@ -272,7 +272,10 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let config = self.hooks.feed().unwrap_or_default();
+        let config = match self.engine(None, false) {
+            Ok(Some(e)) => e.primary().feed_config().cloned().unwrap_or_default(),
+            _ => Default::default(),
+        };
         let text = match message {
             WebSocketIncomingMessage::String(t) => t,
             WebSocketIncomingMessage::Binary(_) => {
@@ -388,7 +391,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         crate::migrate::apply(&primary, S::MIGRATIONS)?;
         let engine = Engine::builder(&room)
             .schema::<S>()
-            .feed(self.hooks.feed())
+            .feed(self.hooks.feed(&room))
             .replica(D1Replica::from_env(&self.env, D1_BINDING).ok())
             .config(self.config.clone())
             .open(primary, self.scheduler.clone())?;
