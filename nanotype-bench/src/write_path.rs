@@ -1,5 +1,7 @@
-//! Part 1, the write path: a generated `Item::insert` (the row and its outbox record in one
-//! transaction) against a raw prepared insert of the same row, each in its own SQLite file with
+//! Part 1, the write path: a generated `Item::insert` in a room's engine (the row and its
+//! outbox record, written by the capture trigger, in one transaction) against a raw prepared
+//! insert of the same row, and against the same insert on a bare database (where the write path
+//! sends the outbox record as a statement of its own), each in its own SQLite file with
 //! the same pragmas. Two pairs: `synchronous=FULL` (what `NativePrimary::open` uses: every
 //! commit durable, the headline) and `synchronous=NORMAL` (no fsync per commit: the CPU cost of
 //! the write path, where any overhead shows most).
@@ -33,12 +35,26 @@ fn pair(
     writes: usize,
     rounds: usize,
     headline: bool,
-) -> Figure {
+) -> Vec<Figure> {
     let primary = NativePrimary::from_connection(open(
         &dir.join(format!("generated-{synchronous}.db")),
         synchronous,
     ));
     nanotype::outbox::install(&primary).expect("outbox");
+    // The same insert in a room's engine: its capture triggers record the change inside the
+    // insert statement, where the bare database above sends a second statement.
+    let engine: nanotype::sync::Engine<NativePrimary, nanotype::native::NativeReplica, _> =
+        nanotype::sync::Engine::builder("bench")
+            .tables(vec![Item::table_def()])
+            .open(
+                NativePrimary::from_connection(open(
+                    &dir.join(format!("room-{synchronous}.db")),
+                    synchronous,
+                )),
+                std::rc::Rc::new(nanotype::native::ManualScheduler::new()),
+            )
+            .expect("engine");
+    let room = engine.primary();
     let raw = open(&dir.join(format!("raw-{synchronous}.db")), synchronous);
     raw.set_prepared_statement_cache_capacity(16);
 
@@ -46,6 +62,7 @@ fn pair(
     let mut next = 0u64;
     for _ in 0..20 {
         Item::insert(&primary, &item(next)).expect("insert");
+        Item::insert(room, &item(next)).expect("insert");
         raw_insert(&raw, &item(next));
         next += 1;
     }
@@ -58,6 +75,16 @@ fn pair(
                 let s = timed(|| {
                     for i in first..first + writes as u64 {
                         Item::insert(&primary, &item(i)).expect("generated insert");
+                    }
+                });
+                start.set(first + writes as u64);
+                s
+            }),
+            Contender::new("room", || {
+                let first = start.get();
+                let s = timed(|| {
+                    for i in first..first + writes as u64 {
+                        Item::insert(room, &item(i)).expect("insert in a room");
                     }
                 });
                 start.set(first + writes as u64);
@@ -81,33 +108,57 @@ fn pair(
         .query_row("SELECT COUNT(*) FROM \"items\"", [], |r| r.get(0))
         .expect("count");
     assert_eq!(outbox, raw_rows, "one outbox record per generated write");
+    let room_outbox = nanotype::outbox::depth(room).expect("outbox depth");
+    assert_eq!(
+        room_outbox, raw_rows,
+        "one trigger record per write in the room"
+    );
 
     let per = 1e6 / writes as f64;
     let g = rounds.median("generated") * per;
     let r = rounds.median("raw") * per;
-    Figure {
+    let t = rounds.median("room") * per;
+    let capture = Figure {
         part: "write",
         measure: format!(
-            "generated insert vs raw prepared insert, WAL synchronous={synchronous}{}",
+            "insert in a room (capture trigger) vs with its own outbox statement, synchronous={synchronous}"
+        ),
+        subject: Amount::new(t, "µs/write"),
+        baseline: Some(("outbox statement".into(), Amount::new(g, "µs/write"))),
+        target: Target::None,
+        raw: format!(
+            "The same rounds: `Item::insert` on a room's engine (the outbox record written by the \
+             table's AFTER INSERT trigger, inside the insert) against `Item::insert` on a bare \
+             database (the write path's own outbox INSERT).\n\n\
+             - on a bare database µs/write per round: {}",
+            list(rounds.of("generated"), per)
+        ),
+    };
+    let headline_figure = Figure {
+        part: "write",
+        measure: format!(
+            "generated insert in a room vs raw prepared insert, WAL synchronous={synchronous}{}",
             if headline { " (headline)" } else { "" }
         ),
-        subject: Amount::new(g, "µs/write"),
+        subject: Amount::new(t, "µs/write"),
         baseline: Some(("raw insert".into(), Amount::new(r, "µs/write"))),
         target: Target::RatioAtMost(1.2),
         raw: format!(
             "{} rounds of {writes} single-row inserts each, interleaved (order rotating), each \
              insert its own transaction; file-backed SQLite, journal_mode=WAL, \
              synchronous={synchronous}.\n\n\
-             - generated `Item::insert` µs/write per round: {}\n\
+             - generated `Item::insert` in a room (its engine's capture trigger records the \
+             change) µs/write per round: {}\n\
              - raw prepared `INSERT` µs/write per round: {}\n\
              - medians: {:.2} vs {:.2} µs/write",
             rounds.of("raw").len(),
-            list(rounds.of("generated"), per),
+            list(rounds.of("room"), per),
             list(rounds.of("raw"), per),
-            g,
+            t,
             r
         ),
-    }
+    };
+    vec![headline_figure, capture]
 }
 
 fn raw_insert(conn: &Connection, it: &Item) {
@@ -124,8 +175,9 @@ fn raw_insert(conn: &Connection, it: &Item) {
 }
 
 pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
-    vec![
-        Outcome::Figure(pair(dir, "FULL", sizes.durable_writes, sizes.rounds, true)),
-        Outcome::Figure(pair(dir, "NORMAL", sizes.writes, sizes.rounds, false)),
-    ]
+    pair(dir, "FULL", sizes.durable_writes, sizes.rounds, true)
+        .into_iter()
+        .chain(pair(dir, "NORMAL", sizes.writes, sizes.rounds, false))
+        .map(Outcome::Figure)
+        .collect()
 }

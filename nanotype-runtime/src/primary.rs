@@ -29,10 +29,24 @@ pub trait Primary {
     /// guarantees delivery.
     fn changed(&self) {}
 
-    /// Told inside a write's transaction, after its outbox record: the change's seq, table, key
-    /// and the row as stored (`None` for a delete). A room whose feed is on logs it for its
-    /// WebSocket clients ([`crate::feed`]); an error rolls the write back.
-    fn record(&self, _seq: i64, _table: &str, _key: &Value, _row: Option<&Row>) -> Result<()> {
+    /// Whether the database records every change of a replicated table in the outbox itself,
+    /// with triggers ([`crate::capture`]): a room's engine does, so the generated writes send no
+    /// outbox statement of their own. A bare database does not.
+    fn captures_changes(&self) -> bool {
+        false
+    }
+
+    /// Told inside a write's transaction, after its outbox record: the change's seq (`None` when
+    /// a trigger recorded it: then it is the room's current seq), table, key and the row as
+    /// stored (`None` for a delete). A room whose feed is on logs it for its WebSocket clients
+    /// ([`crate::feed`]); an error rolls the write back.
+    fn record(
+        &self,
+        _seq: Option<i64>,
+        _table: &str,
+        _key: &Value,
+        _row: Option<&Row>,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -56,7 +70,10 @@ impl<P: Primary + ?Sized> Primary for &P {
     fn changed(&self) {
         (**self).changed()
     }
-    fn record(&self, seq: i64, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
+    fn captures_changes(&self) -> bool {
+        (**self).captures_changes()
+    }
+    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
         (**self).record(seq, table, key, row)
     }
 }
@@ -80,7 +97,10 @@ impl<P: Primary + ?Sized> Primary for std::rc::Rc<P> {
     fn changed(&self) {
         (**self).changed()
     }
-    fn record(&self, seq: i64, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
+    fn captures_changes(&self) -> bool {
+        (**self).captures_changes()
+    }
+    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
         (**self).record(seq, table, key, row)
     }
 }

@@ -1,5 +1,6 @@
-//! The one write path. Every generated insert/update/upsert/delete comes here, and here the
-//! change is recorded in the outbox in the same transaction as the row: both or neither.
+//! The one write path. Every generated insert/update/upsert/delete comes here, and the change is
+//! recorded in the outbox in the same transaction as the row: both or neither. In a room's engine
+//! the capture triggers record it ([`crate::capture`]); on a bare database this code does.
 
 use crate::error::{Error, Result};
 use crate::outbox;
@@ -19,7 +20,12 @@ fn apply<P: Primary>(
         let Some((key, row)) = change()? else {
             return Ok(None);
         };
-        let seq = outbox::append(db, table, key.clone())?;
+        // A room's engine records the change with a trigger, inside the statement that made it.
+        let seq = if db.captures_changes() {
+            None
+        } else {
+            Some(outbox::append(db, table, key.clone())?)
+        };
         db.record(seq, table, &key, row.as_ref())?;
         Ok(Some(row))
     })?;

@@ -274,6 +274,21 @@ try {
     return { ...codes, roomsWithState: withState + 1 };
   });
 
+  await check("complete capture: a custom route's raw UPDATE over many rows reaches D1 with no generated write", async () => {
+    const R = room("capture");
+    for (let i = 0; i < 30; i++) await createTask(R, `cap ${i}`, { status: i % 3 === 0 ? "done" : "open" });
+    await drained(R);
+    const before = (await sync(R)).currentSeq;
+    const res = await ok("POST", `/rooms/${R}/archive`);
+    assert.equal(res.archived, 10);
+    const h = await drained(R);
+    assert.equal(h.currentSeq, before + 10, "one change recorded per row the statement changed");
+    const counts = await assertD1EqualsPrimary([R]);
+    const archived = await d1(`SELECT COUNT(*) AS n FROM tasks WHERE room_id = '${R}' AND status = 'archived'`);
+    assert.equal(archived[0].n, 10);
+    return { rows: counts[R], archivedInD1: archived[0].n };
+  });
+
   await check("5. force resync repairs rows tampered with in D1", async () => {
     const [keep, del] = [ids.A[0], ids.A[2]];
     await d1(`UPDATE tasks SET title = 'tampered', done = 0 WHERE room_id = '${A}' AND id = ${keep};

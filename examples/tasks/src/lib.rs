@@ -18,7 +18,8 @@ pub const MAX_TEXT_CHARS: usize = 500;
 
 nanotype::room!(Room, schema::App, TaskHooks);
 
-/// The app's part of every room: what a valid write is, `GET /rooms/{room}/stats`, and
+/// The app's part of every room: what a valid write is, `GET /rooms/{room}/stats` and
+/// `POST /rooms/{room}/archive`,
 /// `POST /rooms/{room}/_sql` turned on (one query, refused before it runs if over budget), and
 /// the change feed on.
 #[derive(Default)]
@@ -55,7 +56,11 @@ impl RoomHooks for TaskHooks {
         room: &RoomCtx<'_, P>,
         req: &AppRequest<'_>,
     ) -> Option<Result<Reply, ApiError>> {
-        (req.method == "GET" && req.path == ["stats"]).then(|| stats(room))
+        match (req.method, req.path) {
+            ("GET", [p]) if p == "stats" => Some(stats(room)),
+            ("POST", [p]) if p == "archive" => Some(archive(room)),
+            _ => None,
+        }
     }
 
     fn read_only_sql(&self) -> bool {
@@ -66,6 +71,16 @@ impl RoomHooks for TaskHooks {
     fn feed(&self, _room: &str) -> Option<FeedConfig> {
         Some(FeedConfig::default())
     }
+}
+
+/// `POST /rooms/{room}/archive`: every done task archived by one SQL statement in the room. The
+/// runtime's capture triggers record each row it changes, so they reach D1 like any write.
+fn archive<P: Primary>(room: &RoomCtx<'_, P>) -> Result<Reply, ApiError> {
+    let n = room.db().execute(
+        "UPDATE tasks SET status = 'archived', done = 0 WHERE status = 'done'",
+        &[],
+    )?;
+    Ok(Reply::json(200, serde_json::json!({ "archived": n })))
 }
 
 /// Tasks per status, counted in the room's own database.

@@ -117,6 +117,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let read_seq = self.current_seq()?;
             let guard = self.guard(read_seq);
             let mut stmts: Vec<Statement> = Vec::new();
+            // Deletes go first: a row deleted in the room frees its unique values for the rows
+            // upserted after it.
+            let mut upserts: Vec<Statement> = Vec::new();
             let mut rows_sent = 0;
             for (def, keys) in &pending.tables {
                 let mut found = read_rows(&self.primary, def, keys, limits.max_params)?;
@@ -129,9 +132,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                     }
                 }
                 rows_sent += rows.len() + gone.len();
-                stmts.extend(statements::upserts(def, rows, &guard, limits));
+                upserts.extend(statements::upserts(def, rows, &guard, limits));
                 stmts.extend(statements::deletes(def, &gone, &guard, limits));
             }
+            stmts.extend(upserts);
             if stmts.len() + 2 > limits.max_statements && limit > 1 {
                 limit = (limit / 2).max(1);
                 continue;

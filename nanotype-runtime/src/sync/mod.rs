@@ -298,9 +298,16 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
         self.scheduler.schedule(self.delivery_delay_ms);
         self.inner.changed();
     }
-    fn record(&self, seq: i64, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
+    fn captures_changes(&self) -> bool {
+        true
+    }
+    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
         let Some(feed) = &self.feed else {
             return Ok(());
+        };
+        let seq = match seq {
+            Some(seq) => seq,
+            None => outbox::current_seq(&self.inner)?,
         };
         let json = match (row, (feed.table)(table)) {
             (Some(row), Some(entry)) => Some(entry.row_to_json(row.clone())?),
@@ -320,7 +327,7 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
         );
         crate::feed::record(&self.inner, &feed.config, seq, &text)?;
         self.staged.borrow_mut().push((seq, text));
-        self.inner.record(seq, table, key, row)
+        self.inner.record(Some(seq), table, key, row)
     }
 }
 
@@ -523,6 +530,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             }
         }
         outbox::install(&primary)?;
+        crate::capture::install(&primary, &tables)?;
         let primary_id = primary.transaction(|| {
             match meta_get(&primary, META_ROOM)? {
                 Some(own) if own != room => {

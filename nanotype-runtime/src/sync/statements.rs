@@ -95,16 +95,26 @@ pub fn upserts(def: &TableDef, rows: Vec<Row>, guard: &Guard, limits: &Limits) -
     } else {
         format!("DO UPDATE SET {}", set.join(", "))
     };
+    // A table with unique indexes: a row may take a unique value that the replica still gives
+    // to another row of the room whose own change is in this batch or an earlier one (a swap, a
+    // move, a REPLACE in the room). `OR REPLACE` removes that stale row, whose current state this
+    // batch or an earlier one sends; an upsert would fail on it. Other tables update in place.
+    let replace = def.indexes.iter().any(|i| i.unique);
     let head = format!(
-        "INSERT INTO {table} ({}, {}) SELECT * FROM (VALUES ",
+        "INSERT {}INTO {table} ({}, {}) SELECT * FROM (VALUES ",
+        if replace { "OR REPLACE " } else { "" },
         quote(ROOM_COLUMN),
         cols.join(", ")
     );
-    let tail = format!(
-        ") WHERE {} ON CONFLICT ({}, {key}) {conflict}",
-        guard_sql(),
-        quote(ROOM_COLUMN)
-    );
+    let tail = if replace {
+        format!(") WHERE {}", guard_sql())
+    } else {
+        format!(
+            ") WHERE {} ON CONFLICT ({}, {key}) {conflict}",
+            guard_sql(),
+            quote(ROOM_COLUMN)
+        )
+    };
 
     let mut out = Vec::new();
     let mut rows = rows.into_iter().peekable();
