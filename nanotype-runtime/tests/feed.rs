@@ -224,3 +224,38 @@ fn the_feed_the_room_list_and_the_static_files_have_routes() {
         404
     );
 }
+
+#[test]
+fn changes_made_with_raw_sql_join_the_feed_once_with_their_rows() {
+    let dir = TempDir::new("feed-raw");
+    let e = open(&dir, Some(FeedConfig::default()));
+    let mut rng = Rng::new(8);
+    let a = Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    let b = Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    assert_eq!(e.primary().take_feed().len(), 2);
+    // Raw SQL, as a custom route runs it, then a generated write in the same request.
+    e.primary()
+        .execute("UPDATE items SET note = 'raw'", &[])
+        .unwrap();
+    Item::delete(e.primary(), a.id).unwrap();
+    e.primary().feed_captured().unwrap();
+    let sent = e.primary().take_feed();
+    assert_eq!(
+        sent.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [3, 4, 5],
+        "the two raw updates, then the delete: in seq order, once"
+    );
+    let raw: Json = serde_json::from_str(&sent[1].1).unwrap();
+    assert_eq!(raw["key"], b.id);
+    assert_eq!(raw["row"]["note"], "raw");
+    // Row `a` was deleted after its raw update: its message says so (its state now).
+    let gone: Json = serde_json::from_str(&sent[0].1).unwrap();
+    assert_eq!(gone["op"], "delete");
+    // Nothing new: nothing sent, and a resuming client gets the same messages from the log.
+    e.primary().feed_captured().unwrap();
+    assert!(e.primary().take_feed().is_empty());
+    assert_eq!(
+        seqs(&feed::catch_up(e.primary(), Some(2), 5).unwrap()),
+        [3, 4, 5]
+    );
+}

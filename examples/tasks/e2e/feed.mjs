@@ -152,6 +152,19 @@ subscribe<Tables>("demo", { onChange: (c) => {
     return { reconnectsA: a.sockets.length - 1, reconnectsB: b.sockets.length - 1 };
   });
 
+  await check("feed 5. rows changed by a custom route's raw SQL reach the feed with their new state", async () => {
+    const R = room("feedraw");
+    const a = recorder(subscribe, R);
+    await waitFor("live", async () => a.statuses.some((s) => s.s === "live"));
+    for (let i = 0; i < 6; i++) assert.equal((await http("POST", `/rooms/${R}/tasks`, { title: `r${i}`, status: i % 3 === 0 ? "done" : "open" })).status, 201);
+    const res = await http("POST", `/rooms/${R}/archive`);
+    assert.equal(res.body.archived, 2);
+    await waitFor("8 changes", async () => a.got.length >= 8);
+    assertInOrderOnce(a.got, 1, 8, "the client");
+    assert.deepEqual(a.got.slice(6).map((c) => c.row.status), ["archived", "archived"]);
+    a.sub.close();
+  });
+
   await check("feed 4. a client that does not read is closed with its reason; writes and the other client go on", async () => {
     const R = room("feedslow");
     const normal = recorder(subscribe, R);

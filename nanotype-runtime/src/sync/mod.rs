@@ -227,6 +227,8 @@ pub struct RoomDb<P, S> {
     depth: Cell<u32>,
     /// Feed messages of committed writes, not yet sent.
     ready: RefCell<Vec<(i64, String)>>,
+    /// The newest seq the feed has sent.
+    fed_through: Cell<i64>,
 }
 
 /// The feed's settings and how to turn a stored row into its struct's JSON.
@@ -255,7 +257,76 @@ impl<P, S> RoomDb<P, S> {
     /// The feed messages of the writes committed since the last call, in seq order: the host
     /// sends them to the room's WebSocket clients.
     pub fn take_feed(&self) -> Vec<(i64, String)> {
-        std::mem::take(&mut *self.ready.borrow_mut())
+        let mut ready = std::mem::take(&mut *self.ready.borrow_mut());
+        ready.sort_by_key(|(seq, _)| *seq);
+        if let Some((last, _)) = ready.last() {
+            self.fed_through.set(self.fed_through.get().max(*last));
+        }
+        ready
+    }
+
+    /// Put in the feed the changes the capture triggers recorded outside the generated writes
+    /// (raw SQL of a custom route or a timer, cascades), with their rows as they are now: the
+    /// host calls it after running app code (a custom route, the timers). One read of the
+    /// outbox records after the last change sent (usually none or a few), and one row read per
+    /// change found; nothing when the feed is off.
+    pub fn feed_captured(&self) -> Result<()>
+    where
+        P: Primary,
+    {
+        let Some(feed) = &self.feed else {
+            return Ok(());
+        };
+        // Everything after what was sent; the generated writes' own messages are skipped below.
+        let from = self.fed_through.get();
+        let records = self.inner.query(
+            "SELECT \"seq\", \"tbl\", \"pk\" FROM \"_nt_outbox\" WHERE \"seq\" > ?1 \
+             AND \"tbl\" <> '' ORDER BY \"seq\"",
+            &[Value::Integer(from)],
+        )?;
+        let logged: Vec<i64> = self.ready.borrow().iter().map(|(s, _)| *s).collect();
+        let mut found = Vec::new();
+        for record in records {
+            let (Some(Value::Integer(seq)), Some(Value::Text(table)), Some(key)) =
+                (record.first(), record.get(1), record.get(2))
+            else {
+                continue;
+            };
+            if logged.contains(seq) {
+                continue;
+            }
+            let Some(entry) = (feed.table)(table) else {
+                continue;
+            };
+            let row = self
+                .inner
+                .query(&entry.sql().get, std::slice::from_ref(key))?
+                .into_iter()
+                .next();
+            let json = match row {
+                Some(row) => Some(entry.row_to_json(row)?),
+                None => None,
+            };
+            let text = crate::feed::change_text(
+                *seq,
+                table,
+                crate::api::room::key_json(key),
+                json,
+                feed.config.max_message_bytes,
+            );
+            found.push((*seq, text));
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        self.inner.transaction(|| {
+            for (seq, text) in &found {
+                crate::feed::record(&self.inner, &feed.config, *seq, text)?;
+            }
+            Ok(())
+        })?;
+        self.ready.borrow_mut().extend(found);
+        Ok(())
     }
 }
 
@@ -565,6 +636,19 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             .fold(scheduler.now_ms() as u64 | 1, |h, b| {
                 h.rotate_left(5) ^ u64::from(b)
             });
+        // The feed resumes after the newest change it logged (changes the triggers captured after
+        // it are fed at the next `feed_captured`); a feed turned on now starts at the room's seq.
+        let fed_through = match &feed {
+            None => 0,
+            Some(_) => match primary
+                .query("SELECT MAX(\"seq\") FROM \"_nt_changes\"", &[])?
+                .first()
+                .and_then(|r| r.first())
+            {
+                Some(Value::Integer(seq)) => *seq,
+                _ => outbox::current_seq(&primary)?,
+            },
+        };
         let primary = RoomDb {
             inner: primary,
             scheduler,
@@ -574,6 +658,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             feed,
             staged: RefCell::new(Vec::new()),
             depth: Cell::new(0),
+            fed_through: Cell::new(fed_through),
             ready: RefCell::new(Vec::new()),
         };
         Ok(Engine {

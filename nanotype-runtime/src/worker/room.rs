@@ -112,6 +112,9 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         if let Err(e) = api::room::run_timers(&engine, &self.hooks) {
             worker::console_error!("room {}: timers failed: {}", engine.room(), e.message);
         }
+        if let Err(e) = engine.primary().feed_captured() {
+            worker::console_error!("room {}: feed: {e}", engine.room());
+        }
         self.broadcast(&engine);
         // A failure is recorded and rescheduled (backoff with jitter) by the engine; the alarm
         // itself succeeds so the platform does not retry it on top.
@@ -158,6 +161,12 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         );
         if engine.primary().take_written() {
             self.flush_soon(&engine);
+        }
+        if let api::Route::Custom { .. } = route {
+            // App code may have written with raw SQL: its captured changes join the feed.
+            if let Err(e) = engine.primary().feed_captured() {
+                worker::console_error!("room {}: feed: {e}", engine.room());
+            }
         }
         self.broadcast(&engine);
         let mut reply = reply?;
