@@ -2,7 +2,9 @@
 //   the project is created, built to wasm, its D1 migrations applied to a local D1, served by
 //   `wrangler dev`; a row is created and read back over HTTP with the generated token; then a
 //   field is added to the struct, `cargo run --bin gen-migrations` writes the next migrations,
-//   the Worker is rebuilt and restarted, and the old row reads back with the new field.
+//   the Worker is rebuilt and restarted, and the old row reads back with the new field; then a
+//   unique index that one room's rows cannot take: that room answers 503 `migration_failed`,
+//   the others go on.
 // Run by scripts/test.sh after scripts/setup-tools.sh (worker-build, wasm-bindgen, wrangler).
 // Prints "N passed, N failed".
 import assert from "node:assert/strict";
@@ -152,6 +154,49 @@ try {
     const second = await http("POST", "/rooms/demo/notes", { text: "second", folder: "work" }, token);
     assert.equal(second.status, 201);
     return { rows: strong.body.rows };
+  });
+
+  await check("a migration that fails in one room: that room refuses to open with a clear error, other rooms go on, nothing half-applied", async () => {
+    // Room `dups` holds two notes with the same text; room `clean` does not.
+    for (const text of ["same", "same"]) assert.equal((await http("POST", "/rooms/dups/notes", { text }, token)).status, 201);
+    assert.equal((await http("POST", "/rooms/clean/notes", { text: "only" }, token)).status, 201);
+    await waitFor("both rooms in D1", async () => {
+      const a = await http("GET", "/rooms/dups/notes", undefined, token), b = await http("GET", "/rooms/clean/notes", undefined, token);
+      return a.body.source === "replica" && a.body.rows.length === 2 && b.body.source === "replica" && b.body.rows.length === 1;
+    });
+    await stopDev();
+    // The text becomes unique: a unique index the duplicates in `dups` cannot take.
+    const schema = join(app, "src/schema.rs");
+    writeFileSync(schema, readFileSync(schema, "utf8").replace("    pub text: String,\n", "    #[nanotype(unique)]\n    pub text: String,\n"));
+    assert.match(run("cargo", ["run", "-q", "--bin", "gen-migrations", "--", "--name", "unique_note_text"]), /0003_unique_note_text/);
+    build();
+    // D1 refuses it first, as a deploy would find (D1 before the Worker), and keeps nothing.
+    let d1Error = "";
+    try { run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]); }
+    catch (e) { d1Error = String(e.stderr || e.stdout || e.message); }
+    assert.match(d1Error, /UNIQUE constraint failed/);
+    // Deployed anyway: each room's Durable Object runs the migration on its first request.
+    await startDev();
+    const status = await http("GET", "/rooms/dups/_sync", undefined, token);
+    assert.equal(status.status, 503, JSON.stringify(status.body));
+    assert.equal(status.body.error.code, "migration_failed");
+    assert.match(status.body.error.message, /0003_unique_note_text failed: .*UNIQUE constraint failed/);
+    const write = await http("POST", "/rooms/dups/notes", { text: "another" }, token);
+    assert.equal(write.status, 503);
+    assert.equal(write.body.error.code, "migration_failed");
+    // The other room migrates and works, reads and writes.
+    const ok = await http("POST", "/rooms/clean/notes", { text: "second" }, token);
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+    const dup = await http("POST", "/rooms/clean/notes", { text: "second" }, token);
+    assert.equal(dup.status, 409, "the new index holds in the room that has it");
+    assert.equal(dup.body.error.code, "constraint_violation");
+    const cleanStatus = await http("GET", "/rooms/clean/_sync", undefined, token);
+    assert.equal(cleanStatus.status, 200);
+    // The failing room's rows are whole: D1 still serves them.
+    const rows = await http("GET", "/rooms/dups/notes", undefined, token);
+    assert.equal(rows.status, 200);
+    assert.deepEqual(rows.body.rows.map((r) => r.text), ["same", "same"]);
+    return { status: status.status, message: status.body.error.message.slice(0, 120), otherRoom: ok.status };
   });
 } finally {
   await stopDev();

@@ -130,6 +130,15 @@ fn a_failing_migration_keeps_nothing() {
         }
         e => panic!("{e:?}"),
     }
+    // What the room's routes answer meanwhile: a 503 that names the migration.
+    let api = nanotype::api::ApiError::from(err);
+    assert_eq!((api.status, api.code), (503, "migration_failed"));
+    assert!(api.message.contains("0002_broken"), "{}", api.message);
+    assert!(
+        api.message.contains("other rooms are not affected"),
+        "{}",
+        api.message
+    );
     let t = tables(&db);
     assert!(t.contains(&"tasks".to_owned()), "{t:?}");
     assert!(!t.contains(&"notes".to_owned()), "{t:?}");

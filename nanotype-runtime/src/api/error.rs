@@ -14,9 +14,13 @@
 //! | `not_found` | 404 | no such route, table or row |
 //! | `method_not_allowed` | 405 | the route exists with other methods |
 //! | `conflict` | 409 | the request named another room than the Durable Object's |
+//! | `constraint_violation` | 409 | the write breaks a constraint of the table (a unique value already taken) |
+//! | `idempotency_key_reused` | 422 | an `Idempotency-Key` sent again with a different request |
 //! | `body_too_large` | 413 | the body is over [`super::body::MAX_BODY_BYTES`] |
 //! | `unsupported_media_type` | 415 | a JSON route's body is not sent as `application/json` |
+//! | `upgrade_required` | 426 | the feed route was asked for without a WebSocket upgrade |
 //! | `room_unavailable` | 503 | the room's Durable Object could not be reached |
+//! | `migration_failed` | 503 | the room cannot open: one of its migrations failed (nothing of that migration was kept) or an applied one was edited; the message names it; other rooms go on |
 //! | `internal` | 500 | anything else (a bug or a platform failure) |
 
 use serde_json::json;
@@ -88,6 +92,22 @@ impl From<Error> for ApiError {
             | Error::NaN { .. }
             | Error::Json { .. } => ApiError::invalid_body(message),
             Error::WrongRoom { .. } => ApiError::new(409, "conflict", message),
+            // SQLite's words for a write the table's constraints refuse (a unique value taken,
+            // a check, a foreign key): the request's fault, not the server's.
+            Error::Primary(ref m) if m.contains("constraint failed") => ApiError::new(
+                409,
+                "constraint_violation",
+                format!("the write breaks a constraint of the table: {m}"),
+            ),
+            Error::Migration { .. } | Error::MigrationChanged { .. } => ApiError::new(
+                503,
+                "migration_failed",
+                format!(
+                    "this room cannot open: {message}; nothing of that migration was kept and the \
+                     room keeps the ones before it; other rooms are not affected. Fix the \
+                     migration (or the room's rows it conflicts with) and deploy again"
+                ),
+            ),
             _ => ApiError::internal(message),
         }
     }

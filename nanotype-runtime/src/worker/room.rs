@@ -38,6 +38,9 @@ pub struct RoomObject<S, H = ()> {
     hooks: H,
     config: SyncConfig,
     engine: RefCell<Option<Rc<RoomEngine>>>,
+    /// Why the room could not open (a migration failed): answered again without retrying it,
+    /// for the life of this instance (a deploy brings a new one).
+    failed: RefCell<Option<ApiError>>,
     /// A flush is waiting out its window (it will send every write made until it starts).
     flush_queued: Rc<Cell<bool>>,
     _schema: PhantomData<S>,
@@ -73,6 +76,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             hooks: H::default(),
             config,
             engine: RefCell::new(None),
+            failed: RefCell::new(None),
             flush_queued: Rc::new(Cell::new(false)),
             _schema: PhantomData,
         }
@@ -397,7 +401,15 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             (Some(asked), None) if create => asked.to_owned(),
             (_, None) => return Ok(None),
         };
-        crate::migrate::apply(&primary, S::MIGRATIONS)?;
+        if let Some(e) = self.failed.borrow().as_ref() {
+            return Err(e.clone());
+        }
+        if let Err(e) = crate::migrate::apply(&primary, S::MIGRATIONS) {
+            let e = ApiError::from(e);
+            worker::console_error!("room {room}: {}", e.message);
+            *self.failed.borrow_mut() = Some(e.clone());
+            return Err(e);
+        }
         let engine = Engine::builder(&room)
             .schema::<S>()
             .feed(self.hooks.feed(&room))
