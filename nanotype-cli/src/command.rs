@@ -32,6 +32,10 @@ pub struct Args {
     /// Print the SQL of both files instead of writing them.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the next migration empty, in both layouts, for SQL written by hand (a data fix, a
+    /// trigger, an index the model cannot express); the structs are not read.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["check", "name", "dry_run", "allow_data_loss"])]
+    pub empty: Option<String>,
     /// Allow dropping tables and columns (their data is lost).
     #[arg(long)]
     pub allow_data_loss: bool,
@@ -115,6 +119,9 @@ fn paths(args: &Args) -> Result<Paths, String> {
 /// Everything `gen-migrations` does; `Err` is a message for stderr.
 pub fn run(args: &Args) -> Result<ExitCode, String> {
     let paths = paths(args)?;
+    if let Some(name) = &args.empty {
+        return empty(&paths.layout, name);
+    }
     let target = sources::read_tables(&paths.sources).map_err(|problems| {
         format!(
             "the structs have {} problem(s):\n{}",
@@ -199,6 +206,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let _ = writeln!(out, "Changes:\n{}", describe(&plan));
+    let _ = writeln!(out, "Deploy: {}.", plan.compatibility());
     if let Some(refusal) = plan.refusal(args.allow_data_loss) {
         let _ = out.flush();
         return Err(format!("nothing written: {refusal}"));
@@ -250,6 +258,36 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         shown(&replica_path),
         shown(&primary_path)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--empty NAME`: the next number in both layouts, with nothing in them but what they are for.
+fn empty(layout: &Layout, name: &str) -> Result<ExitCode, String> {
+    let current = replay::current(layout)?;
+    let number = layout::next_number(&current.replica_files, &current.primary_files);
+    let file = layout::file_name(number, &slug(name, 60));
+    std::fs::create_dir_all(&layout.primary)
+        .map_err(|e| format!("cannot create {}: {e}", shown(&layout.primary)))?;
+    for (dir, what) in [
+        (
+            &layout.replica,
+            "the D1 replica: every table carries room_id, leading its keys and indexes",
+        ),
+        (&layout.primary, "the room's SQLite (Durable Object)"),
+    ] {
+        let path = dir.join(format!("{file}.sql"));
+        if path.exists() {
+            return Err(format!("{} exists already; nothing written", shown(&path)));
+        }
+        let text = format!(
+            "-- Migration {file} for {what}, written by hand.\n\
+             -- gen-migrations replays it to learn the schema: keep the D1 and the Durable Object\n\
+             -- files in agreement about tables and columns (`--check` says when they are not).\n\
+             -- Durable Object files must not change once applied (each room records a checksum).\n"
+        );
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", shown(&path)))?;
+        println!("Wrote {}", shown(&path));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

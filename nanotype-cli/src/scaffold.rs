@@ -72,6 +72,7 @@ pub fn create(p: &NewProject) -> Result<Vec<PathBuf>, String> {
         check: false,
         name: Some("create_notes".into()),
         dry_run: false,
+        empty: None,
         allow_data_loss: false,
         out: None,
         sources: Vec::new(),

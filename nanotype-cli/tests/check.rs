@@ -298,3 +298,64 @@ fn typescript_declarations_are_written_with_the_migrations_and_checked_for_drift
     std::fs::write(p.path().join("web/tables.d.ts"), "// mine\n").unwrap();
     assert!(p.fails(&["--check"]).contains("is stale"));
 }
+
+#[test]
+fn each_migration_says_whether_the_running_worker_survives_it() {
+    let p = Project::new();
+    p.write_schema(V1);
+    let out = p.ok(&[]);
+    assert!(out.contains("Deploy: additive"), "{out}");
+    p.write_schema(V2_DUE);
+    assert!(p.ok(&[]).contains("Deploy: additive"));
+    // A rename breaks the Worker running now: say so, and how to avoid it.
+    p.write_schema(&V2_DUE.replace(
+        "    pub due: Option<i64>,",
+        "    #[nanotype(renamed_from = \"due\")]\n    pub due_at: Option<i64>,",
+    ));
+    let out = p.ok(&[]);
+    assert!(
+        out.contains("Deploy: breaking (column `todo.due` renamed to `due_at`)"),
+        "{out}"
+    );
+    assert!(out.contains("expand"), "{out}");
+    let names = file_names(&p.d1_dir());
+    let last = names.last().unwrap();
+    for dir in [p.d1_dir(), p.d1_dir().join("do")] {
+        let text = std::fs::read_to_string(dir.join(last)).unwrap();
+        assert!(
+            text.contains("-- Deploy: breaking (column `todo.due` renamed"),
+            "{text}"
+        );
+    }
+    let first = std::fs::read_to_string(p.d1_dir().join(&names[0])).unwrap();
+    assert!(first.contains("-- Deploy: additive"), "{first}");
+}
+
+#[test]
+fn empty_writes_the_next_migration_in_both_layouts_for_hand_written_sql() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    let out = p.ok(&["--empty", "Backfill titles"]);
+    assert!(out.contains("0002_backfill_titles.sql"), "{out}");
+    assert_eq!(
+        file_names(&p.d1_dir()).last().unwrap(),
+        "0002_backfill_titles.sql"
+    );
+    assert_eq!(
+        file_names(&p.do_dir()).last().unwrap(),
+        "0002_backfill_titles.sql"
+    );
+    // Filled by hand with a data fix on both sides, it is replayed and checked like any other.
+    for dir in [p.d1_dir(), p.do_dir()] {
+        let f = dir.join("0002_backfill_titles.sql");
+        let mut text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.contains("written by hand"), "{text}");
+        text.push_str("UPDATE \"todo\" SET \"title\" = trim(\"title\");\n");
+        std::fs::write(&f, text).unwrap();
+    }
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+    // The next generated migration numbers after it.
+    p.write_schema(V2_DUE);
+    assert!(p.ok(&[]).contains("0003_"));
+}

@@ -102,7 +102,70 @@ pub struct Refusal {
     pub blocked: Vec<String>,
 }
 
+/// Whether the Worker version running before a migration still works after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Compatibility {
+    /// Only adds (tables, columns with a default or nullable, indexes) or drops an index: apply
+    /// it to D1, then deploy; the old and the new Worker both work in between.
+    Additive,
+    /// Renames, drops or rebuilds something the old Worker uses: it breaks between the D1
+    /// migration and the deploy. The reasons say what.
+    Breaking(Vec<String>),
+}
+
+impl std::fmt::Display for Compatibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compatibility::Additive => write!(
+                f,
+                "additive: apply D1 first, then deploy; the old and the new Worker both work in between"
+            ),
+            Compatibility::Breaking(why) => write!(
+                f,
+                "breaking ({}): the Worker running now fails on it between the D1 migration and the \
+                 deploy; deploy in a quiet moment, or split it into expand (add the new, write both, \
+                 backfill) and contract (drop the old) migrations",
+                why.join("; ")
+            ),
+        }
+    }
+}
+
 impl Plan {
+    /// Whether the Worker running now survives this migration ([`Compatibility`]).
+    pub fn compatibility(&self) -> Compatibility {
+        let mut why = Vec::new();
+        for change in &self.changes {
+            match change {
+                Change::CreateReplicaMeta
+                | Change::CreateTable(_)
+                | Change::AddColumn { .. }
+                | Change::CreateIndex { .. }
+                | Change::DropIndex { .. } => {}
+                Change::RenameTable { from, to } => {
+                    why.push(format!("table `{from}` renamed to `{to}`"))
+                }
+                Change::RenameColumn { table, from, to } => {
+                    why.push(format!("column `{table}.{from}` renamed to `{to}`"))
+                }
+                Change::DropColumn { table, column } => {
+                    why.push(format!("column `{table}.{column}` dropped"))
+                }
+                Change::DropTable(t) => why.push(format!("table `{t}` dropped")),
+                Change::RebuildTable(r) => why.push(format!(
+                    "table `{}` rebuilt: {}",
+                    r.table.name,
+                    r.reasons.join(", ")
+                )),
+            }
+        }
+        if why.is_empty() {
+            Compatibility::Additive
+        } else {
+            Compatibility::Breaking(why)
+        }
+    }
+
     /// No change at all.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()

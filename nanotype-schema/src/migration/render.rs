@@ -138,8 +138,10 @@ pub fn file(plan: &Plan, title: &str, side: Side) -> String {
     let mut s = format!(
         "-- Migration {} for {what}.\n\
          -- Written by gen-migrations from the #[nanotype::table] structs. Its next run replays this\n\
-         -- file to learn the schema, so a hand edit is taken into account.\n",
-        one_line(title)
+         -- file to learn the schema, so a hand edit is taken into account.\n\
+         -- Deploy: {}.\n",
+        one_line(title),
+        one_line(&plan.compatibility().to_string())
     );
     for change in &plan.changes {
         let stmts = statements(change, side);
