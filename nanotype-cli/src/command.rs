@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nanotype_schema::migration::render::{self, d1_column_limit};
-use nanotype_schema::migration::{diff::diff, slug, Change, Plan};
+use nanotype_schema::migration::{diff::diff, slug, Change, Plan, Rebuild};
+use nanotype_schema::Table;
 
 use crate::config::{self, Config};
 use crate::layout::{self, Layout, DO_FOLDER};
@@ -144,7 +145,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         plan.create_replica_meta();
     }
 
-    block_cascades(&mut plan, &current.foreign_keys);
+    carry_children(&mut plan, &current.foreign_keys, &target);
 
     let mut out = std::io::stdout().lock();
     let shown_dir = shown(&paths.layout.replica);
@@ -325,27 +326,99 @@ fn check(out: &mut impl Write, summary: &str, current: &replay::Current, plan: &
     }
 }
 
-/// A rebuilt or dropped table that a hand-written foreign key references would take the child
-/// rows with it where `ON DELETE CASCADE` applies, and D1 ignores `PRAGMA foreign_keys=OFF`, so
-/// such a change is not generated.
-fn block_cascades(plan: &mut Plan, foreign_keys: &[(String, String)]) {
+/// A rebuilt table takes the tables that reference it along (and theirs, transitively): they are
+/// rebuilt in the same migration, so that no old table is dropped while another references it
+/// (dropping it would run `ON DELETE` on their rows, and D1 ignores `PRAGMA foreign_keys=OFF`).
+/// Refused, with what to do instead: a referencing table that is not one of the structs (a
+/// hand-written foreign key), one with other changes in this migration, and a dropped table that
+/// is still referenced.
+fn carry_children(plan: &mut Plan, foreign_keys: &[(String, String)], target: &[Table]) {
     let mut blocked = Vec::new();
-    for change in &plan.changes {
-        let parent = match change {
-            Change::RebuildTable(r) => &r.from,
-            Change::DropTable(t) => t,
-            _ => continue,
-        };
-        for (child, _) in foreign_keys
+    let children_of = |parent: &str| -> Vec<String> {
+        foreign_keys
             .iter()
-            .filter(|(c, p)| p == parent.as_ref() && c != p)
-        {
-            blocked.push(format!(
-                "table `{parent}` is referenced by a foreign key of `{child}` (from a hand-written \
-                 migration): replacing `{parent}` could delete rows of `{child}` through ON DELETE, \
-                 and D1 ignores PRAGMA foreign_keys=OFF; write this migration by hand"
-            ));
+            .filter(|(c, p)| p == parent && c != p)
+            .map(|(c, _)| c.clone())
+            .collect()
+    };
+    for change in &plan.changes {
+        if let Change::DropTable(t) = change {
+            for child in children_of(t) {
+                blocked.push(format!(
+                    "table `{t}` is referenced by a foreign key of `{child}`: dropping it could \
+                     delete rows of `{child}` through ON DELETE; remove the reference first"
+                ));
+            }
         }
+    }
+    let mut i = 0;
+    while i < plan.changes.len() {
+        let Change::RebuildTable(r) = &plan.changes[i] else {
+            i += 1;
+            continue;
+        };
+        // Every table below this one, parents first.
+        let mut order: Vec<String> = Vec::new();
+        let mut queue = children_of(&r.from);
+        while let Some(child) = queue.first().cloned() {
+            queue.remove(0);
+            if child == r.from.as_ref() || order.contains(&child) {
+                continue;
+            }
+            queue.extend(children_of(&child));
+            order.push(child);
+        }
+        let parent = r.table.name.to_string();
+        let mut with = Vec::new();
+        for child in order {
+            let Some(t) = target.iter().find(|t| t.name == child) else {
+                blocked.push(format!(
+                    "table `{parent}` is referenced by a foreign key of `{child}`, which is not one \
+                     of the structs (a hand-written migration made it): rebuilding `{parent}` would \
+                     drop what `{child}` references; write this migration by hand"
+                ));
+                continue;
+            };
+            // Its own rebuild joins the group; other changes of it would not survive one.
+            let own = plan.changes.iter().position(|c| match c {
+                Change::RebuildTable(o) => o.from == child.as_str(),
+                _ => false,
+            });
+            let other = plan.changes.iter().any(|c| match c {
+                Change::AddColumn { table, .. }
+                | Change::DropColumn { table, .. }
+                | Change::RenameColumn { table, .. } => table == child.as_str(),
+                Change::RenameTable { from, .. } => from == child.as_str(),
+                _ => false,
+            });
+            if other {
+                blocked.push(format!(
+                    "table `{child}` changes while `{parent}`, which it references, is rebuilt: \
+                     make the change of `{child}` in a migration of its own first"
+                ));
+                continue;
+            }
+            match own {
+                Some(j) => {
+                    let Change::RebuildTable(o) = plan.changes.remove(j) else {
+                        unreachable!()
+                    };
+                    if j < i {
+                        i -= 1;
+                    }
+                    with.push(o);
+                }
+                None => with.push(Rebuild::carry(t, format!("it references `{parent}`"))),
+            }
+            // The group recreates the child's indexes itself.
+            plan.changes.retain(|c| {
+                !matches!(c, Change::CreateIndex { table, .. } | Change::DropIndex { table, .. } if table == child.as_str())
+            });
+        }
+        if let Change::RebuildTable(r) = &mut plan.changes[i] {
+            r.with = with;
+        }
+        i += 1;
     }
     plan.blocked.extend(blocked);
 }

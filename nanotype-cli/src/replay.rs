@@ -163,9 +163,43 @@ pub fn introspect_table(conn: &Connection, table: &str) -> rusqlite::Result<Tabl
                     .get::<_, Option<String>>(3)?
                     .map(|d| shape::normalize_default(&d)),
                 key_position: r.get(4)?,
+                references: None,
             })
         })?
+        .collect::<rusqlite::Result<Vec<ColumnShape>>>()?;
+    // Foreign keys: a one-column key as written, or the replica's `(room_id, column)`.
+    let mut columns = columns;
+    let mut stmt = conn.prepare(
+        "SELECT id, \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+    )?;
+    let keys = stmt
+        .query_map([table], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+    ids.dedup();
+    for id in ids {
+        let pairs: Vec<_> = keys
+            .iter()
+            .filter(|k| k.0 == id && k.2 != nanotype_schema::ROOM_COLUMN)
+            .collect();
+        if let [(_, parent, from, to, on_delete)] = pairs.as_slice() {
+            if let Some(c) = columns.iter_mut().find(|c| c.name == *from) {
+                c.references = Some(shape::reference_text(
+                    parent,
+                    to.as_deref().unwrap_or("rowid"),
+                    on_delete,
+                ));
+            }
+        }
+    }
     let mut stmt = conn.prepare(
         "SELECT name, \"unique\" FROM pragma_index_list(?1) WHERE origin = 'c' ORDER BY name",
     )?;

@@ -1,7 +1,7 @@
 //! The model as a constant expression: what the macro built at compile time is what the runtime
 //! sees, with no parsing at run time.
 
-use nanotype_schema::{Column, Index, Literal, Table, ValueKind};
+use nanotype_schema::{Column, Index, Literal, OnDelete, Reference, Table, ValueKind};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -48,6 +48,29 @@ fn literal(l: &Option<Literal>) -> TokenStream {
     quote!(::core::option::Option::Some(#inner))
 }
 
+fn reference(r: &Option<Reference>) -> TokenStream {
+    let Some(r) = r else {
+        return quote!(::core::option::Option::None);
+    };
+    let table = r.table.as_ref();
+    let column = r.column.as_ref();
+    let on_delete = match r.on_delete {
+        OnDelete::NoAction => quote!(NoAction),
+        OnDelete::Restrict => quote!(Restrict),
+        OnDelete::Cascade => quote!(Cascade),
+        OnDelete::SetNull => quote!(SetNull),
+    };
+    let problems = r.problems.iter().map(|p| p.as_ref());
+    quote! {
+        ::core::option::Option::Some(__nt::schema::Reference {
+            table: __nt::Cow::Borrowed(#table),
+            column: __nt::Cow::Borrowed(#column),
+            on_delete: __nt::schema::OnDelete::#on_delete,
+            problems: [#(__nt::Cow::Borrowed(#problems)),*],
+        })
+    }
+}
+
 fn column(c: &Column) -> TokenStream {
     let name = c.name.as_ref();
     let field = c.field.as_ref();
@@ -56,6 +79,7 @@ fn column(c: &Column) -> TokenStream {
     let pk = c.primary_key;
     let default = literal(&c.default);
     let renamed = opt_str(&c.renamed_from);
+    let references = reference(&c.references);
     quote! {
         __nt::schema::Column {
             name: __nt::Cow::Borrowed(#name),
@@ -65,6 +89,7 @@ fn column(c: &Column) -> TokenStream {
             primary_key: #pk,
             default: #default,
             renamed_from: #renamed,
+            references: #references,
         }
     }
 }

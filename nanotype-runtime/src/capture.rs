@@ -6,7 +6,8 @@
 //! ([`install`]), so they exist in every room whatever its migrations did (a rebuild drops a
 //! table's triggers with it; the next open puts them back):
 //!
-//! * `AFTER INSERT` and `AFTER DELETE` record the row's key;
+//! * `AFTER INSERT` and `AFTER DELETE` record the row's key (a delete also keeps a deleted
+//!   assigned key as the table's high-water mark, so raw deletes never free a key for reuse);
 //! * `AFTER UPDATE` records the new key, and the old one too when the key changed;
 //! * `BEFORE INSERT`, only on a table with unique indexes, records the keys of rows an
 //!   `INSERT OR REPLACE` is about to delete for a unique conflict (SQLite fires no delete trigger
@@ -60,8 +61,20 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
         (
             "del",
             format!(
-                "AFTER DELETE ON {table} BEGIN {} END",
-                record(&format!("OLD.{key}"))
+                "AFTER DELETE ON {table} BEGIN {}{} END",
+                record(&format!("OLD.{key}")),
+                // A key SQLite assigns is never handed out again: the largest one deleted is
+                // kept as the table's high-water mark (`_nt_keys`), whoever deleted it.
+                if def.key_is_rowid() {
+                    format!(
+                        " INSERT INTO \"_nt_keys\" (\"tbl\", \"hwm\") SELECT {name}, OLD.{key} \
+                         WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key} > OLD.{key}) \
+                         ON CONFLICT (\"tbl\") DO UPDATE SET \"hwm\" = excluded.\"hwm\" \
+                         WHERE excluded.\"hwm\" > \"_nt_keys\".\"hwm\";"
+                    )
+                } else {
+                    String::new()
+                }
             ),
         ),
     ];

@@ -24,6 +24,16 @@ macro_rules! schema {
             const MIGRATIONS: &'static [$crate::migrate::Migration] =
                 $crate::__schema_migrations!($($dir)?);
         }
+
+        // A `references` to a table not listed, to a column that is not its key, or of another
+        // type fails the build here, with the reference in the message.
+        const _: () = {
+            if let ::core::option::Option::Some(problem) = $crate::schema::check::reference_problem(
+                &[$(<$table as $crate::Table>::DEF),+],
+            ) {
+                ::core::panic!("{}", problem);
+            }
+        };
     };
 }
 

@@ -237,3 +237,28 @@ fn a_bare_database_still_records_the_generated_writes() {
     assert_eq!(outbox::current_seq(&p).unwrap(), 1);
     assert!(!p.captures_changes());
 }
+
+#[test]
+fn a_raw_delete_never_frees_a_key_for_reuse() {
+    let dir = TempDir::new("capture-keys");
+    let native = replica(&dir.path("replica.db"));
+    let e = open(&dir, &native);
+    let mut rng = Rng::new(6);
+    let ids: Vec<i64> = (0..3)
+        .map(|_| {
+            Item::insert(e.primary(), &random_item(&mut rng, "c"))
+                .unwrap()
+                .id
+        })
+        .collect();
+    // The largest key deleted by raw SQL, not through `Item::delete`.
+    e.primary()
+        .execute("DELETE FROM items WHERE id = ?1", &[Value::Integer(ids[2])])
+        .unwrap();
+    let next = Item::insert(e.primary(), &random_item(&mut rng, "c")).unwrap();
+    assert_eq!(
+        next.id,
+        ids[2] + 1,
+        "the deleted key is not handed out again"
+    );
+}

@@ -230,12 +230,32 @@ fn default_mismatch(kind: ValueKind, literal: &Literal) -> String {
     format!("default {got}, but the column is `{ty}`: give {wanted}")
 }
 
-/// Problems across tables: two structs declaring the same table name.
+/// Problems across tables: two structs declaring the same table name, and references to a
+/// table that is not there, to a column that is not its key, or of another type.
 pub fn check_schema(tables: &[Table]) -> Vec<(usize, Problem)> {
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
         for p in check_table(t) {
             out.push((i, p));
+        }
+        for (j, c) in t.columns.iter().enumerate() {
+            let Some(r) = &c.references else { continue };
+            let problem = match tables.iter().find(|p| p.name == r.table) {
+                None => Some(0),
+                Some(parent) => match parent.primary_key() {
+                    Some(key) if key.name == r.column => (key.kind != c.kind).then_some(2),
+                    _ => Some(1),
+                },
+            };
+            if let Some(k) = problem {
+                out.push((
+                    i,
+                    Problem {
+                        at: Location::Column(j),
+                        message: r.problems[k].to_string(),
+                    },
+                ));
+            }
         }
         if tables[..i]
             .iter()
@@ -264,6 +284,94 @@ pub fn check_schema(tables: &[Table]) -> Vec<(usize, Problem)> {
         }
     }
     out
+}
+
+/// The first reference problem of a schema, as [`check_schema`] finds them, for a constant: the
+/// runtime's `schema!` evaluates it at compile time and fails the build with the message.
+pub const fn reference_problem(tables: &[&Table]) -> Option<&'static str> {
+    let mut i = 0;
+    while i < tables.len() {
+        let columns = columns_of(tables[i]);
+        let mut j = 0;
+        while j < columns.len() {
+            if let Some(r) = &columns[j].references {
+                let problem = match find_table(tables, name_of(&r.table)) {
+                    None => Some(0),
+                    Some(parent) => match key_of(parent) {
+                        Some(key) if str_eq(name_of(&key.name), name_of(&r.column)) => {
+                            if key.kind as u8 == columns[j].kind as u8 {
+                                None
+                            } else {
+                                Some(2)
+                            }
+                        }
+                        _ => Some(1),
+                    },
+                };
+                if let Some(k) = problem {
+                    return Some(match &r.problems[k] {
+                        std::borrow::Cow::Borrowed(m) => m,
+                        std::borrow::Cow::Owned(_) => "a reference of the schema is invalid",
+                    });
+                }
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn columns_of(t: &Table) -> &[crate::model::Column] {
+    match &t.columns {
+        std::borrow::Cow::Borrowed(c) => c,
+        std::borrow::Cow::Owned(_) => &[],
+    }
+}
+
+const fn name_of(n: &crate::model::Name) -> &str {
+    match n {
+        std::borrow::Cow::Borrowed(s) => s,
+        std::borrow::Cow::Owned(_) => "",
+    }
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn find_table<'a>(tables: &[&'a Table], name: &str) -> Option<&'a Table> {
+    let mut i = 0;
+    while i < tables.len() {
+        if str_eq(name_of(&tables[i].name), name) {
+            return Some(tables[i]);
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn key_of(t: &Table) -> Option<&crate::model::Column> {
+    let columns = columns_of(t);
+    let mut i = 0;
+    while i < columns.len() {
+        if columns[i].primary_key {
+            return Some(&columns[i]);
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]

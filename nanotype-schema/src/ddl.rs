@@ -43,7 +43,47 @@ pub fn primary_column(col: &Column) -> String {
     } else {
         push_constraints(&mut s, col);
     }
+    if let Some(r) = &col.references {
+        s.push_str(&format!(
+            " REFERENCES {} ({}) ON DELETE {}",
+            quote(&r.table),
+            quote(&r.column),
+            r.on_delete.sql()
+        ));
+    }
     s
+}
+
+/// [`primary_column`] in table `table`: a reference to the table itself is checked when the
+/// transaction commits, so that a rebuild can copy its rows in any order; other references are
+/// checked at once, so that a referencing row never exists before the row it references (and
+/// its change never reaches the replica first).
+pub fn primary_column_in(table: &str, col: &Column) -> String {
+    let mut s = primary_column(col);
+    if col.references.as_ref().is_some_and(|r| r.table == table) {
+        s.push_str(" DEFERRABLE INITIALLY DEFERRED");
+    }
+    s
+}
+
+/// The replica's foreign key of a referencing column: `(room_id, column)` to the referenced
+/// table's `(room_id, key)`, so a reference never leaves its room. It always cascades, and is
+/// checked when the batch commits: the room's own foreign key already decided what a delete
+/// does, and every row it changed or deleted reaches the replica as a change of its own (capture
+/// triggers); the replica's cascade only makes a referenced row's delete take its referencing
+/// rows with it when a batch ends between the two.
+///
+/// A reference of a table to itself is not declared in the replica: a backfill copies a table in
+/// key order, pages apart, and a row may reference one of a later page.
+pub fn replica_foreign_key(table: &str, col: &Column) -> Option<String> {
+    let r = col.references.as_ref().filter(|r| r.table != table)?;
+    Some(format!(
+        "FOREIGN KEY ({room}, {}) REFERENCES {} ({room}, {}) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
+        quote(&col.name),
+        quote(&r.table),
+        quote(&r.column),
+        room = quote(ROOM_COLUMN),
+    ))
 }
 
 /// One column definition in the replica (keys are declared by the table's `PRIMARY KEY`).
@@ -70,7 +110,11 @@ pub fn primary_table(table: &Table) -> String {
 
 /// `CREATE TABLE` for the room's SQLite under another name (table rebuilds).
 pub fn primary_table_named(table: &Table, name: &str) -> String {
-    let lines: Vec<String> = table.columns.iter().map(primary_column).collect();
+    let lines: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| primary_column_in(&table.name, c))
+        .collect();
     create_table(name, &lines)
 }
 
@@ -90,6 +134,12 @@ pub fn replica_table_named(table: &Table, name: &str) -> String {
             quote(&key.name)
         ));
     }
+    lines.extend(
+        table
+            .columns
+            .iter()
+            .filter_map(|c| replica_foreign_key(&table.name, c)),
+    );
     create_table(name, &lines)
 }
 

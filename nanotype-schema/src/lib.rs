@@ -30,7 +30,7 @@ pub mod parse;
 pub mod symbol;
 pub mod typescript;
 
-pub use model::{Column, Index, Literal, SqlType, Table, ValueKind};
+pub use model::{Column, Index, Literal, OnDelete, Reference, SqlType, Table, ValueKind};
 
 /// Prefix of every table and column the engine owns; user identifiers may not start with it.
 pub const RESERVED_PREFIX: &str = "_nt_";

@@ -43,9 +43,99 @@ pub struct Column {
     pub default: Option<Literal>,
     /// The column's previous name, for a rename migration.
     pub renamed_from: Option<Name>,
+    /// `references = "table.column"`: the column holds a key of another table of the room.
+    pub references: Option<Reference>,
 }
 
-/// A secondary index.
+/// A foreign key: a column that holds the primary key of a row of another table (or its own) in
+/// the same room. In the room's SQLite it references `table(column)`; in the replica
+/// `(room_id, column)` references `table(room_id, key)`, so a reference never crosses rooms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reference {
+    /// The referenced table (SQL name).
+    pub table: Name,
+    /// The referenced column: the table's primary key (SQL name).
+    pub column: Name,
+    /// What deleting the referenced row does to the rows that reference it.
+    pub on_delete: OnDelete,
+    /// The messages a schema check gives when the referenced table is missing, when the column
+    /// is not its key, and when the types differ (built with the model, so that a compile-time
+    /// check can print them).
+    pub problems: [Name; 3],
+}
+
+/// `on_delete = "…"` of a reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Deleting a referenced row fails while rows reference it (the default; checked at the end
+    /// of the statement).
+    NoAction,
+    /// Deleting a referenced row fails while rows reference it (checked at once).
+    Restrict,
+    /// Deleting a referenced row deletes the rows that reference it.
+    Cascade,
+    /// Deleting a referenced row sets the reference to NULL (an `Option` field only).
+    SetNull,
+}
+
+impl OnDelete {
+    /// The keyword in the attribute (`cascade`, …).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            OnDelete::NoAction => "no_action",
+            OnDelete::Restrict => "restrict",
+            OnDelete::Cascade => "cascade",
+            OnDelete::SetNull => "set_null",
+        }
+    }
+
+    /// The SQL action.
+    pub fn sql(self) -> &'static str {
+        match self {
+            OnDelete::NoAction => "NO ACTION",
+            OnDelete::Restrict => "RESTRICT",
+            OnDelete::Cascade => "CASCADE",
+            OnDelete::SetNull => "SET NULL",
+        }
+    }
+
+    /// The action of a keyword.
+    pub fn from_keyword(k: &str) -> Option<OnDelete> {
+        [
+            OnDelete::NoAction,
+            OnDelete::Restrict,
+            OnDelete::Cascade,
+            OnDelete::SetNull,
+        ]
+        .into_iter()
+        .find(|o| o.keyword() == k || o.sql().eq_ignore_ascii_case(k))
+    }
+}
+
+impl Reference {
+    /// The reference of `child_table.child_column` to `table.column`.
+    pub fn new(
+        child_table: &str,
+        child_column: &str,
+        table: &str,
+        column: &str,
+        on_delete: OnDelete,
+    ) -> Reference {
+        let what = format!("`{child_table}.{child_column}` references `{table}.{column}`");
+        Reference {
+            table: Cow::Owned(table.to_owned()),
+            column: Cow::Owned(column.to_owned()),
+            on_delete,
+            problems: [
+                Cow::Owned(format!("{what}, but no table `{table}` is in the schema")),
+                Cow::Owned(format!(
+                    "{what}, but `{column}` is not the primary key of `{table}`: a reference names the key"
+                )),
+                Cow::Owned(format!("{what}, but their types differ")),
+            ],
+        }
+    }
+}
 #[derive(Clone, Debug, PartialEq)]
 pub struct Index {
     /// SQL index name; the same in the room's SQLite and in the replica.
@@ -257,6 +347,7 @@ impl Column {
             primary_key: false,
             default: None,
             renamed_from: None,
+            references: None,
         }
     }
 
@@ -277,6 +368,24 @@ impl Column {
 
     pub fn renamed_from(mut self, old: &str) -> Column {
         self.renamed_from = Some(Cow::Owned(old.to_owned()));
+        self
+    }
+
+    /// This column of `child_table` references `table.column`.
+    pub fn references(
+        mut self,
+        child_table: &str,
+        table: &str,
+        column: &str,
+        on_delete: OnDelete,
+    ) -> Column {
+        self.references = Some(Reference::new(
+            child_table,
+            &self.name,
+            table,
+            column,
+            on_delete,
+        ));
         self
     }
 

@@ -19,6 +19,8 @@
 //! #[nanotype(rename = "col")] column name differs from the field name
 //! #[nanotype(renamed_from = "old")]  the column used to be called `old`
 //! #[nanotype(json)]           any serde type, stored as JSON text
+//! #[nanotype(references = "tasks.id")]                   a foreign key to `tasks`' primary key
+//! #[nanotype(references = "tasks.id", on_delete = "cascade")]   or restrict, set_null, no_action
 //! ```
 
 use std::borrow::Cow;
@@ -229,6 +231,8 @@ struct FieldArgs {
     rename: Option<LitStr>,
     renamed_from: Option<LitStr>,
     json: Option<Span>,
+    references: Option<LitStr>,
+    on_delete: Option<LitStr>,
 }
 
 fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
@@ -286,6 +290,14 @@ fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
                     dup(out.renamed_from.is_some());
                     out.renamed_from = Some(meta.value()?.parse()?);
                 }
+                REFERENCES => {
+                    dup(out.references.is_some());
+                    out.references = Some(meta.value()?.parse()?);
+                }
+                ON_DELETE => {
+                    dup(out.on_delete.is_some());
+                    out.on_delete = Some(meta.value()?.parse()?);
+                }
                 _ => {
                     errors.at(span, format!("unknown field attribute `{k}`; expected one of: {}", FIELD_KEYS.join(", ")));
                     // Consume its value so the rest of the list is still read.
@@ -299,6 +311,73 @@ fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
         }
     }
     out
+}
+
+/// The field's `references` and `on_delete`, checked on their own tokens. Whether the table and
+/// its key exist, with the same type, is checked with the whole schema
+/// ([`crate::check::check_references`]).
+fn reference_of(
+    fa: &FieldArgs,
+    table: &str,
+    column: &str,
+    nullable: bool,
+    kind: ValueKind,
+    errors: &mut Errors,
+) -> Option<crate::model::Reference> {
+    let Some(lit) = &fa.references else {
+        if let Some(on_delete) = &fa.on_delete {
+            errors.at(
+                on_delete.span(),
+                "`on_delete` goes with `references = \"table.column\"`",
+            );
+        }
+        return None;
+    };
+    let text = lit.value();
+    let parts: Vec<&str> = text.split('.').collect();
+    let [target, key] = parts.as_slice() else {
+        errors.at(
+            lit.span(),
+            "`references` names the table and its key: `references = \"tasks.id\"`",
+        );
+        return None;
+    };
+    for name in [target, key] {
+        if let Some(e) = crate::ident::invalid_reason(name) {
+            errors.at(lit.span(), format!("`references`: {e}"));
+            return None;
+        }
+    }
+    if kind == ValueKind::Json {
+        errors.at(lit.span(), "a `json` field cannot reference another table");
+        return None;
+    }
+    let on_delete = match &fa.on_delete {
+        None => crate::model::OnDelete::NoAction,
+        Some(l) => match crate::model::OnDelete::from_keyword(&l.value()) {
+            Some(o) => o,
+            None => {
+                errors.at(
+                    l.span(),
+                    "`on_delete` is one of \"cascade\", \"restrict\", \"set_null\", \"no_action\"",
+                );
+                return None;
+            }
+        },
+    };
+    if on_delete == crate::model::OnDelete::SetNull && !nullable {
+        errors.at(
+            fa.on_delete
+                .as_ref()
+                .map(|l| l.span())
+                .unwrap_or(lit.span()),
+            "`on_delete = \"set_null\"` needs an `Option` field: the reference becomes NULL",
+        );
+        return None;
+    }
+    Some(crate::model::Reference::new(
+        table, column, target, key, on_delete,
+    ))
 }
 
 /// Skip `= value` or `(...)` after an attribute key, up to the next `,`.
@@ -529,6 +608,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
                 .map(|l| l.span())
                 .unwrap_or(col_span),
         );
+        let references = reference_of(&fa, &table_name, &col_name, nullable, kind, errors);
         columns.push(Column {
             name: Cow::Owned(col_name),
             field: Cow::Owned(field_name),
@@ -537,6 +617,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
             primary_key: fa.primary_key.is_some(),
             default: fa.default.map(|d| d.0),
             renamed_from: fa.renamed_from.map(|l| Cow::Owned(l.value())),
+            references,
         });
         parsed_fields.push(ParsedField {
             ident,

@@ -13,6 +13,10 @@ pub const PRIMARY_KEY: &str = "primary_key";
 pub const DEFAULT: &str = "default";
 pub const RENAME: &str = "rename";
 pub const JSON: &str = "json";
+/// Field level: `references = "table.column"`, a foreign key to another table's primary key.
+pub const REFERENCES: &str = "references";
+/// Field level, with `references`: `on_delete = "cascade" | "restrict" | "set_null" | "no_action"`.
+pub const ON_DELETE: &str = "on_delete";
 /// Table level: `crate = "path"`, where generated code finds the runtime when the dependency is
 /// renamed (default `::nanotype`).
 pub const CRATE: &str = "crate";
@@ -28,4 +32,6 @@ pub const FIELD_KEYS: &[&str] = &[
     RENAME,
     RENAMED_FROM,
     JSON,
+    REFERENCES,
+    ON_DELETE,
 ];

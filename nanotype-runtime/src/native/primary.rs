@@ -40,6 +40,8 @@ impl NativePrimary {
     /// A primary over an open connection.
     pub fn from_connection(conn: Connection) -> NativePrimary {
         conn.set_prepared_statement_cache_capacity(128);
+        // Foreign keys are enforced, as in a Durable Object and in D1 (where they cannot be off).
+        let _ = conn.execute_batch("PRAGMA foreign_keys=ON");
         NativePrimary {
             conn,
             depth: Cell::new(0),

@@ -39,6 +39,8 @@ impl NativeReplica {
     /// A replica over an open connection.
     pub fn from_connection(conn: Connection) -> NativeReplica {
         conn.set_prepared_statement_cache_capacity(256);
+        // Foreign keys are enforced, as in a Durable Object and in D1 (where they cannot be off).
+        let _ = conn.execute_batch("PRAGMA foreign_keys=ON");
         NativeReplica {
             conn: Rc::new(conn),
         }
@@ -64,10 +66,15 @@ impl NativeReplica {
                 .collect()
         };
         match run() {
-            Ok(rows) => {
-                self.conn.execute_batch("COMMIT").map_err(err)?;
-                Ok(rows)
-            }
+            Ok(rows) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(rows),
+                // A check deferred to the commit (a foreign key) failed: nothing is kept, as
+                // D1 keeps nothing of a batch that fails.
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(err(e))
+                }
+            },
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(err(e))

@@ -114,7 +114,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                     report.divergent += n;
                     let guard = self.guard(read_seq);
                     let limits = &self.config.limits;
-                    let mut stmts = statements::upserts(def, upserts, &guard, limits);
+                    let mut stmts = statements::upserts(
+                        def,
+                        upserts,
+                        super::is_referenced(self.tables(), def),
+                        &guard,
+                        limits,
+                    );
                     stmts.extend(statements::deletes(def, &deletes, &guard, limits));
                     stmts.push(statements::room_update(
                         &guard,

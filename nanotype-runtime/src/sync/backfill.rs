@@ -18,8 +18,9 @@ use crate::clock::Scheduler;
 use crate::error::Result;
 use crate::primary::Primary;
 use crate::replica::Replica;
-use crate::value::Value;
+use crate::value::{Row, Value};
 use nanotype_schema::ident::quote;
+use nanotype_schema::Table as TableDef;
 
 const CLAIMED: &str = "2";
 
@@ -125,7 +126,31 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let last_key = keys.last().cloned();
             let up_to = if done { None } else { last_key.as_ref() };
             let n = rows.len();
-            let mut stmts = statements::upserts(def, rows, &guard, limits);
+            // The rows this page references that changed after their own table was copied
+            // (their changes still in the outbox) come along, or the replica's foreign keys
+            // would refuse the page.
+            let tables = self.tables();
+            let mut with: Vec<(&'static TableDef, Vec<Row>)> = tables
+                .iter()
+                .map(|t| {
+                    (
+                        *t,
+                        if t.name == def.name {
+                            rows.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    )
+                })
+                .collect();
+            self.referenced_rows(&mut with, 0)?;
+            let mut stmts = Vec::new();
+            for (t, rows) in with {
+                if !rows.is_empty() {
+                    let referenced = super::is_referenced(tables, t);
+                    stmts.extend(statements::upserts(t, rows, referenced, &guard, limits));
+                }
+            }
             stmts.push(statements::sweep(
                 def,
                 cursor.as_ref(),

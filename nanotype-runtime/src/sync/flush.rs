@@ -105,6 +105,74 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         Ok(Some(Pending { tables, hi }))
     }
 
+    /// Add to `upserts` (per table, in dependency order) the rows its rows reference that have a
+    /// change after `hi` (so are not in the replica yet, nor in this batch), and theirs in turn.
+    /// Returns how many rows it added.
+    pub(crate) fn referenced_rows(
+        &self,
+        upserts: &mut [(&'static TableDef, Vec<Row>)],
+        hi: i64,
+    ) -> Result<usize> {
+        let mut added = 0;
+        // Children come after their parents: walk back, so a parent added here is itself
+        // looked at when its own turn comes.
+        for i in (0..upserts.len()).rev() {
+            let (def, rows) = (upserts[i].0, &upserts[i].1);
+            let mut wanted: Vec<(usize, Value)> = Vec::new();
+            for (c, col) in def.columns.iter().enumerate() {
+                let Some(r) = &col.references else { continue };
+                let Some(p) = upserts[..i].iter().position(|(t, _)| t.name == r.table) else {
+                    continue; // a reference to itself, or to a table after it (a cycle)
+                };
+                for row in rows {
+                    let v = &row[c];
+                    if !matches!(v, Value::Null) && !wanted.iter().any(|(q, w)| *q == p && w == v) {
+                        wanted.push((p, v.clone()));
+                    }
+                }
+            }
+            for p in wanted
+                .iter()
+                .map(|(p, _)| *p)
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                let parent = upserts[p].0;
+                let key_pos = parent.primary_key_position().unwrap_or(0);
+                let have: Vec<KeyRepr> = upserts[p]
+                    .1
+                    .iter()
+                    .map(|r| KeyRepr::of(&r[key_pos]))
+                    .collect();
+                let later: Vec<KeyRepr> = self
+                    .primary
+                    .query(
+                        "SELECT \"pk\" FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" = ?2",
+                        &[Value::Integer(hi), Value::Text(parent.name.to_string())],
+                    )?
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next())
+                    .map(|v| KeyRepr::of(&v))
+                    .collect();
+                let keys: Vec<Value> = wanted
+                    .iter()
+                    .filter(|(q, v)| {
+                        *q == p
+                            && later.contains(&KeyRepr::of(v))
+                            && !have.contains(&KeyRepr::of(v))
+                    })
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let found = read_rows(&self.primary, parent, &keys, self.config.limits.max_params)?;
+                added += found.len();
+                upserts[p].1.extend(found.into_values());
+            }
+        }
+        Ok(added)
+    }
+
     /// Send one batch of pending changes. `Ok(true)` when a batch went (more may be pending).
     pub(crate) async fn flush_step(&self, replica: &R) -> Result<bool> {
         let limits = &self.config.limits;
@@ -116,12 +184,23 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             };
             let read_seq = self.current_seq()?;
             let guard = self.guard(read_seq);
-            let mut stmts: Vec<Statement> = Vec::new();
-            // Deletes go first: a row deleted in the room frees its unique values for the rows
-            // upserted after it.
-            let mut upserts: Vec<Statement> = Vec::new();
+            // Deletes go first, referencing tables before the tables they reference: a row
+            // deleted in the room frees its unique values for the rows upserted after it. Then
+            // upserts, referenced tables first (the engine keeps its tables in that order).
+            let mut deletes: Vec<Vec<Statement>> = Vec::new();
             let mut rows_sent = 0;
-            for (def, keys) in &pending.tables {
+            let tables = self.tables();
+            let mut pending_tables: Vec<_> = pending.tables.iter().collect();
+            pending_tables.sort_by_key(|(def, _)| {
+                tables
+                    .iter()
+                    .position(|t| t.name == def.name)
+                    .unwrap_or(usize::MAX)
+            });
+            // Per table (in the engine's order): the rows to upsert.
+            let mut upsert_rows: Vec<(&'static TableDef, Vec<Row>)> =
+                tables.iter().map(|t| (*t, Vec::new())).collect();
+            for (def, keys) in pending_tables {
                 let mut found = read_rows(&self.primary, def, keys, limits.max_params)?;
                 let mut rows = Vec::with_capacity(found.len());
                 let mut gone = Vec::new();
@@ -132,9 +211,23 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                     }
                 }
                 rows_sent += rows.len() + gone.len();
-                upserts.extend(statements::upserts(def, rows, &guard, limits));
-                stmts.extend(statements::deletes(def, &gone, &guard, limits));
+                if let Some(slot) = upsert_rows.iter_mut().find(|(t, _)| t.name == def.name) {
+                    slot.1.extend(rows);
+                }
+                deletes.push(statements::deletes(def, &gone, &guard, limits));
             }
+            // A row is sent as it is now, and may reference a row written after this batch's
+            // last change (its change comes in a later batch): that row comes along, or the
+            // replica's foreign key would refuse the batch.
+            rows_sent += self.referenced_rows(&mut upsert_rows, pending.hi)?;
+            let mut upserts: Vec<Statement> = Vec::new();
+            for (def, rows) in upsert_rows {
+                if !rows.is_empty() {
+                    let referenced = super::is_referenced(tables, def);
+                    upserts.extend(statements::upserts(def, rows, referenced, &guard, limits));
+                }
+            }
+            let mut stmts: Vec<Statement> = deletes.into_iter().rev().flatten().collect();
             stmts.extend(upserts);
             if stmts.len() + 2 > limits.max_statements && limit > 1 {
                 limit = (limit / 2).max(1);

@@ -402,6 +402,40 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
     }
 }
 
+/// `tables` with every referenced table before the tables that reference it (stable otherwise):
+/// the order the replica receives upserts and backfills in; deletes go the other way.
+fn dependency_order(mut tables: Vec<&'static TableDef>) -> Vec<&'static TableDef> {
+    let mut out: Vec<&'static TableDef> = Vec::with_capacity(tables.len());
+    while !tables.is_empty() {
+        let ready = tables
+            .iter()
+            .position(|t| {
+                t.columns.iter().all(|c| match &c.references {
+                    Some(r) if r.table != t.name => {
+                        out.iter().any(|o| o.name == r.table)
+                            || !tables.iter().any(|o| o.name == r.table)
+                    }
+                    _ => true,
+                })
+            })
+            // A cycle: take the rest as listed (the replica checks references at commit).
+            .unwrap_or(0);
+        out.push(tables.remove(ready));
+    }
+    out
+}
+
+/// Whether another table of `tables` references `def` (then the replica never replaces its
+/// rows: a replaced row would take the rows referencing it along, by `ON DELETE CASCADE`).
+pub(crate) fn is_referenced(tables: &[&'static TableDef], def: &TableDef) -> bool {
+    tables.iter().any(|t| {
+        t.name != def.name
+            && t.columns
+                .iter()
+                .any(|c| c.references.as_ref().is_some_and(|r| r.table == def.name))
+    })
+}
+
 /// Clears the single-flight flag when a sync ends, also when its future is dropped half-way.
 struct InFlight<'a>(&'a Cell<bool>);
 
@@ -600,6 +634,15 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 )));
             }
         }
+        let owned: Vec<TableDef> = tables.iter().map(|t| (*t).clone()).collect();
+        let problems: Vec<String> = nanotype_schema::check::check_schema(&owned)
+            .into_iter()
+            .map(|(_, p)| p.message)
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::Rejected(problems.join("; ")));
+        }
+        let tables = dependency_order(tables);
         outbox::install(&primary)?;
         crate::capture::install(&primary, &tables)?;
         let primary_id = primary.transaction(|| {

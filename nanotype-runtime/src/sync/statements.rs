@@ -74,8 +74,15 @@ fn value_bytes(v: &Value) -> usize {
     }
 }
 
-/// Multi-row upserts of `rows` (model column order) into the replica table.
-pub fn upserts(def: &TableDef, rows: Vec<Row>, guard: &Guard, limits: &Limits) -> Vec<Statement> {
+/// Multi-row upserts of `rows` (model column order) into the replica table. `referenced`: other
+/// tables reference this one (its rows are then updated in place, never replaced).
+pub fn upserts(
+    def: &TableDef,
+    rows: Vec<Row>,
+    referenced: bool,
+    guard: &Guard,
+    limits: &Limits,
+) -> Vec<Statement> {
     let ncols = def.columns.len().max(1);
     let per_stmt = ((limits.max_params - GUARD_PARAMS) / ncols).max(1);
     let table = quote(&def.name);
@@ -99,7 +106,10 @@ pub fn upserts(def: &TableDef, rows: Vec<Row>, guard: &Guard, limits: &Limits) -
     // to another row of the room whose own change is in this batch or an earlier one (a swap, a
     // move, a REPLACE in the room). `OR REPLACE` removes that stale row, whose current state this
     // batch or an earlier one sends; an upsert would fail on it. Other tables update in place.
-    let replace = def.indexes.iter().any(|i| i.unique);
+    // A referenced table's rows are never replaced: `OR REPLACE` deletes the old row, and the
+    // replica's foreign keys would delete the rows that reference it. Its swapped unique values
+    // (rare) fail the batch visibly instead (`blocked` in the room's status).
+    let replace = !referenced && def.indexes.iter().any(|i| i.unique);
     let head = format!(
         "INSERT {}INTO {table} ({}, {}) SELECT * FROM (VALUES ",
         if replace { "OR REPLACE " } else { "" },
@@ -400,7 +410,7 @@ mod tests {
                 r
             })
             .collect();
-        let stmts = upserts(&def, rows.clone(), &guard(), &Limits::default());
+        let stmts = upserts(&def, rows.clone(), false, &guard(), &Limits::default());
         assert_eq!(stmts.len(), 100usize.div_ceil(9));
         for s in &stmts {
             assert!(s.params.len() <= 100, "{}", s.params.len());
@@ -415,7 +425,7 @@ mod tests {
         let rows: Vec<Row> = (0..5)
             .map(|i| vec![Value::Integer(i), Value::Text(big.clone())])
             .collect();
-        let stmts = upserts(&def, rows.clone(), &guard(), &Limits::default());
+        let stmts = upserts(&def, rows.clone(), false, &guard(), &Limits::default());
         assert_eq!(stmts.len(), 3);
     }
 
@@ -454,11 +464,11 @@ mod tests {
                 .collect()
         };
         for k in 0..4 {
-            let stmts = upserts(&def, rows(k * 5), &guard(), &Limits::default());
+            let stmts = upserts(&def, rows(k * 5), false, &guard(), &Limits::default());
             assert_eq!(stmts.len(), 1);
             assert_eq!(run(&stmts[0]), 5);
         }
-        let sql = upserts(&def, rows(0), &guard(), &Limits::default())[0]
+        let sql = upserts(&def, rows(0), false, &guard(), &Limits::default())[0]
             .sql
             .clone();
         let stmt = conn.prepare_cached(&sql).unwrap();
@@ -468,7 +478,7 @@ mod tests {
             read_seq: guard().read_seq - 1,
             ..guard()
         };
-        let stmts = upserts(&def, rows(100), &stale, &Limits::default());
+        let stmts = upserts(&def, rows(100), false, &stale, &Limits::default());
         assert_eq!(run(&stmts[0]), 0, "a stale batch changes nothing");
         let wrong = Guard {
             primary_id: "other".into(),

@@ -155,6 +155,11 @@ impl<'a> TablePlan<'a> {
             match source {
                 Some(cc) => reasons.extend(column_changes(cc, tc)),
                 None if tc.primary_key => reasons.push(format!("new key column `{}`", tc.name)),
+                // A foreign key is part of the table: SQLite adds none in place (and the
+                // replica's is a table constraint over `(room_id, column)`).
+                None if tc.references.is_some() => {
+                    reasons.push(format!("new column `{}` with a reference", tc.name))
+                }
                 None => {}
             }
         }
@@ -305,6 +310,7 @@ impl<'a> TablePlan<'a> {
             table: t.clone(),
             copy,
             reasons,
+            with: Vec::new(),
         }));
     }
 }
@@ -340,6 +346,15 @@ fn column_changes(current: &Column, target: &Column) -> Vec<String> {
             show_default(&a),
             show_default(&b)
         ));
+    }
+    if a.references != b.references {
+        out.push(match &b.references {
+            Some(r) => format!("`{name}` references {r}"),
+            None => format!(
+                "`{name}` no longer references {}",
+                a.references.as_deref().unwrap_or("")
+            ),
+        });
     }
     out
 }

@@ -81,6 +81,28 @@ pub struct Rebuild {
     pub copy: Vec<(Name, String)>,
     /// Why the table is rebuilt, for the migration's comment and the CLI's summary.
     pub reasons: Vec<String>,
+    /// The tables that reference this one, rebuilt with it in dependency order (parents first):
+    /// every new table is built and filled before any old one is dropped, and the old ones are
+    /// dropped children first, so no `ON DELETE` ever runs (D1 ignores `PRAGMA foreign_keys`).
+    pub with: Vec<Rebuild>,
+}
+
+impl Rebuild {
+    /// An identical copy of `table` (every column by name): how a table that references a
+    /// rebuilt one is carried along.
+    pub fn carry(table: &Table, reason: String) -> Rebuild {
+        Rebuild {
+            from: table.name.clone(),
+            table: table.clone(),
+            copy: table
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), crate::ident::quote(&c.name)))
+                .collect(),
+            reasons: vec![reason],
+            with: Vec::new(),
+        }
+    }
 }
 
 /// Everything needed to bring the current schema to the target.
@@ -359,7 +381,16 @@ impl fmt::Display for Change {
                 if r.from != r.table.name {
                     write!(f, " (was `{}`)", r.from)?;
                 }
-                write!(f, ", keeping its rows: {}", r.reasons.join("; "))
+                write!(f, ", keeping its rows: {}", r.reasons.join("; "))?;
+                if !r.with.is_empty() {
+                    let names: Vec<String> = r
+                        .with
+                        .iter()
+                        .map(|w| format!("`{}`", w.table.name))
+                        .collect();
+                    write!(f, "; with {} (they reference it)", names.join(", "))?;
+                }
+                Ok(())
             }
         }
     }

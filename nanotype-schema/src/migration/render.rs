@@ -97,34 +97,71 @@ fn index(table: &str, i: &crate::model::Index, side: Side) -> String {
 }
 
 fn rebuild(r: &Rebuild, side: Side) -> Vec<String> {
-    let t = &r.table;
-    let temp = rebuild_name(&t.name);
-    let mut targets = Vec::new();
-    let mut sources = Vec::new();
-    if side == Side::Replica {
-        targets.push(quote(ROOM_COLUMN));
-        sources.push(quote(ROOM_COLUMN));
+    // The table and those that reference it, parents first.
+    let members: Vec<&Rebuild> = std::iter::once(r).chain(r.with.iter()).collect();
+    let temp_of = |name: &str| {
+        members
+            .iter()
+            .find(|m| m.table.name == name)
+            .map(|m| rebuild_name(&m.table.name))
+    };
+    let mut out = Vec::new();
+    // New tables, their references pointing at the other new tables (themselves included):
+    // renaming a table below rewrites the references to it.
+    for m in &members {
+        let mut t = m.table.clone();
+        for c in t.columns.to_mut().iter_mut() {
+            if let Some(reference) = c.references.as_mut() {
+                if let Some(temp) = temp_of(&reference.table) {
+                    reference.table = std::borrow::Cow::Owned(temp);
+                }
+            }
+        }
+        let temp = rebuild_name(&m.table.name);
+        t.name = std::borrow::Cow::Owned(temp.clone());
+        out.push(match side {
+            Side::Primary => ddl::primary_table_named(&t, &temp),
+            Side::Replica => ddl::replica_table_named(&t, &temp),
+        });
     }
-    for (col, expr) in &r.copy {
-        targets.push(quote(col));
-        sources.push(expr.clone());
-    }
-    let mut out = vec![
-        match side {
-            Side::Primary => ddl::primary_table_named(t, &temp),
-            Side::Replica => ddl::replica_table_named(t, &temp),
-        },
-        format!(
+    for m in &members {
+        let mut targets = Vec::new();
+        let mut sources = Vec::new();
+        if side == Side::Replica {
+            targets.push(quote(ROOM_COLUMN));
+            sources.push(quote(ROOM_COLUMN));
+        }
+        for (col, expr) in &m.copy {
+            targets.push(quote(col));
+            sources.push(expr.clone());
+        }
+        out.push(format!(
             "INSERT INTO {} ({}) SELECT {} FROM {};",
-            quote(&temp),
+            quote(&rebuild_name(&m.table.name)),
             targets.join(", "),
             sources.join(", "),
-            quote(&r.from)
-        ),
-        format!("DROP TABLE {};", quote(&r.from)),
-        format!("ALTER TABLE {} RENAME TO {};", quote(&temp), quote(&t.name)),
-    ];
-    out.extend(t.indexes.iter().map(|i| index(&t.name, i, side)));
+            quote(&m.from)
+        ));
+    }
+    // Old tables, children first: nothing references a table when it is dropped.
+    for m in members.iter().rev() {
+        out.push(format!("DROP TABLE {};", quote(&m.from)));
+    }
+    for m in &members {
+        out.push(format!(
+            "ALTER TABLE {} RENAME TO {};",
+            quote(&rebuild_name(&m.table.name)),
+            quote(&m.table.name)
+        ));
+    }
+    for m in &members {
+        out.extend(
+            m.table
+                .indexes
+                .iter()
+                .map(|i| index(&m.table.name, i, side)),
+        );
+    }
     out
 }
 
@@ -153,9 +190,10 @@ pub fn file(plan: &Plan, title: &str, side: Side) -> String {
         s.push('\n');
         if let Change::RebuildTable(r) = change {
             s.push_str(&format!(
-                "-- The rows are copied into {} and the tables swapped. nanotype declares no foreign\n\
-                 -- keys, so dropping the old table deletes nothing else; no PRAGMA is needed (D1\n\
-                 -- ignores PRAGMA foreign_keys).\n",
+                "-- The rows are copied into {} and the tables swapped. Tables that reference it are\n\
+                 -- rebuilt with it: every new table is filled before an old one is dropped, children\n\
+                 -- first, so no ON DELETE runs and no PRAGMA is needed (D1 ignores\n\
+                 -- PRAGMA foreign_keys).\n",
                 rebuild_name(&r.table.name)
             ));
         }
@@ -189,6 +227,9 @@ pub fn d1_limits(plan: &Plan) -> Vec<String> {
             Change::RebuildTable(r) => Some(&r.table),
             _ => None,
         };
+        if let Change::RebuildTable(r) = change {
+            out.extend(r.with.iter().filter_map(|w| d1_column_limit(&w.table)));
+        }
         if let Some(problem) = table.and_then(d1_column_limit) {
             out.push(problem);
         }

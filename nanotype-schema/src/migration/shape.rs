@@ -33,6 +33,17 @@ pub struct ColumnShape {
     pub default: Option<String>,
     /// Position in the primary key, from 1; 0 when not part of it.
     pub key_position: u32,
+    /// Its foreign key, `table.column ON DELETE ACTION` (in the replica, the column's half of the
+    /// `(room_id, column)` key).
+    pub references: Option<String>,
+}
+
+/// The text of a reference in a shape.
+pub fn reference_text(table: &str, column: &str, on_delete: &str) -> String {
+    format!(
+        "{table}.{column} ON DELETE {}",
+        on_delete.to_ascii_uppercase()
+    )
 }
 
 /// One index made by `CREATE INDEX` (not the implicit ones of a key or `UNIQUE` constraint).
@@ -73,6 +84,10 @@ pub fn primary_column(col: &Column) -> ColumnShape {
         },
         default: col.default.as_ref().map(Literal::to_sql),
         key_position: u32::from(col.primary_key),
+        references: col
+            .references
+            .as_ref()
+            .map(|r| reference_text(&r.table, &r.column, r.on_delete.sql())),
     }
 }
 
@@ -98,13 +113,23 @@ pub fn replica(table: &Table) -> TableShape {
         not_null: true,
         default: None,
         key_position: 1,
+        references: None,
     }];
-    columns.extend(table.columns.iter().map(|col| ColumnShape {
-        name: col.name.to_string(),
-        declared_type: col.sql_type().as_sql().to_owned(),
-        not_null: !col.nullable || col.primary_key,
-        default: col.default.as_ref().map(Literal::to_sql),
-        key_position: if col.primary_key { 2 } else { 0 },
+    let name = table.name.to_string();
+    columns.extend(table.columns.iter().map(|col| {
+        ColumnShape {
+            name: col.name.to_string(),
+            declared_type: col.sql_type().as_sql().to_owned(),
+            not_null: !col.nullable || col.primary_key,
+            default: col.default.as_ref().map(Literal::to_sql),
+            key_position: if col.primary_key { 2 } else { 0 },
+            // The replica's foreign keys always cascade (see `ddl::replica_foreign_key`).
+            references: col
+                .references
+                .as_ref()
+                .filter(|r| r.table != name)
+                .map(|r| reference_text(&r.table, &r.column, "CASCADE")),
+        }
     }));
     TableShape {
         name: table.name.to_string(),
@@ -166,6 +191,24 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
                 )
             })?),
         };
+        let references = match &c.references {
+            None => None,
+            Some(text) => {
+                let parsed = text.split_once(" ON DELETE ").and_then(|(target, action)| {
+                    let (table, column) = target.split_once('.')?;
+                    Some((table, column, crate::model::OnDelete::from_keyword(action)?))
+                });
+                let Some((table, column, on_delete)) = parsed else {
+                    return Err(format!(
+                        "column `{t}.{}` has a foreign key nanotype does not declare ({text})",
+                        c.name
+                    ));
+                };
+                Some(crate::model::Reference::new(
+                    t, &c.name, table, column, on_delete,
+                ))
+            }
+        };
         columns.push(Column {
             name: Cow::Owned(c.name.clone()),
             field: Cow::Owned(c.name.clone()),
@@ -174,6 +217,7 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
             primary_key: key,
             default,
             renamed_from: None,
+            references,
         });
     }
     let indexes = shape
@@ -280,6 +324,9 @@ impl fmt::Display for ColumnShape {
         }
         if let Some(d) = &self.default {
             write!(f, " DEFAULT {d}")?;
+        }
+        if let Some(r) = &self.references {
+            write!(f, " REFERENCES {r}")?;
         }
         Ok(())
     }

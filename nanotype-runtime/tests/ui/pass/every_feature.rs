@@ -89,3 +89,24 @@ fn main() {
         Ok(())
     };
 }
+
+/// References to another table and to its own: a schema that lists both compiles.
+#[nanotype::table(name = "parts")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    #[nanotype(references = "parts.id", on_delete = "set_null")]
+    pub parent_id: Option<i64>,
+    #[nanotype(references = "owners.name", on_delete = "cascade")]
+    pub owner: String,
+}
+
+#[nanotype::table(name = "owners")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owner {
+    #[nanotype(primary_key)]
+    pub name: String,
+}
+
+nanotype::schema!(pub Parts = [Owner, Part]);

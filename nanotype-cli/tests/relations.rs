@@ -1,0 +1,236 @@
+//! Foreign keys through gen-migrations, checked the way that caught drizzle-kit losing child rows:
+//! migrations applied with foreign keys on (D1 cannot turn them off), each file inside one
+//! transaction as `wrangler d1 migrations apply` runs it, rows counted in every table before and
+//! after, and `PRAGMA foreign_key_check` clean.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use rusqlite::Connection;
+
+const V1: &str = r#"
+#[nanotype::table(name = "tasks")]
+pub struct Task {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub title: String,
+    pub status: String,
+}
+
+#[nanotype::table(name = "comments")]
+pub struct Comment {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    #[nanotype(references = "tasks.id", on_delete = "cascade")]
+    pub task_id: i64,
+    pub body: String,
+}
+
+#[nanotype::table(name = "reactions")]
+pub struct Reaction {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    #[nanotype(references = "comments.id", on_delete = "cascade")]
+    pub comment_id: i64,
+    pub emoji: String,
+}
+
+#[nanotype::table(name = "parts")]
+pub struct Part {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    #[nanotype(references = "parts.id", on_delete = "set_null")]
+    pub parent_id: Option<i64>,
+    pub name: String,
+}
+"#;
+
+/// A database with foreign keys on (as D1 and a Durable Object have them).
+fn db() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    c
+}
+
+/// Apply each file in its own transaction, as `wrangler d1 migrations apply` does.
+fn apply_in_transactions(c: &Connection, files: &[PathBuf]) {
+    for f in files {
+        let sql = std::fs::read_to_string(f).unwrap();
+        c.execute_batch(&format!("BEGIN;\n{sql}\nCOMMIT;"))
+            .unwrap_or_else(|e| panic!("{} does not apply: {e}\n{sql}", f.display()));
+    }
+}
+
+fn counts(c: &Connection) -> Vec<(String, i64)> {
+    ["tasks", "comments", "reactions", "parts"]
+        .iter()
+        .map(|t| {
+            let n: i64 = c
+                .query_row(&format!("SELECT COUNT(*) FROM \"{t}\""), [], |r| r.get(0))
+                .unwrap();
+            (t.to_string(), n)
+        })
+        .collect()
+}
+
+fn fk_problems(c: &Connection) -> usize {
+    let mut stmt = c.prepare("PRAGMA foreign_key_check").unwrap();
+    stmt.query_map([], |_| Ok(())).unwrap().count()
+}
+
+fn fill(c: &Connection, room: Option<&str>) {
+    let (cols, val) = match room {
+        Some(r) => ("room_id, ", format!("'{r}', ")),
+        None => ("", String::new()),
+    };
+    let mut sql = String::new();
+    for t in 1..=3 {
+        sql += &format!(
+            "INSERT INTO tasks ({cols}id, title, status) VALUES ({val}{t}, 't{t}', 'open');\n"
+        );
+    }
+    for (id, task) in [(1, 1), (2, 1), (3, 2), (4, 3), (5, 3)] {
+        sql += &format!(
+            "INSERT INTO comments ({cols}id, task_id, body) VALUES ({val}{id}, {task}, 'c');\n"
+        );
+    }
+    for (id, comment) in [(1, 1), (2, 1), (3, 4), (4, 5)] {
+        sql += &format!("INSERT INTO reactions ({cols}id, comment_id, emoji) VALUES ({val}{id}, {comment}, ':)');\n");
+    }
+    for (id, parent) in [(1, "NULL"), (2, "1"), (3, "2"), (4, "1")] {
+        sql += &format!(
+            "INSERT INTO parts ({cols}id, parent_id, name) VALUES ({val}{id}, {parent}, 'p');\n"
+        );
+    }
+    c.execute_batch(&sql).unwrap();
+}
+
+#[test]
+fn references_are_declared_on_both_sides_and_read_back() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    let d1 = std::fs::read_to_string(&sql_files(&p.d1_dir())[0]).unwrap();
+    assert!(
+        d1.contains("FOREIGN KEY (\"room_id\", \"task_id\") REFERENCES \"tasks\" (\"room_id\", \"id\") ON DELETE CASCADE"),
+        "{d1}"
+    );
+    let dobj = std::fs::read_to_string(&sql_files(&p.do_dir())[0]).unwrap();
+    assert!(
+        dobj.contains(
+            "\"task_id\" INTEGER NOT NULL REFERENCES \"tasks\" (\"id\") ON DELETE CASCADE"
+        ),
+        "{dobj}"
+    );
+    assert!(
+        dobj.contains("REFERENCES \"parts\" (\"id\") ON DELETE SET NULL"),
+        "{dobj}"
+    );
+    // Replayed, the references are what the structs say: nothing to do.
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+    // A reference changed: the child is rebuilt to carry it.
+    p.write_schema(&V1.replace(
+        "#[nanotype(references = \"comments.id\", on_delete = \"cascade\")]",
+        "#[nanotype(references = \"comments.id\", on_delete = \"restrict\")]",
+    ));
+    let out = p.ok(&["--dry-run"]);
+    assert!(out.contains("rebuild table `reactions`"), "{out}");
+    assert!(
+        out.contains("references comments.id ON DELETE RESTRICT"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_parent_rebuilt_with_its_children_keeps_every_row_with_foreign_keys_on() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    let (primary, replica) = (db(), db());
+    apply_in_transactions(&primary, &sql_files(&p.do_dir()));
+    apply_in_transactions(&replica, &sql_files(&p.d1_dir()));
+    fill(&primary, None);
+    fill(&replica, Some("r"));
+    let before = (counts(&primary), counts(&replica));
+
+    // `tasks.status` gets a default, `parts.name` too: both tables must be rebuilt, and with them
+    // every table below them (comments and reactions under tasks; parts under itself).
+    p.write_schema(
+        &V1.replace(
+            "    pub status: String,",
+            "    #[nanotype(default = \"open\")]\n    pub status: String,",
+        )
+        .replace(
+            "    pub name: String,",
+            "    #[nanotype(default = \"part\")]\n    pub name: String,",
+        ),
+    );
+    let out = p.ok(&[]);
+    assert!(
+        out.contains("rebuild table `tasks`") && out.contains("with `comments`, `reactions`"),
+        "{out}"
+    );
+    assert!(out.contains("rebuild table `parts`"), "{out}");
+    let new_do = sql_files(&p.do_dir()).pop().unwrap();
+    let new_d1 = sql_files(&p.d1_dir()).pop().unwrap();
+    for f in [&new_do, &new_d1] {
+        let text = std::fs::read_to_string(f).unwrap();
+        let statements: Vec<&str> = text.lines().filter(|l| !l.starts_with("--")).collect();
+        assert!(
+            !statements
+                .iter()
+                .any(|l| l.to_ascii_uppercase().contains("PRAGMA")),
+            "no PRAGMA: {text}"
+        );
+    }
+    apply_in_transactions(&primary, &[new_do]);
+    apply_in_transactions(&replica, &[new_d1]);
+    assert_eq!(
+        (counts(&primary), counts(&replica)),
+        before,
+        "rows before = after"
+    );
+    assert_eq!(fk_problems(&primary), 0);
+    assert_eq!(fk_problems(&replica), 0);
+    // The references still hold, and still cascade.
+    primary
+        .execute_batch("DELETE FROM tasks WHERE id = 1")
+        .unwrap();
+    assert_eq!(counts(&primary)[1], ("comments".into(), 3));
+    assert_eq!(counts(&primary)[2], ("reactions".into(), 2));
+    replica
+        .execute_batch("DELETE FROM tasks WHERE room_id = 'r' AND id = 1")
+        .unwrap();
+    assert_eq!(counts(&replica)[2], ("reactions".into(), 2));
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+}
+
+#[test]
+fn a_referenced_table_cannot_be_dropped_nor_a_child_changed_during_its_rebuild() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    // Dropping `tasks` while `comments` references it: refused (and the schema check says so).
+    let without_tasks = V1.replace(
+        "#[nanotype::table(name = \"tasks\")]\npub struct Task {\n    #[nanotype(primary_key)]\n    pub id: i64,\n    pub title: String,\n    pub status: String,\n}\n",
+        "",
+    );
+    p.write_schema(&without_tasks);
+    let out = p.fails(&["--allow-data-loss"]);
+    assert!(out.contains("no table `tasks` is in the schema"), "{out}");
+    // Rebuilding `tasks` while adding a column to `comments`: one at a time.
+    p.write_schema(
+        &V1.replace(
+            "    pub status: String,",
+            "    #[nanotype(default = \"open\")]\n    pub status: String,",
+        )
+        .replace(
+            "    pub body: String,",
+            "    pub body: String,\n    pub edited: Option<i64>,",
+        ),
+    );
+    let out = p.fails(&[]);
+    assert!(out.contains("in a migration of its own first"), "{out}");
+}
