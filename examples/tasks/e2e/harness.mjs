@@ -51,8 +51,9 @@ export function writeConfigs() {
   mkdirSync(partialDir, { recursive: true });
   for (const f of readdirSync(MIGRATIONS).filter((f) => f.endsWith(".sql"))) {
     let sql = readFileSync(join(MIGRATIONS, f), "utf8");
-    if (sql.includes('CREATE TABLE "comments"')) {
-      const without = sql.replace(/\n\s*"body" TEXT NOT NULL,/, "");
+    if (sql.includes('CREATE TABLE "comments"') || sql.includes('CREATE TABLE "_nt_rebuild_comments"')) {
+      // The column, and its place in a rebuild's copy.
+      const without = sql.replace(/\n\s*"body" TEXT NOT NULL,/g, "").replaceAll('"body", ', "");
       if (without === sql) throw new Error("could not derive the partial migrations");
       sql = without;
     }

@@ -289,6 +289,28 @@ try {
     return { rows: counts[R], archivedInD1: archived[0].n };
   });
 
+  await check("relations: deleting a task deletes its comments in the room and in D1; a comment on a missing task is a 409", async () => {
+    const R = room("cascade");
+    const keep = await createTask(R, "keep"), gone = await createTask(R, "gone");
+    for (const [t, n] of [[keep.task.id, 2], [gone.task.id, 3]]) {
+      for (let i = 0; i < n; i++) assert.equal((await http("POST", `/rooms/${R}/comments`, { task_id: t, body: `c${i}` })).status, 201);
+    }
+    const orphan = await http("POST", `/rooms/${R}/comments`, { task_id: 999, body: "no task" });
+    assert.equal(orphan.status, 409, JSON.stringify(orphan.body));
+    assert.equal(orphan.body.error.code, "constraint_violation");
+    await drained(R);
+    assert.equal((await d1(`SELECT COUNT(*) AS n FROM comments WHERE room_id = '${R}'`))[0].n, 5);
+    assert.equal((await http("DELETE", `/rooms/${R}/tasks/${gone.task.id}`)).status, 200);
+    const strong = await ok("GET", `/rooms/${R}/comments?consistency=strong`);
+    assert.deepEqual(strong.rows.map((c) => c.task_id), [keep.task.id, keep.task.id], "cascaded in the room");
+    await drained(R);
+    const inD1 = await d1(`SELECT task_id FROM comments WHERE room_id = '${R}' ORDER BY id`);
+    assert.deepEqual(inD1.map((r) => r.task_id), [keep.task.id, keep.task.id], "and in D1");
+    const fk = await d1("PRAGMA foreign_key_check");
+    assert.deepEqual(fk, [], "D1's foreign keys hold");
+    return { commentsLeft: inD1.length };
+  });
+
   await check("5. force resync repairs rows tampered with in D1", async () => {
     const [keep, del] = [ids.A[0], ids.A[2]];
     await d1(`UPDATE tasks SET title = 'tampered', done = 0 WHERE room_id = '${A}' AND id = ${keep};

@@ -29,7 +29,8 @@ pub struct Task {
 pub struct Comment {
     #[nanotype(primary_key)]
     pub id: i64,
-    #[nanotype(index)]
+    /// Deleting the task deletes its comments, in the room and in D1.
+    #[nanotype(index, references = "tasks.id", on_delete = "cascade")]
     pub task_id: i64,
     pub body: String,
     #[serde(default)]
