@@ -11,6 +11,14 @@ cd "$(dirname "$0")/.."
 CRATES=(nanotype-schema nanotype-macros nanotype-runtime nanotype-cli)
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
+# `cargo package` unpacks each `.crate` it verifies into cargo's registry cache, by name and
+# version; an unpacked copy left by an earlier run of the same version would be built instead of
+# this one (nothing of ours is published, so every copy there is such a leftover).
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/nanotype-{schema,macros,runtime,cli}-"$VERSION"
+# Cargo takes a registry crate of a given version to never change, so what an earlier run compiled
+# of ours would be linked again: the verification builds in its own target dir, cleared of ours.
+export CARGO_TARGET_DIR="$PWD/target/package-verify"
+rm -rf "$CARGO_TARGET_DIR"/debug/.fingerprint/nanotype-* "$CARGO_TARGET_DIR"/debug/deps/*nanotype*
 # --allow-dirty: this checks what the crates build from; `cargo publish` itself refuses a dirty tree.
 echo "== cargo package ${CRATES[*]} ($VERSION)"
 cargo package -q --allow-dirty $(printf -- '-p %s ' "${CRATES[@]}")
@@ -20,7 +28,7 @@ unpacked=$(mktemp -d)
 trap 'rm -rf "$unpacked"' EXIT
 patches=()
 for c in "${CRATES[@]}"; do
-  tar xzf "target/package/$c-$VERSION.crate" -C "$unpacked"
+  tar xzf "$CARGO_TARGET_DIR/package/$c-$VERSION.crate" -C "$unpacked"
   patches+=(--config "patch.crates-io.$c.path='$unpacked/$c-$VERSION'")
 done
 CARGO_TARGET_DIR="$PWD/target/package-check" cargo check -q \

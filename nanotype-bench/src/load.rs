@@ -176,6 +176,61 @@ pub fn closed_loop(
     }
 }
 
+/// What an open-loop run saw: each request's latency from the moment it was due (ms), so a
+/// server falling behind shows as latency, not as a lower offered rate.
+pub struct Paced {
+    pub latencies_ms: Vec<f64>,
+    pub failed: usize,
+    /// Requests per second actually completed.
+    pub rate: f64,
+}
+
+/// `requests` requests offered at `rate` per second (open loop), spread over `connections`
+/// keep-alive connections (request `i` on connection `i % connections`).
+pub fn open_loop(
+    port: u16,
+    connections: usize,
+    requests: usize,
+    rate: f64,
+    request: impl Fn(usize) -> (&'static str, String, Option<String>) + Sync,
+) -> Paced {
+    let lat = std::sync::Mutex::new(Vec::with_capacity(requests));
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now() + Duration::from_millis(20);
+    std::thread::scope(|s| {
+        for k in 0..connections {
+            let (lat, failed, request) = (&lat, &failed, &request);
+            s.spawn(move || {
+                let mut c = Client::connect(port);
+                let mut i = k;
+                while i < requests {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let (m, p, b) = request(i);
+                    match c.request(m, &p, b.as_deref()) {
+                        Ok(r) if r.status < 300 => {
+                            lat.lock().unwrap().push(due.elapsed().as_secs_f64() * 1e3)
+                        }
+                        _ => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    i += connections;
+                }
+            });
+        }
+    });
+    let latencies_ms = lat.into_inner().unwrap();
+    let seconds = start.elapsed().as_secs_f64().max(1e-9);
+    Paced {
+        rate: latencies_ms.len() as f64 / seconds,
+        latencies_ms,
+        failed: failed.into_inner(),
+    }
+}
+
 /// The token the bench's Worker config allows for every room (the example serves nothing
 /// without a policy's consent).
 pub const BENCH_TOKEN: &str = "nanotype-bench";

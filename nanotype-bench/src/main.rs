@@ -11,6 +11,7 @@
 //! `size` (the example's wasm vs a minimal DO + D1 Worker). Parts whose prerequisites are missing
 //! print `skipped: <reason>`.
 
+mod cost;
 mod feed;
 mod item;
 mod load;

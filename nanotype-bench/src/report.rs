@@ -29,6 +29,8 @@ pub enum Target {
     RatioAtLeast(f64),
     /// The subject's own value stays below this (in its unit).
     Below(f64),
+    /// The subject is at most the baseline plus this (in their unit): rows per write.
+    AtMostPlus(f64),
     /// Reported, no target.
     None,
 }
@@ -59,6 +61,10 @@ impl Figure {
             Target::RatioAtMost(t) => self.ratio().map(|r| r <= t),
             Target::RatioAtLeast(t) => self.ratio().map(|r| r >= t),
             Target::Below(t) => Some(self.subject.value < t),
+            Target::AtMostPlus(n) => self
+                .baseline
+                .as_ref()
+                .map(|(_, b)| self.subject.value <= b.value + n + 1e-9),
             Target::None => None,
         }
     }
@@ -68,6 +74,7 @@ impl Figure {
             Target::RatioAtMost(t) => format!("≤ {t}×"),
             Target::RatioAtLeast(t) => format!("≥ {t}×"),
             Target::Below(t) => format!("< {} {}", number(t), self.subject.unit),
+            Target::AtMostPlus(n) => format!("≤ base + {}", number(n)),
             Target::None => "—".into(),
         }
     }
@@ -235,6 +242,8 @@ mod tests {
         assert_eq!(fig(Target::RatioAtLeast(1.4)).met(), Some(false));
         assert_eq!(fig(Target::Below(11.0)).met(), Some(false));
         assert_eq!(fig(Target::None).met(), None);
+        assert_eq!(fig(Target::AtMostPlus(2.0)).met(), Some(true));
+        assert_eq!(fig(Target::AtMostPlus(1.0)).met(), Some(false));
     }
 
     #[test]

@@ -17,15 +17,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::load::{closed_loop, Client};
+use crate::load::{closed_loop, open_loop, Client};
 use crate::measure::{interleave, median, percentile, Contender};
 use crate::report::{list, Amount, Figure, Outcome, Target};
 use crate::{workspace_root, Sizes};
 
 const ROOMS: usize = 8;
 const CONNECTIONS: usize = 8;
-/// Offered load of the lag measurement.
-const LAG_WRITES_PER_SECOND: f64 = 200.0;
 
 fn skipped(reason: impl Into<String>) -> Vec<Outcome> {
     vec![Outcome::Skipped {
@@ -243,8 +241,91 @@ pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
         sizes.lag_writes.min(1_000),
         &stamp,
     ));
+    out.extend(crate::cost::run(port, &stamp));
+    // Cold start: rooms written now, `wrangler dev` restarted, then each room's first request.
+    let mut c = Client::connect(port);
+    for k in 0..ROOMS {
+        let _ = c.request(
+            "POST",
+            &format!("/rooms/cold-nt-{stamp}-{k}/tasks"),
+            Some(&body(k)),
+        );
+        let _ = c.request(
+            "POST",
+            &format!("/rooms/cold-plain-{stamp}-{k}/bench/plain"),
+            Some(&body(k)),
+        );
+    }
+    drop(c);
     drop(dev);
+    // The old workerd lets go of the port before the new one takes it.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10)
+        && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match start(&ex, dir, &config, port) {
+        Ok(dev) => {
+            out.extend(cold_start(port, &stamp));
+            drop(dev);
+        }
+        Err(why) => out.push(Outcome::Skipped {
+            part: "workerd",
+            reason: format!("restart for the cold start: {why}"),
+        }),
+    }
     out
+}
+
+/// The first request to each of [`ROOMS`] existing rooms after `wrangler dev` restarted (the
+/// Durable Object instantiated; for nanotype also its migrations checked, its engine opened and
+/// its backfill state read), nanotype's create against the plain insert, alternating rooms; and
+/// the second request to each, warm.
+fn cold_start(port: u16, stamp: &str) -> Vec<Outcome> {
+    let mut c = Client::connect(port);
+    let (mut cold_nt, mut cold_plain, mut warm_nt, mut warm_plain) =
+        (vec![], vec![], vec![], vec![]);
+    for k in 0..ROOMS {
+        for (path, cold, warm) in [
+            (
+                format!("/rooms/cold-nt-{stamp}-{k}/tasks"),
+                &mut cold_nt,
+                &mut warm_nt,
+            ),
+            (
+                format!("/rooms/cold-plain-{stamp}-{k}/bench/plain"),
+                &mut cold_plain,
+                &mut warm_plain,
+            ),
+        ] {
+            for times in [&mut *cold, &mut *warm] {
+                let t = Instant::now();
+                if matches!(c.request("POST", &path, Some(&body(k))), Ok(r) if r.status < 300) {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+    if cold_nt.is_empty() || cold_plain.is_empty() {
+        return skipped("cold start: the restarted Worker did not answer");
+    }
+    vec![Outcome::Figure(Figure {
+        part: "workerd",
+        measure: "cold start: first request to a room after a restart, vs plain DO".into(),
+        subject: Amount::new(median(&cold_nt), "ms"),
+        baseline: Some(("plain DO".into(), Amount::new(median(&cold_plain), "ms"))),
+        target: Target::RatioAtMost(1.5),
+        raw: format!(
+            "{ROOMS} rooms of each, written before `wrangler dev` was restarted; first request \
+             after the restart, alternating. ms per room: nanotype {}; plain {}. The second request \
+             (warm): nanotype median {:.1} ms, plain {:.1} ms.",
+            list(&cold_nt, 1.0),
+            list(&cold_plain, 1.0),
+            median(&warm_nt),
+            median(&warm_plain)
+        ),
+    })]
 }
 
 /// A route under load: its path for room `k`.
@@ -265,6 +346,25 @@ const FEED: Route = Route {
     name: "replicated + feed",
     path: |k| format!("/rooms/tp-feed-{k}/tasks"),
 };
+const REPLICATED_ONE: Route = Route {
+    name: "replicated, one room",
+    path: |_| "/rooms/one-repl/tasks".to_string(),
+};
+const PLAIN_ONE: Route = Route {
+    name: "plain, one room",
+    path: |_| "/rooms/one-plain/bench/plain".to_string(),
+};
+const WT_ONE: Route = Route {
+    name: "write-through, one room",
+    path: |_| "/rooms/one-wt/bench/write-through".to_string(),
+};
+
+impl Route {
+    fn path_for(&self, k: usize) -> String {
+        (self.path)(k)
+    }
+}
+
 const WRITE_THROUGH: Route = Route {
     name: "write-through",
     path: |k| format!("/rooms/tp-wt-{k}/bench/write-through"),
@@ -400,13 +500,137 @@ fn measure(sizes: &Sizes, port: u16) -> Vec<Outcome> {
             raw: how.clone(),
         }));
     }
-    out.extend(lag(sizes, port));
+    let lag_rate = (rate("replicated") / 2.0).max(10.0);
+    out.extend(lag(sizes, port, lag_rate));
+    out.extend(latency(sizes, port, rate("plain"), &mut c));
     out
 }
 
-/// Writes at [`LAG_WRITES_PER_SECOND`] over [`ROOMS`] rooms (one writer per room, paced), and
+/// Create-route latency, open loop, at 25 %, 50 % and 90 % of the plain Durable Object's
+/// saturated rate, nanotype against the plain insert, on one room and on [`ROOMS`] rooms. The
+/// one-room saturated rates are measured here first (closed loop), with the write-through.
+fn latency(sizes: &Sizes, port: u16, plain_rate_8: f64, c: &mut Client) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for k in 0..1 {
+        let _ = c.request("POST", &REPLICATED_ONE.path_for(k), Some(&body(0)));
+        let _ = c.request("POST", &PLAIN_ONE.path_for(k), Some(&body(0)));
+        let _ = c.request("POST", &WT_ONE.path_for(k), Some(&body(0)));
+    }
+    // One room: its saturated rates, interleaved by round.
+    let deadline = Duration::from_secs_f64(sizes.request_seconds);
+    let one = interleave(
+        sizes.rounds.min(3),
+        [&REPLICATED_ONE, &PLAIN_ONE, &WT_ONE]
+            .into_iter()
+            .map(|route| {
+                Contender::new(route.name, move || {
+                    let run = closed_loop(port, CONNECTIONS, sizes.requests, deadline, |i| {
+                        ("POST", route.path_for(0), Some(body(i)))
+                    });
+                    if run.ok == 0 {
+                        f64::INFINITY
+                    } else {
+                        1.0 / run.per_second()
+                    }
+                })
+            })
+            .collect(),
+    );
+    let one_rate = |n: &str| 1.0 / one.median(n);
+    let how_one = format!(
+        "One room, {CONNECTIONS} keep-alive connections, closed loop, each round at most {} requests \
+         or {} s, routes interleaved by round. req/s per round: nanotype {}, plain {}, write-through {}.",
+        sizes.requests,
+        sizes.request_seconds,
+        list(&one.of(REPLICATED_ONE.name).iter().map(|s| 1.0 / s).collect::<Vec<_>>(), 1.0),
+        list(&one.of(PLAIN_ONE.name).iter().map(|s| 1.0 / s).collect::<Vec<_>>(), 1.0),
+        list(&one.of(WT_ONE.name).iter().map(|s| 1.0 / s).collect::<Vec<_>>(), 1.0),
+    );
+    out.push(Outcome::Figure(Figure {
+        part: "workerd",
+        measure: "create-task on one room vs plain DO insert (saturated)".into(),
+        subject: Amount::new(one_rate(REPLICATED_ONE.name), "req/s"),
+        baseline: Some((
+            "plain".into(),
+            Amount::new(one_rate(PLAIN_ONE.name), "req/s"),
+        )),
+        target: Target::RatioAtLeast(0.8),
+        raw: how_one.clone(),
+    }));
+    out.push(Outcome::Figure(Figure {
+        part: "workerd",
+        measure: "create-task on one room vs write-through (saturated)".into(),
+        subject: Amount::new(one_rate(REPLICATED_ONE.name), "req/s"),
+        baseline: Some((
+            "write-through".into(),
+            Amount::new(one_rate(WT_ONE.name), "req/s"),
+        )),
+        target: Target::None,
+        raw: how_one,
+    }));
+    // Open loop at fractions of the plain Durable Object's saturated rate.
+    for (rooms, plain_rate) in [(1usize, one_rate(PLAIN_ONE.name)), (ROOMS, plain_rate_8)] {
+        for share in [0.25, 0.5, 0.9] {
+            let rate = (plain_rate * share).max(5.0);
+            let n = ((rate * sizes.request_seconds.min(4.0)) as usize).max(50);
+            let mut lat = Vec::new();
+            for route in [REPLICATED, PLAIN] {
+                let run = open_loop(port, 16, n, rate, |i| {
+                    let path = if rooms == 1 {
+                        (route.path)(0)
+                    } else {
+                        (route.path)(i % rooms)
+                    };
+                    ("POST", path, Some(body(i)))
+                });
+                lat.push(run);
+            }
+            let (nt, plain) = (&lat[0], &lat[1]);
+            let raw = format!(
+                "{n} create requests offered at {rate:.0}/s ({:.0} % of the plain DO's saturated \
+                 {plain_rate:.0} req/s) over {rooms} room(s), 16 connections, open loop; latency from \
+                 each request's due time. nanotype p50 {:.1} / p99 {:.1} ms ({} failed, {:.0}/s done); \
+                 plain p50 {:.1} / p99 {:.1} ms ({} failed, {:.0}/s done).",
+                share * 100.0,
+                median(&nt.latencies_ms),
+                percentile(&nt.latencies_ms, 0.99),
+                nt.failed,
+                nt.rate,
+                median(&plain.latencies_ms),
+                percentile(&plain.latencies_ms, 0.99),
+                plain.failed,
+                plain.rate,
+            );
+            for (q, name, target) in [(0.5, "p50", 1.1), (0.99, "p99", 1.3)] {
+                out.push(Outcome::Figure(Figure {
+                    part: "latency",
+                    measure: format!(
+                        "create {name} at {:.0} % load, {rooms} room(s), vs plain DO",
+                        share * 100.0
+                    ),
+                    subject: Amount::new(percentile(&nt.latencies_ms, q), "ms"),
+                    baseline: Some((
+                        "plain DO".into(),
+                        Amount::new(percentile(&plain.latencies_ms, q), "ms"),
+                    )),
+                    target: if share == 0.5 {
+                        Target::RatioAtMost(target)
+                    } else {
+                        Target::None
+                    },
+                    raw: raw.clone(),
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// Writes at `rate` (half the create route's saturated rate) over [`ROOMS`] rooms (one writer per room, paced), and
 /// one replica reader per room polling for new rows.
-fn lag(sizes: &Sizes, port: u16) -> Vec<Outcome> {
+fn lag(sizes: &Sizes, port: u16, rate: f64) -> Vec<Outcome> {
+    #[allow(non_snake_case)]
+    let LAG_WRITES_PER_SECOND = rate.round();
     let per_room = sizes.lag_writes.div_ceil(ROOMS);
     let interval = Duration::from_secs_f64(ROOMS as f64 / LAG_WRITES_PER_SECOND);
     // (room, id) → (acknowledged, seen in the replica)
@@ -535,7 +759,7 @@ fn lag(sizes: &Sizes, port: u16) -> Vec<Outcome> {
         Outcome::Figure(Figure {
             part: "workerd",
             measure: format!(
-                "replication lag p50 at {LAG_WRITES_PER_SECOND} writes/s over {ROOMS} rooms"
+                "replication lag p50 at 50 % load ({LAG_WRITES_PER_SECOND} writes/s over {ROOMS} rooms)"
             ),
             subject: Amount::new(p50, "ms"),
             baseline: None,
@@ -545,7 +769,7 @@ fn lag(sizes: &Sizes, port: u16) -> Vec<Outcome> {
         Outcome::Figure(Figure {
             part: "workerd",
             measure: format!(
-                "replication lag p99 at {LAG_WRITES_PER_SECOND} writes/s over {ROOMS} rooms"
+                "replication lag p99 at 50 % load ({LAG_WRITES_PER_SECOND} writes/s over {ROOMS} rooms)"
             ),
             subject: Amount::new(p99, "ms"),
             baseline: None,

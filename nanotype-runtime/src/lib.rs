@@ -22,6 +22,7 @@
 
 pub mod actor;
 pub mod api;
+pub mod billing;
 pub mod capture;
 pub mod clock;
 mod declare;

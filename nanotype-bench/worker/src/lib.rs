@@ -2,9 +2,10 @@
 //! path, `POST /rooms/{room}/tasks`), and the two baselines it is compared with, which a real
 //! app never has:
 //!
-//! - `POST /rooms/{room}/bench/plain`: the same insert into the room's SQLite and nothing else
-//!   (no outbox record, no replication): what a write costs a plain Durable Object. A custom
-//!   route of the room ([`baseline::insert_plain`]).
+//! - `POST /rooms/{room}/bench/plain` (and `…/plain/{id}/update`, `…/plain/{id}/delete`): the
+//!   same row written into a table of the room's SQLite that nothing replicates (no outbox, no
+//!   trigger): what a write costs a plain Durable Object. Custom routes of the room
+//!   ([`baseline::insert_plain`]).
 //! - `POST /rooms/{room}/bench/write-through`: that insert, then one awaited `INSERT OR REPLACE`
 //!   of the row into D1 before the response ([`baseline::write_through`]): the original design's
 //!   per-write replication.
@@ -34,10 +35,15 @@ impl RoomHooks for Baselines {
         room: &RoomCtx<'_, P>,
         req: &AppRequest<'_>,
     ) -> Option<Result<Reply, ApiError>> {
-        if req.method != "POST" || req.path != ["bench", "plain"] {
-            return None;
+        match (req.method, req.path) {
+            ("POST", [b, p]) if b == "bench" && p == "plain" => {
+                Some(baseline::plain_route(room.db(), req.body, room.now_ms()))
+            }
+            ("POST", [b, p, id, action]) if b == "bench" && p == "plain" => Some(
+                baseline::plain_change_route(room.db(), id, action, req.body),
+            ),
+            _ => None,
         }
-        Some(baseline::plain_route(room.db(), req.body, room.now_ms()))
     }
 
     /// The feed is on only in the rooms the bench measures it in (`feed-…`, `tp-feed-…`), so

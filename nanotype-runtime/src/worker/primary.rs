@@ -25,6 +25,7 @@ pub struct DoPrimary {
     storage: DoStorage,
     sql: SqlStorage,
     depth: Cell<u32>,
+    meter: crate::billing::Meter,
 }
 
 fn err(e: JsValue) -> Error {
@@ -40,7 +41,19 @@ impl DoPrimary {
             storage,
             sql,
             depth: Cell::new(0),
+            meter: Default::default(),
         }
+    }
+
+    /// What this instance's statements were billed for, since it started.
+    pub fn billed(&self) -> crate::billing::Billed {
+        self.meter.get()
+    }
+
+    /// Count a drained cursor's billed rows.
+    pub(crate) fn metered(&self, cursor: &SqlStorageCursor) {
+        self.meter
+            .statement(cursor.rows_read() as u64, cursor.rows_written() as u64);
     }
 
     /// Size of the room's database in bytes.
@@ -117,12 +130,15 @@ impl DoPrimary {
 impl Primary for DoPrimary {
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let cursor = self.exec(sql, params)?;
-        Ok(Self::drain(&cursor, None)?.0)
+        let rows = Self::drain(&cursor, None)?.0;
+        self.metered(&cursor);
+        Ok(rows)
     }
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let cursor = self.exec(sql, params)?;
         Self::drain(&cursor, None)?;
+        self.metered(&cursor);
         // `rowsWritten` also counts index entries; SQLite's own count is what callers mean.
         let changes = self.query("SELECT changes()", &[])?;
         Ok(match changes.first().and_then(|r| r.first()) {
@@ -135,6 +151,7 @@ impl Primary for DoPrimary {
         // `exec` runs every statement of a multi-statement string.
         let cursor = self.exec(sql, &[])?;
         Self::drain(&cursor, None)?;
+        self.metered(&cursor);
         Ok(())
     }
 

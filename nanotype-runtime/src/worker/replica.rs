@@ -22,6 +22,8 @@ use crate::value::Row;
 /// ```
 pub struct D1Replica {
     db: D1Database,
+    /// Shared by clones: what this replica's statements were billed for.
+    meter: std::rc::Rc<crate::billing::Meter>,
 }
 
 impl Clone for D1Replica {
@@ -29,6 +31,7 @@ impl Clone for D1Replica {
         // The binding is a JS object; clones refer to the same database.
         D1Replica {
             db: self.db.as_ref().clone().unchecked_into(),
+            meter: self.meter.clone(),
         }
     }
 }
@@ -40,7 +43,15 @@ fn err(e: JsValue) -> Error {
 impl D1Replica {
     /// The replica over a D1 binding.
     pub fn new(db: D1Database) -> D1Replica {
-        D1Replica { db }
+        D1Replica {
+            db,
+            meter: Default::default(),
+        }
+    }
+
+    /// What this replica's batches were billed for, since it was made (clones share it).
+    pub fn billed(&self) -> crate::billing::Billed {
+        self.meter.get()
     }
 
     /// The replica bound as `binding` (e.g. `"DB"`) in `env`.
@@ -86,6 +97,7 @@ impl Replica for D1Replica {
         let db: &D1DatabaseSys = self.db.as_ref().unchecked_ref();
         let promise = db.batch(prepared).map_err(err)?;
         let results = JsFuture::from(promise).await.map_err(err)?;
+        self.meter.batch();
         let results: Array = results
             .dyn_into()
             .map_err(|_| Error::Replica("D1 batch() did not return an array".into()))?;
@@ -96,6 +108,16 @@ impl Replica for D1Replica {
                 let why = result.error().map_err(err)?.unwrap_or_default();
                 return Err(Error::Replica(format!("D1 batch statement failed: {why}")));
             }
+            // What D1 billed for it: `meta.rows_read`, `meta.rows_written`.
+            let meta = result.meta().map_err(err)?;
+            let field = |name: &str| {
+                js_sys::Reflect::get(&meta, &JsValue::from_str(name))
+                    .ok()
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0) as u64
+            };
+            self.meter
+                .statement(field("rows_read"), field("rows_written"));
             // Batch results are objects keyed by column name, in column order.
             let rows = result.results().map_err(err)?;
             out.push(

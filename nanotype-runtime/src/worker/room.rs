@@ -181,6 +181,11 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             reply.body["alarmAt"] = self.scheduler.pending().into();
             reply.body["fingerprint"] = S::fingerprint().into();
             reply.body["feedClients"] = self.state.get_websockets().len().into();
+            // What this instance was billed for so far (its SQLite, and D1 for its batches).
+            reply.body["billed"] = serde_json::json!({
+                "durableObject": engine.primary().inner().billed(),
+                "d1": engine.replica().map(|r| r.billed()),
+            });
             if query.iter().any(|(k, v)| k == "rows" && v == "1") {
                 // Asked for (the dashboard): every row of every table is read once.
                 let mut rows = serde_json::Map::new();
