@@ -97,9 +97,8 @@ impl Room<'_> {
             let alarm_far = s["alarmAt"]
                 .as_f64()
                 .is_none_or(|at| at > now_ms + 600_000.0);
-            let idle = h["lag"].as_i64() == Some(0)
-                && h["outboxDepth"].as_i64() == Some(0)
-                && alarm_far;
+            let idle =
+                h["lag"].as_i64() == Some(0) && h["outboxDepth"].as_i64() == Some(0) && alarm_far;
             if idle {
                 return Ok(polls);
             }

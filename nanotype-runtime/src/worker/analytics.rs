@@ -17,7 +17,7 @@ impl ReadOnlySql for DoPrimary {
             let run = || -> Result<ReadOnlyRows> {
                 let cursor = self.exec(sql, params)?;
                 let (rows, truncated) = DoPrimary::drain(&cursor, Some(max_rows))?;
-                self.metered(&cursor);
+                self.metered(&cursor, sql);
                 if cursor.rows_written() > 0.0 {
                     return Err(rejected_writes());
                 }

@@ -28,6 +28,16 @@ pub struct DoPrimary {
     meter: crate::billing::Meter,
 }
 
+thread_local! {
+    /// `NANOTYPE_TRACE_BILLING`: log every statement's billed rows.
+    static TRACE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Log every statement's billed rows from now on (the room sets it from its variables).
+pub fn trace_billing(on: bool) {
+    TRACE.with(|t| t.set(on));
+}
+
 fn err(e: JsValue) -> Error {
     Error::Primary(js_error_text(&e))
 }
@@ -50,10 +60,16 @@ impl DoPrimary {
         self.meter.get()
     }
 
-    /// Count a drained cursor's billed rows.
-    pub(crate) fn metered(&self, cursor: &SqlStorageCursor) {
-        self.meter
-            .statement(cursor.rows_read() as u64, cursor.rows_written() as u64);
+    /// Count a drained cursor's billed rows (and, with `NANOTYPE_TRACE_BILLING = "1"`, log each
+    /// statement with them: how the bench's per-write figures break down).
+    pub(crate) fn metered(&self, cursor: &SqlStorageCursor, sql: &str) {
+        let (read, written) = (cursor.rows_read() as u64, cursor.rows_written() as u64);
+        self.meter.statement(read, written);
+        if TRACE.with(|t| t.get()) {
+            let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            let head: String = head.chars().take(110).collect();
+            worker::console_log!("billed read={read} written={written} :: {head}");
+        }
     }
 
     /// Size of the room's database in bytes.
@@ -131,14 +147,14 @@ impl Primary for DoPrimary {
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let cursor = self.exec(sql, params)?;
         let rows = Self::drain(&cursor, None)?.0;
-        self.metered(&cursor);
+        self.metered(&cursor, sql);
         Ok(rows)
     }
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let cursor = self.exec(sql, params)?;
         Self::drain(&cursor, None)?;
-        self.metered(&cursor);
+        self.metered(&cursor, sql);
         // `rowsWritten` also counts index entries; SQLite's own count is what callers mean.
         let changes = self.query("SELECT changes()", &[])?;
         Ok(match changes.first().and_then(|r| r.first()) {
@@ -151,7 +167,7 @@ impl Primary for DoPrimary {
         // `exec` runs every statement of a multi-statement string.
         let cursor = self.exec(sql, &[])?;
         Self::drain(&cursor, None)?;
-        self.metered(&cursor);
+        self.metered(&cursor, sql);
         Ok(())
     }
 

@@ -69,6 +69,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         if let Some(rows) = num("NANOTYPE_BACKFILL_PAGE") {
             config.backfill_page = (rows as usize).max(1);
         }
+        super::primary::trace_billing(num("NANOTYPE_TRACE_BILLING") == Some(1));
         RoomObject {
             state,
             env,
