@@ -7,7 +7,8 @@
 //! * [`replay`]: the current schema, from replaying the migrations into SQLite;
 //! * [`command`]: the command line;
 //! * [`scaffold`]: `nanotype new`, a project that builds and runs outside this repository;
-//! * [`doctor`]: `nanotype doctor`, whether `wrangler.toml` agrees with the code.
+//! * [`doctor`]: `nanotype doctor`, whether `wrangler.toml` agrees with the code;
+//! * [`pull`]: `nanotype pull`, the structs of an existing SQLite database.
 //!
 //! Planning and rendering live in [`nanotype_schema::migration`], shared with the runtime.
 
@@ -15,6 +16,7 @@ pub mod command;
 pub mod config;
 pub mod doctor;
 pub mod layout;
+pub mod pull;
 pub mod replay;
 pub mod scaffold;
 pub mod sources;

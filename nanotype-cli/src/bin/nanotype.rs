@@ -36,6 +36,15 @@ enum Command {
     },
     /// The next D1 and Durable Object migrations from the structs (see its --help).
     GenMigrations(command::Args),
+    /// Print the `#[nanotype::table]` structs of an existing SQLite database file (a room's, or
+    /// one another app made): a schema to start from.
+    Pull {
+        /// The SQLite file.
+        file: PathBuf,
+        /// Write the structs to this file instead of printing them.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Check that wrangler.toml agrees with the code: the room class bound and created as a
     /// SQLite class, the D1 binding and its migrations folder, the wasm-bindgen pin.
     Doctor {
@@ -100,6 +109,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Pull { file, out } => {
+            let pulled = rusqlite::Connection::open_with_flags(
+                &file,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(|e| format!("cannot open {}: {e}", file.display()))
+            .and_then(|conn| nanotype_cli::pull::structs(&conn, &file.display().to_string()));
+            match (pulled, out) {
+                (Ok(text), None) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                (Ok(text), Some(out)) => match std::fs::write(&out, text) {
+                    Ok(()) => {
+                        println!("Wrote {}", out.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot write {}: {e}", out.display());
+                        ExitCode::FAILURE
+                    }
+                },
+                (Err(e), _) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::GenMigrations(args) => match command::run(&args) {
             Ok(code) => code,
             Err(e) => {
