@@ -135,16 +135,23 @@ fn render(table: &Table) -> String {
                 index.name
             ));
         }
-        if let [one] = cols.as_slice() {
-            field_indexes.push(((*one).to_owned(), index.unique));
-        } else {
-            let fields: Vec<String> = cols.iter().map(|c| field_name(c)).collect();
-            args.push(format!(
-                "{}({})",
-                if index.unique { "unique" } else { "index" },
-                fields.join(", ")
-            ));
+        match (cols.as_slice(), &index.predicate) {
+            ([one], None) => field_indexes.push(((*one).to_owned(), index.unique)),
+            _ => {
+                let mut parts: Vec<String> = cols.iter().map(|c| field_name(c)).collect();
+                if let Some(p) = &index.predicate {
+                    parts.push(format!("where = {:?}", p.as_ref()));
+                }
+                args.push(format!(
+                    "{}({})",
+                    if index.unique { "unique" } else { "index" },
+                    parts.join(", ")
+                ));
+            }
         }
+    }
+    for c in table.checks.iter() {
+        args.push(format!("check = {:?}", c.as_ref()));
     }
     for n in &notes {
         let _ = writeln!(s, "// {n}");

@@ -218,16 +218,40 @@ pub fn introspect_table(conn: &Connection, table: &str) -> rusqlite::Result<Tabl
                     .unwrap_or_else(|| "<expression>".to_owned()))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        // A partial index's condition: SQLite keeps the statement as written.
+        let sql: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .unwrap_or(None);
+        let predicate = sql.and_then(|sql| {
+            let upper = sql.to_ascii_uppercase();
+            let at = upper.rfind(" WHERE ")?;
+            Some(shape::normalize_sql(
+                sql[at + 7..].trim().trim_end_matches(';'),
+            ))
+        });
         indexes.push(IndexShape {
             name,
             columns,
             unique,
+            predicate,
         });
     }
+    let create: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap_or(None);
     Ok(TableShape {
         name: table.to_owned(),
         columns,
         indexes,
+        checks: create.as_deref().map(shape::checks_of).unwrap_or_default(),
     }
     .normalized())
 }

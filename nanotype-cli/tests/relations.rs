@@ -234,3 +234,74 @@ fn a_referenced_table_cannot_be_dropped_nor_a_child_changed_during_its_rebuild()
     let out = p.fails(&[]);
     assert!(out.contains("in a migration of its own first"), "{out}");
 }
+
+const SLOTS: &str = r#"
+#[nanotype::table(name = "slots", unique(owner, day, where = "cancelled = 0"), check = "starts_at < ends_at")]
+pub struct Slot {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub owner: String,
+    pub day: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub cancelled: bool,
+}
+"#;
+
+#[test]
+fn partial_indexes_and_checks_are_declared_read_back_and_enforced() {
+    let p = Project::new();
+    p.write_schema(SLOTS);
+    p.ok(&[]);
+    let dobj = std::fs::read_to_string(&sql_files(&p.do_dir())[0]).unwrap();
+    assert!(dobj.contains("CHECK (starts_at < ends_at)"), "{dobj}");
+    assert!(
+        dobj.contains("CREATE UNIQUE INDEX \"slots_owner_day_key\" ON \"slots\" (\"owner\", \"day\") WHERE cancelled = 0;"),
+        "{dobj}"
+    );
+    let d1 = std::fs::read_to_string(&sql_files(&p.d1_dir())[0]).unwrap();
+    assert!(
+        d1.contains("(\"room_id\", \"owner\", \"day\") WHERE cancelled = 0;"),
+        "{d1}"
+    );
+    // Replayed, the condition and the check are what the struct says.
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+
+    // Enforced: a cancelled duplicate is allowed, a live one and a backwards slot are not.
+    let c = db();
+    apply_in_transactions(&c, &sql_files(&p.do_dir()));
+    let insert = |id: i64, day: i64, start: i64, end: i64, cancelled: i64| {
+        c.execute(
+            "INSERT INTO slots (id, owner, day, starts_at, ends_at, cancelled) VALUES (?1, 'a', ?2, ?3, ?4, ?5)",
+            rusqlite::params![id, day, start, end, cancelled],
+        )
+    };
+    insert(1, 1, 9, 10, 0).unwrap();
+    insert(2, 1, 9, 10, 1).unwrap();
+    assert!(
+        insert(3, 1, 11, 12, 0).is_err(),
+        "a second live slot that day"
+    );
+    assert!(insert(4, 2, 12, 11, 0).is_err(), "the check");
+
+    // Another condition: the index is replaced; another check: the table is rebuilt, rows kept.
+    p.write_schema(&SLOTS.replace(
+        "where = \"cancelled = 0\"",
+        "where = \"cancelled = 0 AND day > 0\"",
+    ));
+    let out = p.ok(&["--dry-run"]);
+    assert!(out.contains("drop index `slots_owner_day_key`"), "{out}");
+    assert!(out.contains("WHERE cancelled = 0 AND day > 0"), "{out}");
+    p.write_schema(&SLOTS.replace("starts_at < ends_at", "starts_at <= ends_at"));
+    let out = p.ok(&[]);
+    assert!(
+        out.contains("rebuild table `slots`") && out.contains("checks change"),
+        "{out}"
+    );
+    apply_in_transactions(&c, &[sql_files(&p.do_dir()).pop().unwrap()]);
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM slots", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+}

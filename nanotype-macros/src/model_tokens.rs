@@ -98,11 +98,13 @@ fn index(i: &Index) -> TokenStream {
     let name = i.name.as_ref();
     let cols = i.columns.iter().map(|c| c.as_ref());
     let unique = i.unique;
+    let predicate = opt_str(&i.predicate);
     quote! {
         __nt::schema::Index {
             name: __nt::Cow::Borrowed(#name),
             columns: __nt::Cow::Borrowed(&[#(__nt::Cow::Borrowed(#cols)),*]),
             unique: #unique,
+            predicate: #predicate,
         }
     }
 }
@@ -114,6 +116,7 @@ pub fn table(t: &Table) -> TokenStream {
     let renamed = opt_str(&t.renamed_from);
     let columns = t.columns.iter().map(column);
     let indexes = t.indexes.iter().map(index);
+    let checks = t.checks.iter().map(|c| c.as_ref());
     quote! {
         &__nt::schema::Table {
             name: __nt::Cow::Borrowed(#name),
@@ -121,6 +124,7 @@ pub fn table(t: &Table) -> TokenStream {
             renamed_from: #renamed,
             columns: __nt::Cow::Borrowed(&[#(#columns),*]),
             indexes: __nt::Cow::Borrowed(&[#(#indexes),*]),
+            checks: __nt::Cow::Borrowed(&[#(__nt::Cow::Borrowed(#checks)),*]),
         }
     }
 }

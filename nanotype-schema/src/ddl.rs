@@ -110,11 +110,12 @@ pub fn primary_table(table: &Table) -> String {
 
 /// `CREATE TABLE` for the room's SQLite under another name (table rebuilds).
 pub fn primary_table_named(table: &Table, name: &str) -> String {
-    let lines: Vec<String> = table
+    let mut lines: Vec<String> = table
         .columns
         .iter()
         .map(|c| primary_column_in(&table.name, c))
         .collect();
+    lines.extend(table.checks.iter().map(|c| format!("CHECK ({c})")));
     create_table(name, &lines)
 }
 
@@ -140,6 +141,7 @@ pub fn replica_table_named(table: &Table, name: &str) -> String {
             .iter()
             .filter_map(|c| replica_foreign_key(&table.name, c)),
     );
+    lines.extend(table.checks.iter().map(|c| format!("CHECK ({c})")));
     create_table(name, &lines)
 }
 
@@ -174,11 +176,16 @@ fn create_index(table: &str, index: &Index, with_room: bool) -> String {
     }
     cols.extend(index.columns.iter().map(|c| quote(c)));
     format!(
-        "CREATE {}INDEX {} ON {} ({});",
+        "CREATE {}INDEX {} ON {} ({}){};",
         if index.unique { "UNIQUE " } else { "" },
         quote(&index.name),
         quote(table),
-        cols.join(", ")
+        cols.join(", "),
+        index
+            .predicate
+            .as_ref()
+            .map(|p| format!(" WHERE {p}"))
+            .unwrap_or_default()
     )
 }
 

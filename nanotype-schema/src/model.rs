@@ -23,6 +23,8 @@ pub struct Table {
     pub columns: List<Column>,
     /// Secondary indexes (field `index`/`unique` and table-level `index(..)`/`unique(..)`).
     pub indexes: List<Index>,
+    /// `CHECK` constraints: SQL expressions every row must satisfy (table-level `check = "…"`).
+    pub checks: List<Name>,
 }
 
 /// One column of a table.
@@ -143,6 +145,8 @@ pub struct Index {
     /// Column names (SQL names), in key order. The replica's index puts `room_id` first.
     pub columns: List<Name>,
     pub unique: bool,
+    /// A partial index's `WHERE` condition (SQL), if any.
+    pub predicate: Option<Name>,
 }
 
 /// The Rust-level kind of a column's value. The SQL type follows from it.
@@ -302,6 +306,7 @@ impl Table {
             renamed_from: None,
             columns: Cow::Owned(columns),
             indexes: Cow::Owned(Vec::new()),
+            checks: Cow::Owned(Vec::new()),
         }
     }
 
@@ -405,6 +410,7 @@ impl Index {
                     .collect(),
             ),
             unique,
+            predicate: None,
         }
     }
 

@@ -11,6 +11,8 @@
 //! #[nanotype::table(renamed_from = "todo")]           the table used to be called `todo`
 //! #[nanotype::table(index(status, created_at))]       composite index (fields, in key order)
 //! #[nanotype::table(unique(owner, slug))]             composite unique index
+//! #[nanotype::table(index(status, where = "done = 0"))]  partial index (SQL condition)
+//! #[nanotype::table(check = "start_at <= end_at")]    CHECK constraint (may be repeated)
 //!
 //! #[nanotype(primary_key)]    exactly one field; an i64 key is assigned by SQLite on insert
 //! #[nanotype(index)]          single-column index
@@ -158,8 +160,42 @@ struct TableArgs {
     krate: Option<syn::Path>,
     name: Option<LitStr>,
     renamed_from: Option<LitStr>,
-    indexes: Vec<(Ident, Vec<Ident>)>,
+    indexes: Vec<(Ident, Vec<Ident>, Option<LitStr>)>,
+    checks: Vec<LitStr>,
     errors: Vec<syn::Error>,
+}
+
+/// A SQL condition given in an attribute: not empty, one expression (no `;`, no comment),
+/// parentheses balanced. SQLite checks the rest when the migration runs.
+fn check_condition(lit: &LitStr, what: &str) -> Option<syn::Error> {
+    let text = lit.value();
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '(' => depth += 1,
+            None if c == ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    break;
+                }
+            }
+            None => {}
+        }
+    }
+    let problem = if text.trim().is_empty() {
+        Some("is empty")
+    } else if depth != 0 || quote.is_some() {
+        Some("has unbalanced parentheses or quotes")
+    } else if text.contains(';') || text.contains("--") || text.contains("/*") {
+        Some("must be one SQL condition (no `;`, no comment)")
+    } else {
+        None
+    };
+    problem.map(|p| syn::Error::new(lit.span(), format!("{what} {p}")))
 }
 
 impl TableArgs {
@@ -197,8 +233,33 @@ impl TableArgs {
             } else if k == INDEX || k == UNIQUE {
                 let content;
                 syn::parenthesized!(content in input);
-                let cols = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
-                out.indexes.push((key, cols.into_iter().collect()));
+                let mut cols = Vec::new();
+                let mut predicate = None;
+                while !content.is_empty() {
+                    if content.peek(Token![where]) {
+                        content.parse::<Token![where]>()?;
+                        content.parse::<Token![=]>()?;
+                        let cond: LitStr = content.parse()?;
+                        if let Some(e) = check_condition(&cond, "the index's `where`") {
+                            out.errors.push(e);
+                        }
+                        predicate = Some(cond);
+                    } else {
+                        cols.push(content.call(syn::ext::IdentExt::parse_any)?);
+                    }
+                    if content.is_empty() {
+                        break;
+                    }
+                    content.parse::<Token![,]>()?;
+                }
+                out.indexes.push((key, cols, predicate));
+            } else if k == CHECK {
+                input.parse::<Token![=]>()?;
+                let cond: LitStr = input.parse()?;
+                if let Some(e) = check_condition(&cond, "`check`") {
+                    out.errors.push(e);
+                }
+                out.checks.push(cond);
             } else {
                 out.errors.push(syn::Error::new(
                     key.span(),
@@ -593,6 +654,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
                     name: Cow::Owned(name),
                     columns: Cow::Owned(vec![Cow::Owned(col_name.clone())]),
                     unique,
+                    predicate: None,
                 });
                 spans.indexes.push((span, vec![span]));
             }
@@ -627,7 +689,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
     }
 
     // Table-level indexes name fields; map them to column names.
-    for (key, idents) in &args.indexes {
+    for (key, idents, predicate) in &args.indexes {
         let unique = *key == UNIQUE;
         let mut cols = Vec::new();
         let mut col_spans = Vec::new();
@@ -647,6 +709,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
             name: Cow::Owned(Index::default_name(&table_name, &col_refs, unique)),
             columns: Cow::Owned(cols.into_iter().map(Cow::Owned).collect()),
             unique,
+            predicate: predicate.as_ref().map(|l| Cow::Owned(l.value())),
         });
         spans.indexes.push((key.span(), col_spans));
     }
@@ -657,6 +720,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
         renamed_from: args.renamed_from.map(|l| Cow::Owned(l.value())),
         columns: Cow::Owned(columns),
         indexes: Cow::Owned(indexes),
+        checks: Cow::Owned(args.checks.iter().map(|l| Cow::Owned(l.value())).collect()),
     };
     for problem in check_table(&table) {
         let span = match problem.at {

@@ -8,6 +8,8 @@ pub const RENAMED_FROM: &str = "renamed_from";
 pub const INDEX: &str = "index";
 /// Table level: `unique(a, b)`; field level: `unique`.
 pub const UNIQUE: &str = "unique";
+/// Table level: `check = "SQL condition"`, a `CHECK` constraint (may be repeated).
+pub const CHECK: &str = "check";
 /// Field level.
 pub const PRIMARY_KEY: &str = "primary_key";
 pub const DEFAULT: &str = "default";
@@ -23,7 +25,7 @@ pub const CRATE: &str = "crate";
 /// The helper attribute on fields.
 pub const NANOTYPE: &str = "nanotype";
 
-pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE, CRATE];
+pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE, CHECK, CRATE];
 pub const FIELD_KEYS: &[&str] = &[
     PRIMARY_KEY,
     INDEX,

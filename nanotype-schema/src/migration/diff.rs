@@ -168,6 +168,18 @@ impl<'a> TablePlan<'a> {
                 reasons.push(format!("key column `{}` dropped", cc.name));
             }
         }
+        let norm = |t: &Table| -> Vec<String> {
+            let mut v: Vec<String> = t
+                .checks
+                .iter()
+                .map(|c| crate::migration::shape::normalize_sql(c))
+                .collect();
+            v.sort();
+            v
+        };
+        if norm(self.current) != norm(t) {
+            reasons.push(format!("its checks change to {:?}", norm(t)));
+        }
 
         if reasons.is_empty() {
             self.alter_in_place(plan, &dropped);
@@ -238,6 +250,7 @@ impl<'a> TablePlan<'a> {
                 name: i.name.clone(),
                 columns: i.columns.iter().map(|col| renamed(col)).collect(),
                 unique: i.unique,
+                predicate: i.predicate.clone(),
             })
             .collect();
         for ci in &current_indexes {

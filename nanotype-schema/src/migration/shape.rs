@@ -19,6 +19,8 @@ pub struct TableShape {
     pub name: String,
     pub columns: Vec<ColumnShape>,
     pub indexes: Vec<IndexShape>,
+    /// `CHECK` constraints, as normalized SQL ([`normalize_sql`]), sorted.
+    pub checks: Vec<String>,
 }
 
 /// One column, as `PRAGMA table_info` reports it.
@@ -52,6 +54,72 @@ pub struct IndexShape {
     pub name: String,
     pub columns: Vec<String>,
     pub unique: bool,
+    /// A partial index's condition, normalized ([`normalize_sql`]).
+    pub predicate: Option<String>,
+}
+
+/// SQL text compared as SQLite keeps it, up to whitespace: runs of spaces collapsed, none next
+/// to parentheses or commas.
+pub fn normalize_sql(sql: &str) -> String {
+    let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" ,", ",")
+        .trim()
+        .to_owned()
+}
+
+/// The `CHECK (…)` constraints of a `CREATE TABLE` statement, normalized: the parenthesized text
+/// after each `CHECK` outside string literals and quoted names.
+pub fn checks_of(create_table: &str) -> Vec<String> {
+    let b = create_table.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' || c == b'`' => quote = Some(c),
+            None if b.len() - i >= 5
+                && b[i..i + 5].eq_ignore_ascii_case(b"CHECK")
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) =>
+            {
+                let mut j = i + 5;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == b'(' {
+                    let (start, mut depth, mut q2) = (j + 1, 0i32, None::<u8>);
+                    while j < b.len() {
+                        let d = b[j];
+                        match q2 {
+                            Some(q) if d == q => q2 = None,
+                            Some(_) => {}
+                            None if d == b'\'' || d == b'"' => q2 = Some(d),
+                            None if d == b'(' => depth += 1,
+                            None if d == b')' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    out.push(normalize_sql(&create_table[start..j]));
+                                    break;
+                                }
+                            }
+                            None => {}
+                        }
+                        j += 1;
+                    }
+                    i = j;
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    out.sort();
+    out
 }
 
 impl TableShape {
@@ -59,6 +127,7 @@ impl TableShape {
     pub fn normalized(mut self) -> TableShape {
         self.columns.sort_by(|a, b| a.name.cmp(&b.name));
         self.indexes.sort_by(|a, b| a.name.cmp(&b.name));
+        self.checks.sort();
         self
     }
 
@@ -101,6 +170,7 @@ pub fn primary(table: &Table) -> TableShape {
             .iter()
             .map(|i| index_shape(i, false))
             .collect(),
+        checks: table.checks.iter().map(|c| normalize_sql(c)).collect(),
     }
     .normalized()
 }
@@ -135,6 +205,7 @@ pub fn replica(table: &Table) -> TableShape {
         name: table.name.to_string(),
         columns,
         indexes: table.indexes.iter().map(|i| index_shape(i, true)).collect(),
+        checks: table.checks.iter().map(|c| normalize_sql(c)).collect(),
     }
     .normalized()
 }
@@ -149,6 +220,7 @@ fn index_shape(index: &Index, with_room: bool) -> IndexShape {
         name: index.name.to_string(),
         columns,
         unique: index.unique,
+        predicate: index.predicate.as_deref().map(normalize_sql),
     }
 }
 
@@ -227,6 +299,7 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
             name: Cow::Owned(i.name.clone()),
             columns: Cow::Owned(i.columns.iter().cloned().map(Cow::Owned).collect()),
             unique: i.unique,
+            predicate: i.predicate.clone().map(Cow::Owned),
         })
         .collect();
     Ok(Table {
@@ -235,6 +308,7 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
         renamed_from: None,
         columns: Cow::Owned(columns),
         indexes: Cow::Owned(indexes),
+        checks: Cow::Owned(shape.checks.iter().cloned().map(Cow::Owned).collect()),
     })
 }
 
@@ -310,6 +384,12 @@ pub fn differences(expected: &TableShape, actual: &TableShape) -> Vec<String> {
             out.push(format!("index `{}` on `{t}` is not in the model", a.name));
         }
     }
+    if expected.checks != actual.checks {
+        out.push(format!(
+            "the checks of `{t}` are {:?} but should be {:?}",
+            actual.checks, expected.checks
+        ));
+    }
     out
 }
 
@@ -339,7 +419,11 @@ impl fmt::Display for IndexShape {
             "{}({})",
             if self.unique { "UNIQUE " } else { "" },
             self.columns.join(", ")
-        )
+        )?;
+        if let Some(p) = &self.predicate {
+            write!(f, " WHERE {p}")?;
+        }
+        Ok(())
     }
 }
 

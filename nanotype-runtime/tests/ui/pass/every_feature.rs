@@ -110,3 +110,20 @@ pub struct Owner {
 }
 
 nanotype::schema!(pub Parts = [Owner, Part]);
+
+/// A partial unique index and check constraints.
+#[nanotype::table(
+    name = "slots",
+    unique(owner, starts_at, where = "cancelled = 0"),
+    check = "starts_at < ends_at",
+    check = "length(owner) > 0"
+)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub owner: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub cancelled: bool,
+}
