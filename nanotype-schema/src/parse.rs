@@ -29,7 +29,6 @@ use std::borrow::Cow;
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
     Attribute, Data, DeriveInput, Fields, GenericArgument, Ident, Lit, LitStr, PathArguments,
