@@ -7,7 +7,8 @@
 //! snapshot to forget to update, and nothing else is committed that could disagree with them.
 
 use nanotype_schema::ddl::{REPLICA_META, ROOMS_TABLE};
-use nanotype_schema::migration::shape::{self, ColumnShape, IndexShape, TableShape};
+use nanotype_schema::migration::introspect::{self, CatalogValue};
+use nanotype_schema::migration::shape::{self, TableShape};
 use nanotype_schema::{Table, RESERVED_PREFIX};
 use rusqlite::Connection;
 
@@ -35,7 +36,8 @@ pub fn current(layout: &Layout) -> Result<Current, String> {
     let replica_files = layout::list(&layout.replica)?;
     let primary_db = replay(&primary_files)?;
     let replica_db = replay(&replica_files)?;
-    let shown = |e: rusqlite::Error| format!("cannot read the replayed schema: {e}");
+    let shown = |e: String| format!("cannot read the replayed schema: {e}");
+    let sql = |e: rusqlite::Error| shown(e.to_string());
     let primary_shapes = introspect(&primary_db).map_err(shown)?;
     let replica_shapes = introspect(&replica_db).map_err(shown)?;
 
@@ -67,12 +69,12 @@ pub fn current(layout: &Layout) -> Result<Current, String> {
         }
     }
 
-    let mut foreign_keys = references(&primary_db).map_err(shown)?;
-    foreign_keys.extend(references(&replica_db).map_err(shown)?);
+    let mut foreign_keys = references(&primary_db).map_err(sql)?;
+    foreign_keys.extend(references(&replica_db).map_err(sql)?);
     foreign_keys.sort();
     foreign_keys.dedup();
 
-    let replica_meta = has_table(&replica_db, ROOMS_TABLE).map_err(shown)?;
+    let replica_meta = has_table(&replica_db, ROOMS_TABLE).map_err(sql)?;
     if replica_meta {
         let expected = rooms_shape().map_err(shown)?;
         let actual = introspect_table(&replica_db, ROOMS_TABLE).map_err(shown)?;
@@ -125,12 +127,8 @@ pub fn is_user_table(name: &str) -> bool {
 }
 
 /// Every user table of `conn`, sorted by name.
-pub fn introspect(conn: &Connection) -> rusqlite::Result<Vec<TableShape>> {
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+pub fn introspect(conn: &Connection) -> Result<Vec<TableShape>, String> {
+    let names = introspect::table_names(&mut catalog(conn))?;
     names
         .iter()
         .filter(|n| is_user_table(n))
@@ -147,118 +145,42 @@ pub fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     .map(|n| n > 0)
 }
 
-/// One table as SQLite reports it. Only indexes made by `CREATE INDEX` are listed (a key's or
-/// `UNIQUE` constraint's implicit index is part of the table).
-pub fn introspect_table(conn: &Connection, table: &str) -> rusqlite::Result<TableShape> {
-    let mut stmt = conn.prepare(
-        "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid",
-    )?;
-    let columns = stmt
-        .query_map([table], |r| {
-            Ok(ColumnShape {
-                name: r.get(0)?,
-                declared_type: r.get::<_, String>(1)?.to_ascii_uppercase(),
-                not_null: r.get::<_, i64>(2)? != 0,
-                default: r
-                    .get::<_, Option<String>>(3)?
-                    .map(|d| shape::normalize_default(&d)),
-                key_position: r.get(4)?,
-                references: None,
+/// One table as SQLite reports it ([`nanotype_schema::migration::introspect::table`]).
+pub fn introspect_table(conn: &Connection, table: &str) -> Result<TableShape, String> {
+    introspect::table(&mut catalog(conn), table)
+}
+
+/// Runs catalog statements on `conn` for [`introspect`].
+fn catalog(conn: &Connection) -> impl FnMut(&str) -> Result<Vec<Vec<CatalogValue>>, String> + '_ {
+    move |sql: &str| {
+        let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => CatalogValue::Null,
+                            rusqlite::types::ValueRef::Integer(v) => CatalogValue::Int(v),
+                            rusqlite::types::ValueRef::Real(v) => CatalogValue::Text(v.to_string()),
+                            rusqlite::types::ValueRef::Text(t)
+                            | rusqlite::types::ValueRef::Blob(t) => {
+                                CatalogValue::Text(String::from_utf8_lossy(t).into_owned())
+                            }
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })
-        })?
-        .collect::<rusqlite::Result<Vec<ColumnShape>>>()?;
-    // Foreign keys: a one-column key as written, or the replica's `(room_id, column)`.
-    let mut columns = columns;
-    let mut stmt = conn.prepare(
-        "SELECT id, \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
-    )?;
-    let keys = stmt
-        .query_map([table], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-    ids.dedup();
-    for id in ids {
-        let pairs: Vec<_> = keys
-            .iter()
-            .filter(|k| k.0 == id && k.2 != nanotype_schema::ROOM_COLUMN)
-            .collect();
-        if let [(_, parent, from, to, on_delete)] = pairs.as_slice() {
-            if let Some(c) = columns.iter_mut().find(|c| c.name == *from) {
-                c.references = Some(shape::reference_text(
-                    parent,
-                    to.as_deref().unwrap_or("rowid"),
-                    on_delete,
-                ));
-            }
-        }
+            .map_err(|e| e.to_string())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| e.to_string())
     }
-    let mut stmt = conn.prepare(
-        "SELECT name, \"unique\" FROM pragma_index_list(?1) WHERE origin = 'c' ORDER BY name",
-    )?;
-    let listed = stmt
-        .query_map([table], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut indexes = Vec::new();
-    for (name, unique) in listed {
-        let mut stmt = conn.prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?;
-        let columns = stmt
-            .query_map([&name], |r| {
-                // NULL for an expression; nanotype makes none, show it as such.
-                Ok(r.get::<_, Option<String>>(0)?
-                    .unwrap_or_else(|| "<expression>".to_owned()))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        // A partial index's condition: SQLite keeps the statement as written.
-        let sql: Option<String> = conn
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
-                [&name],
-                |r| r.get(0),
-            )
-            .unwrap_or(None);
-        let predicate = sql.and_then(|sql| {
-            let upper = sql.to_ascii_uppercase();
-            let at = upper.rfind(" WHERE ")?;
-            Some(shape::normalize_sql(
-                sql[at + 7..].trim().trim_end_matches(';'),
-            ))
-        });
-        indexes.push(IndexShape {
-            name,
-            columns,
-            unique,
-            predicate,
-        });
-    }
-    let create: Option<String> = conn
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get(0),
-        )
-        .unwrap_or(None);
-    Ok(TableShape {
-        name: table.to_owned(),
-        columns,
-        indexes,
-        checks: create.as_deref().map(shape::checks_of).unwrap_or_default(),
-    }
-    .normalized())
 }
 
 /// `_nt_rooms` as [`REPLICA_META`] creates it.
-fn rooms_shape() -> rusqlite::Result<TableShape> {
-    let conn = Connection::open_in_memory()?;
-    conn.execute_batch(REPLICA_META)?;
+fn rooms_shape() -> Result<TableShape, String> {
+    let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
+    conn.execute_batch(REPLICA_META)
+        .map_err(|e| e.to_string())?;
     introspect_table(&conn, ROOMS_TABLE)
 }

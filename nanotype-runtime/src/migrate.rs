@@ -30,6 +30,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::primary::Primary;
 use crate::value::Value;
+use nanotype_schema::migration::introspect::{self, CatalogValue};
+use nanotype_schema::migration::shape;
 
 /// The ledger table in the room's SQLite.
 pub const LEDGER: &str = "_nt_migrations";
@@ -64,6 +66,91 @@ pub fn checksum(sql: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Apply the migrations, or adopt a database they did not make.
+///
+/// A room whose database already holds the schema's tables but no ledger (made by hand, or by
+/// another app) is compared with the model: when every table is what the structs say, the
+/// migrations are recorded as applied (a baseline) without running them; otherwise nothing is
+/// changed and the error lists the differences. Any other database goes to [`apply`].
+pub fn apply_or_adopt<P: Primary>(
+    db: &P,
+    migrations: &[Migration],
+    tables: &[&nanotype_schema::Table],
+) -> Result<Vec<&'static str>> {
+    let ledger = db.query(
+        "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = ?1",
+        &[Value::Text(LEDGER.into())],
+    )?;
+    let recorded = !ledger.is_empty()
+        && !db
+            .query("SELECT 1 FROM \"_nt_migrations\" LIMIT 1", &[])?
+            .is_empty();
+    if recorded || migrations.is_empty() {
+        return apply(db, migrations);
+    }
+    let mut existing = Vec::new();
+    for t in tables {
+        let found = db.query(
+            "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = ?1",
+            &[Value::Text(t.name.to_string())],
+        )?;
+        if !found.is_empty() {
+            existing.push(*t);
+        }
+    }
+    if existing.is_empty() {
+        return apply(db, migrations);
+    }
+    // Adopt: every table of the model, as the model says.
+    let mut run = |sql: &str| -> std::result::Result<Vec<Vec<CatalogValue>>, String> {
+        db.query(sql, &[]).map_err(|e| e.to_string()).map(|rows| {
+            rows.into_iter()
+                .map(|r| r.into_iter().map(catalog_value).collect())
+                .collect()
+        })
+    };
+    let mut differences = Vec::new();
+    for t in tables {
+        if !existing.iter().any(|e| e.name == t.name) {
+            differences.push(format!("table `{}` is missing", t.name));
+            continue;
+        }
+        let live = introspect::table(&mut run, &t.name).map_err(Error::Primary)?;
+        differences.extend(shape::differences(&shape::primary(t), &live));
+    }
+    if !differences.is_empty() {
+        return Err(Error::Migration {
+            name: "(adoption)".into(),
+            message: format!(
+                "this database has the schema's tables but no migration ledger, and differs from \
+                 the structs: {}; make it match (or migrate it by hand) before nanotype adopts it",
+                differences.join("; ")
+            ),
+        });
+    }
+    db.transaction(|| {
+        db.execute_batch(LEDGER_DDL)?;
+        for m in migrations {
+            db.execute(
+                RECORD,
+                &[Value::Text(m.name.to_owned()), Value::Text(m.checksum())],
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(Vec::new())
+}
+
+fn catalog_value(v: Value) -> CatalogValue {
+    match v {
+        Value::Null => CatalogValue::Null,
+        Value::Integer(i) => CatalogValue::Int(i),
+        Value::Real(f) => CatalogValue::Text(f.to_string()),
+        Value::Text(t) => CatalogValue::Text(t),
+        Value::Blob(b) => CatalogValue::Text(String::from_utf8_lossy(&b).into_owned()),
+    }
 }
 
 /// Apply the migrations the room has not applied yet, in name order, and return their names.

@@ -183,3 +183,71 @@ fn the_repos_migrations_embed_and_apply() {
         "{t:?}"
     );
 }
+
+/// The model the CREATE and ADD migrations build.
+#[nanotype::table(name = "tasks")]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Task {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub title: String,
+    #[nanotype(index)]
+    pub due: Option<i64>,
+}
+
+#[test]
+fn a_database_made_without_the_ledger_is_adopted_when_it_matches_the_structs() {
+    use nanotype::migrate::apply_or_adopt;
+    use nanotype::Table;
+    // Made by hand (or by another app): the same tables, no ledger, rows in it.
+    let db = NativePrimary::open_in_memory().unwrap();
+    db.execute_batch(
+        "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL, due INTEGER);
+         CREATE INDEX tasks_due_idx ON tasks (due);
+         INSERT INTO tasks (title) VALUES ('kept');",
+    )
+    .unwrap();
+    let applied = apply_or_adopt(&db, &[CREATE, ADD], &[Task::DEF]).unwrap();
+    assert!(applied.is_empty(), "nothing ran: {applied:?}");
+    assert_eq!(
+        ledger(&db).into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        ["0001_create_tasks", "0002_add_tasks_due"],
+        "the baseline records every migration"
+    );
+    let n = db.query("SELECT COUNT(*) FROM tasks", &[]).unwrap();
+    assert_eq!(n[0][0], Value::Integer(1), "the rows are kept");
+    // From then on, the ledger rules: a new migration applies, an adopted one does not again.
+    let later = Migration {
+        name: "0003_notes",
+        sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY);",
+    };
+    assert_eq!(
+        apply_or_adopt(&db, &[CREATE, ADD, later], &[Task::DEF]).unwrap(),
+        ["0003_notes"]
+    );
+}
+
+#[test]
+fn a_database_that_differs_from_the_structs_is_refused_with_the_differences() {
+    use nanotype::migrate::apply_or_adopt;
+    use nanotype::Table;
+    let db = NativePrimary::open_in_memory().unwrap();
+    db.execute_batch("CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT, extra BLOB);")
+        .unwrap();
+    let err = apply_or_adopt(&db, &[CREATE, ADD], &[Task::DEF]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("no migration ledger"), "{text}");
+    assert!(text.contains("`tasks.title`"), "{text}");
+    assert!(text.contains("`tasks.extra` is not in the model"), "{text}");
+    assert!(
+        text.contains("index `tasks_due_idx` on `tasks` is missing"),
+        "{text}"
+    );
+    assert!(!tables(&db).contains(&LEDGER.to_owned()), "nothing written");
+    // A fresh database is migrated as always.
+    let fresh = NativePrimary::open_in_memory().unwrap();
+    assert_eq!(
+        apply_or_adopt(&fresh, &[CREATE, ADD], &[Task::DEF]).unwrap(),
+        ["0001_create_tasks", "0002_add_tasks_due"]
+    );
+}

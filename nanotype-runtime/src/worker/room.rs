@@ -410,7 +410,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         if let Some(e) = self.failed.borrow().as_ref() {
             return Err(e.clone());
         }
-        if let Err(e) = crate::migrate::apply(&primary, S::MIGRATIONS) {
+        if let Err(e) = crate::migrate::apply_or_adopt(&primary, S::MIGRATIONS, &S::defs()) {
             let e = ApiError::from(e);
             worker::console_error!("room {room}: {}", e.message);
             *self.failed.borrow_mut() = Some(e.clone());
