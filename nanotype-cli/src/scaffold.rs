@@ -364,33 +364,19 @@ const LIB_RS: &str = r#"//! The app: its tables, its room Durable Object and who
 
 pub mod schema;
 
-use nanotype::api::{Access, Decision, Policy, RequestParts, Vars};
+use nanotype::api::RoomTokens;
 
 nanotype::room!(Room, schema::App);
 
-/// Bearer tokens from the `API_TOKENS` secret (`.dev.vars` locally): `token=room-prefix,…`,
-/// where a prefix of `*` allows every room.
-pub struct Tokens;
-
-impl Policy for Tokens {
-    fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
-        let Some(token) = req.bearer_token() else {
-            return Decision::unauthorized("send `Authorization: Bearer <token>`");
-        };
-        let tokens = env.var("API_TOKENS").unwrap_or_default();
-        let found = tokens.split(',').filter_map(|e| e.trim().split_once('=')).find(|(t, _)| *t == token);
-        match found {
-            Some((_, rooms)) if rooms == "*" || access.room.starts_with(rooms) => Decision::Allow,
-            Some(_) => Decision::forbidden(format!("this token may not use room `{}`", access.room)),
-            None => Decision::unauthorized("unknown token"),
-        }
-    }
-}
+/// Who may use which room: bearer tokens from the `API_TOKENS` secret (`.dev.vars` locally),
+/// `token=room-prefix,…`, where a prefix of `*` allows every room. Replace it with a `Policy` of
+/// your own when the app needs more.
+pub const TOKENS: RoomTokens = RoomTokens::from_var("API_TOKENS");
 
 #[cfg(target_arch = "wasm32")]
 #[worker::event(fetch)]
 async fn fetch(req: worker::Request, env: worker::Env, _: worker::Context) -> worker::Result<worker::Response> {
-    nanotype::worker::serve::<schema::App>(req, &env, &Tokens).await
+    nanotype::worker::serve::<schema::App>(req, &env, &TOKENS).await
 }
 "#;
 

@@ -1,14 +1,12 @@
 //! The tasks app on nanotype: its tables ([`schema`]), its room Durable Object, its validation,
-//! one custom route and read-only SQL ([`TaskHooks`]), and who may use which room ([`Tokens`]). The runtime
+//! custom routes, read-only SQL and feed ([`TaskHooks`]), and who may use which room
+//! ([`TOKENS`]). The runtime
 //! serves the rest: a REST route per table, replica reads from D1, writes in the room's Durable
 //! Object, replication, sync status and resync.
 
 pub mod schema;
 
-use nanotype::api::{
-    Access, ApiError, AppRequest, Decision, Policy, Reply, RequestParts, RoomCtx, RoomHooks, Vars,
-    Write, WriteOp,
-};
+use nanotype::api::{ApiError, AppRequest, Reply, RoomCtx, RoomHooks, RoomTokens, Write, WriteOp};
 use nanotype::feed::FeedConfig;
 use nanotype::{Primary, Value};
 use schema::{Comment, Task};
@@ -19,9 +17,8 @@ pub const MAX_TEXT_CHARS: usize = 500;
 nanotype::room!(Room, schema::App, TaskHooks);
 
 /// The app's part of every room: what a valid write is, `GET /rooms/{room}/stats` and
-/// `POST /rooms/{room}/archive`,
-/// `POST /rooms/{room}/_sql` turned on (one query, refused before it runs if over budget), and
-/// the change feed on.
+/// `POST /rooms/{room}/archive`, `POST /rooms/{room}/_sql` turned on (one query, refused before it
+/// runs if over budget), and the change feed on.
 #[derive(Default)]
 pub struct TaskHooks;
 
@@ -98,29 +95,9 @@ fn stats<P: Primary>(room: &RoomCtx<'_, P>) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, body))
 }
 
-/// Bearer tokens from the `API_TOKENS` secret (`.dev.vars` locally): `token=room-prefix,…`,
-/// where a prefix of `*` allows every room.
-pub struct Tokens;
-
-impl Policy for Tokens {
-    fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
-        let Some(token) = req.bearer_token() else {
-            return Decision::unauthorized("send `Authorization: Bearer <token>`");
-        };
-        let tokens = env.var("API_TOKENS").unwrap_or_default();
-        match tokens
-            .split(',')
-            .filter_map(|e| e.trim().split_once('='))
-            .find(|(t, _)| *t == token)
-        {
-            Some((_, rooms)) if rooms == "*" || access.room.starts_with(rooms) => Decision::Allow,
-            Some(_) => {
-                Decision::forbidden(format!("this token may not use room `{}`", access.room))
-            }
-            None => Decision::unauthorized("unknown token"),
-        }
-    }
-}
+/// Who may use which room: bearer tokens from the `API_TOKENS` secret (`.dev.vars` locally),
+/// `token=room-prefix,…`, where a prefix of `*` allows every room.
+pub const TOKENS: RoomTokens = RoomTokens::from_var("API_TOKENS");
 
 #[cfg(target_arch = "wasm32")]
 #[worker::event(fetch)]
@@ -129,5 +106,5 @@ async fn fetch(
     env: worker::Env,
     _: worker::Context,
 ) -> worker::Result<worker::Response> {
-    nanotype::worker::serve::<schema::App>(req, &env, &Tokens).await
+    nanotype::worker::serve::<schema::App>(req, &env, &TOKENS).await
 }

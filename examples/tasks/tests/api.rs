@@ -7,7 +7,7 @@ use nanotype::sync::Engine;
 use nanotype::Schema;
 use serde_json::{json, Value};
 use tasks_example::schema::App;
-use tasks_example::{TaskHooks, Tokens};
+use tasks_example::{TaskHooks, TOKENS};
 
 type TestEngine = Engine<NativePrimary, NativeReplica, ManualScheduler>;
 
@@ -270,19 +270,19 @@ fn tokens_are_limited_to_their_rooms() {
         ..RequestParts::default()
     };
     assert!(matches!(
-        Tokens.authorize(&with(None), &env, &access),
+        TOKENS.authorize(&with(None), &env, &access),
         Decision::Unauthorized(_)
     ));
     assert!(matches!(
-        Tokens.authorize(&with(Some("nope")), &env, &access),
+        TOKENS.authorize(&with(Some("nope")), &env, &access),
         Decision::Unauthorized(_)
     ));
     assert_eq!(
-        Tokens.authorize(&with(Some("t-a")), &env, &access),
+        TOKENS.authorize(&with(Some("t-a")), &env, &access),
         Decision::Allow
     );
     assert_eq!(
-        Tokens.authorize(&with(Some("t-all")), &env, &access),
+        TOKENS.authorize(&with(Some("t-all")), &env, &access),
         Decision::Allow
     );
     let other = Access {
@@ -290,7 +290,7 @@ fn tokens_are_limited_to_their_rooms() {
         ..access
     };
     assert!(matches!(
-        Tokens.authorize(&with(Some("t-a")), &env, &other),
+        TOKENS.authorize(&with(Some("t-a")), &env, &other),
         Decision::Forbidden(_)
     ));
     assert_eq!(

@@ -22,7 +22,7 @@ pub mod room;
 pub mod route;
 
 pub use error::ApiError;
-pub use policy::{Access, Decision, Policy, RequestParts, Vars};
+pub use policy::{Access, Decision, Policy, RequestParts, RoomTokens, Vars};
 pub use room::{AppRequest, Reply, RoomCtx, RoomHooks, RoomRequest, Write, WriteOp};
 pub use route::{Operation, Route, TableOp};
 

@@ -113,3 +113,51 @@ pub trait Policy {
     /// Allow `access`, or refuse it with 401 or 403.
     fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision;
 }
+
+/// The policy most apps start with, chosen by the app: bearer tokens from a Worker secret, each
+/// allowed the rooms whose names start with its prefix (`*`: every room), for every operation.
+/// The secret reads `token=room-prefix,token=room-prefix,…`.
+///
+/// ```
+/// use nanotype::api::{Access, Decision, Operation, Policy, RequestParts, RoomTokens};
+/// let policy = RoomTokens::from_var("API_TOKENS");
+/// let env = |name: &str| (name == "API_TOKENS").then(|| "t-a=alpha-".to_owned());
+/// let req = RequestParts {
+///     headers: vec![("authorization".into(), "Bearer t-a".into())],
+///     ..RequestParts::default()
+/// };
+/// let access = |room| Access { room, table: None, operation: Operation::Read };
+/// assert_eq!(policy.authorize(&req, &env, &access("alpha-1")), Decision::Allow);
+/// assert!(matches!(policy.authorize(&req, &env, &access("beta-1")), Decision::Forbidden(_)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoomTokens {
+    var: &'static str,
+}
+
+impl RoomTokens {
+    /// Tokens from the Worker variable or secret `var` (`.dev.vars` locally).
+    pub const fn from_var(var: &'static str) -> RoomTokens {
+        RoomTokens { var }
+    }
+}
+
+impl Policy for RoomTokens {
+    fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
+        let Some(token) = req.bearer_token() else {
+            return Decision::unauthorized("send `Authorization: Bearer <token>`");
+        };
+        let tokens = env.var(self.var).unwrap_or_default();
+        match tokens
+            .split(',')
+            .filter_map(|e| e.trim().split_once('='))
+            .find(|(t, _)| *t == token)
+        {
+            Some((_, rooms)) if rooms == "*" || access.room.starts_with(rooms) => Decision::Allow,
+            Some(_) => {
+                Decision::forbidden(format!("this token may not use room `{}`", access.room))
+            }
+            None => Decision::unauthorized("unknown token"),
+        }
+    }
+}
