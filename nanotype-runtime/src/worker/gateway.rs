@@ -225,7 +225,6 @@ async fn forward(
     body: Vec<u8>,
     fallback: Option<&str>,
 ) -> std::result::Result<Response, ApiError> {
-    let unavailable = |e: worker::Error| ApiError::new(503, "room_unavailable", e.to_string());
     let url = req.url().map_err(http::internal)?;
     let headers = worker::Headers::new();
     let _ = headers.set(api::ROOM_HEADER, room);
@@ -244,6 +243,16 @@ async fn forward(
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }
     let inner = Request::new_with_init(url.as_str(), &init).map_err(http::internal)?;
+    fetch_room(env, room, inner).await
+}
+
+/// `inner` sent to the Durable Object of `room` (by name).
+async fn fetch_room(
+    env: &Env,
+    room: &str,
+    inner: Request,
+) -> std::result::Result<Response, ApiError> {
+    let unavailable = |e: worker::Error| ApiError::new(503, "room_unavailable", e.to_string());
     let stub = env
         .durable_object(ROOM_BINDING)
         .and_then(|ns| ns.get_by_name(room))
@@ -258,7 +267,6 @@ async fn forward_upgrade(
     env: &Env,
     room: &str,
 ) -> std::result::Result<Response, ApiError> {
-    let unavailable = |e: worker::Error| ApiError::new(503, "room_unavailable", e.to_string());
     let url = req.url().map_err(http::internal)?;
     let headers = worker::Headers::new();
     for (k, v) in req.headers().entries() {
@@ -268,11 +276,7 @@ async fn forward_upgrade(
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let inner = Request::new_with_init(url.as_str(), &init).map_err(http::internal)?;
-    let stub = env
-        .durable_object(ROOM_BINDING)
-        .and_then(|ns| ns.get_by_name(room))
-        .map_err(unavailable)?;
-    stub.fetch_with_request(inner).await.map_err(unavailable)
+    fetch_room(env, room, inner).await
 }
 
 /// `GET /_rooms`: the rooms D1 knows, each shown only if the policy lets the caller read its
