@@ -67,10 +67,8 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
                 // kept as the table's high-water mark (`_nt_keys`), whoever deleted it.
                 if def.key_is_rowid() {
                     format!(
-                        " INSERT INTO \"_nt_keys\" (\"tbl\", \"hwm\") SELECT {name}, OLD.{key} \
-                         WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key} > OLD.{key}) \
-                         ON CONFLICT (\"tbl\") DO UPDATE SET \"hwm\" = excluded.\"hwm\" \
-                         WHERE excluded.\"hwm\" > \"_nt_keys\".\"hwm\";"
+                        " {};",
+                        crate::table::retire_key_sql(def, &format!("OLD.{key}"))
                     )
                 } else {
                     String::new()

@@ -79,11 +79,15 @@ pub fn apply_or_adopt<P: Primary>(
     migrations: &[Migration],
     tables: &[&nanotype_schema::Table],
 ) -> Result<Vec<&'static str>> {
-    let ledger = db.query(
-        "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = ?1",
-        &[Value::Text(LEDGER.into())],
-    )?;
-    let recorded = !ledger.is_empty()
+    let table_exists = |name: &str| -> Result<bool> {
+        Ok(!db
+            .query(
+                "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = ?1",
+                &[Value::Text(name.to_owned())],
+            )?
+            .is_empty())
+    };
+    let recorded = table_exists(LEDGER)?
         && !db
             .query("SELECT 1 FROM \"_nt_migrations\" LIMIT 1", &[])?
             .is_empty();
@@ -92,11 +96,7 @@ pub fn apply_or_adopt<P: Primary>(
     }
     let mut existing = Vec::new();
     for t in tables {
-        let found = db.query(
-            "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = ?1",
-            &[Value::Text(t.name.to_string())],
-        )?;
-        if !found.is_empty() {
+        if table_exists(&t.name)? {
             existing.push(*t);
         }
     }

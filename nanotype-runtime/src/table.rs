@@ -100,14 +100,7 @@ impl TableSql {
             )
         };
         // After deleting key ?1: keep it as the high-water mark if no larger key remains.
-        let retire_key = assigns_key.then(|| {
-            format!(
-                "INSERT INTO \"_nt_keys\" (\"tbl\", \"hwm\") SELECT {name}, ?1 \
-                 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key_column} > ?1) \
-                 ON CONFLICT (\"tbl\") DO UPDATE SET \"hwm\" = excluded.\"hwm\" \
-                 WHERE excluded.\"hwm\" > \"_nt_keys\".\"hwm\""
-            )
-        });
+        let retire_key = assigns_key.then(|| retire_key_sql(def, "?1"));
         let non_key: Vec<&String> = names
             .iter()
             .enumerate()
@@ -163,6 +156,22 @@ impl TableSql {
             retire_key,
         }
     }
+}
+
+/// The statement that keeps `deleted` (an SQL expression: `?1`, or `OLD."id"` in a trigger) as
+/// the high-water mark of `def`'s assigned keys when no larger key remains, so it is never handed
+/// out again. Run by the write path after a delete on a bare database, and by the capture
+/// trigger in a room ([`crate::capture`]).
+pub fn retire_key_sql(def: &TableDef, deleted: &str) -> String {
+    let table = quote(&def.name);
+    let key = quote(&def.columns[def.primary_key_position().unwrap_or(0)].name);
+    format!(
+        "INSERT INTO \"_nt_keys\" (\"tbl\", \"hwm\") SELECT {}, {deleted} \
+         WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key} > {deleted}) \
+         ON CONFLICT (\"tbl\") DO UPDATE SET \"hwm\" = excluded.\"hwm\" \
+         WHERE excluded.\"hwm\" > \"_nt_keys\".\"hwm\"",
+        quote_string(&def.name)
+    )
 }
 
 /// `?a, ?a+1, …` for `n` parameters.

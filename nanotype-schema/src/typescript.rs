@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{Table, ValueKind};
+use crate::model::{SqlType, Table, ValueKind};
 
 /// The declarations file for `tables`, in schema order.
 pub fn declarations(tables: &[Table]) -> String {
@@ -49,21 +49,13 @@ pub fn declarations(tables: &[Table]) -> String {
 }
 
 fn ts_type(kind: ValueKind) -> &'static str {
-    match kind {
-        ValueKind::I8
-        | ValueKind::I16
-        | ValueKind::I32
-        | ValueKind::I64
-        | ValueKind::U8
-        | ValueKind::U16
-        | ValueKind::U32
-        | ValueKind::F32
-        | ValueKind::F64 => "number",
-        ValueKind::Bool => "boolean",
-        ValueKind::String => "string",
+    match (kind, kind.sql_type()) {
+        (ValueKind::Bool, _) => "boolean",
+        (ValueKind::Json, _) => "unknown",
+        (_, SqlType::Integer | SqlType::Real) => "number",
+        (_, SqlType::Text) => "string",
         // serde sends a Vec<u8> as an array of byte values.
-        ValueKind::Bytes => "number[]",
-        ValueKind::Json => "unknown",
+        (_, SqlType::Blob) => "number[]",
     }
 }
 
