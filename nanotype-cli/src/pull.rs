@@ -45,13 +45,28 @@ pub fn structs(conn: &Connection, source: &str) -> Result<String, String> {
                     .collect::<rusqlite::Result<Vec<String>>>()
             })
             .unwrap_or_default();
+        let key_names = |t: &nanotype_schema::Table| -> Vec<String> {
+            t.key_positions()
+                .into_iter()
+                .map(|i| t.columns[i].name.to_string())
+                .collect()
+        };
+        let key = key_names(&table);
         table
             .columns
             .to_mut()
             .sort_by_key(|c| order.iter().position(|n| n == c.name.as_ref()));
-        if table.primary_key().is_none() {
+        if key.is_empty() {
             skipped.push(format!(
                 "table `{}` has no primary key; nanotype tables have one",
+                table.name
+            ));
+            continue;
+        }
+        if key_names(&table) != key {
+            skipped.push(format!(
+                "table `{}` has a composite key in another order than its columns; a nanotype \
+                 key follows the order of its fields",
                 table.name
             ));
             continue;

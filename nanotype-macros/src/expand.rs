@@ -118,11 +118,41 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
         });
     }
 
-    let key_pos = t.primary_key_position().unwrap_or(0);
-    let key_field = &p.fields[key_pos];
-    let key_ident = &key_field.ident;
-    let key_name = t.columns[key_pos].name.as_ref();
-    let key_param = param_type(t.columns[key_pos].kind, false, &key_field.ty);
+    // The key: one field's value, or for a composite key its fields' values as one
+    // (`__nt::key::compose`); the functions take a composite key as a tuple in field order.
+    let key_positions = t.key_positions();
+    let (key_param, key_of_param, key_of_self) = match key_positions.as_slice() {
+        [pos] => {
+            let field = &p.fields[*pos];
+            let (ident, name) = (&field.ident, t.columns[*pos].name.as_ref());
+            (
+                param_type(t.columns[*pos].kind, false, &field.ty),
+                quote!(__nt::ToValue::to_value(&key, #name)?),
+                quote!(__nt::ToValue::to_value(&self.#ident, #name)),
+            )
+        }
+        positions => {
+            let types = positions
+                .iter()
+                .map(|&i| param_type(t.columns[i].kind, false, &p.fields[i].ty));
+            let parts = positions.iter().enumerate().map(|(n, &i)| {
+                let n = syn::Index::from(n);
+                let name = t.columns[i].name.as_ref();
+                quote!(__nt::ToValue::to_value(&key.#n, #name)?)
+            });
+            let own = positions.iter().map(|&i| {
+                let (ident, name) = (&p.fields[i].ident, t.columns[i].name.as_ref());
+                quote!(__nt::ToValue::to_value(&self.#ident, #name)?)
+            });
+            (
+                quote!((#(#types),*)),
+                quote!(__nt::key::compose(::std::vec![#(#parts),*])),
+                quote!(::core::result::Result::Ok(__nt::key::compose(
+                    ::std::vec![#(#own),*]
+                ))),
+            )
+        }
+    };
 
     let mut find_by = Vec::new();
     let mut seen = Vec::new();
@@ -177,7 +207,7 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
                 }
 
                 fn key(&self) -> __nt::Result<__nt::Value> {
-                    __nt::ToValue::to_value(&self.#key_ident, #key_name)
+                    #key_of_self
                 }
 
                 fn sql() -> &'static __nt::TableSql {
@@ -213,15 +243,16 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
                     __nt::write::update(db, row)
                 }
 
-                /// Delete the row with `key`; whether there was one.
+                /// Delete the row with `key` (a tuple in field order for a composite key); whether
+                /// there was one.
                 pub fn delete<P: __nt::Primary>(db: &P, key: #key_param) -> __nt::Result<bool> {
-                    let key = __nt::ToValue::to_value(&key, #key_name)?;
+                    let key = #key_of_param;
                     __nt::write::delete::<Self, P>(db, key)
                 }
 
                 /// The row with `key` in the room's own database.
                 pub fn get<P: __nt::Primary>(db: &P, key: #key_param) -> __nt::Result<__nt::Option<Self>> {
-                    let key = __nt::ToValue::to_value(&key, #key_name)?;
+                    let key = #key_of_param;
                     __nt::read::get::<Self, P>(db, key)
                 }
 
@@ -232,7 +263,7 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
 
                 /// The row of `room` with `key` (room-scoped read).
                 pub async fn room_get<R: __nt::RoomReads>(reader: &R, room: &str, key: #key_param) -> __nt::Result<__nt::Option<Self>> {
-                    let key = __nt::ToValue::to_value(&key, #key_name)?;
+                    let key = #key_of_param;
                     __nt::read::room_get::<Self, R>(reader, room, key).await
                 }
 

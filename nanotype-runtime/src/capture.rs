@@ -23,6 +23,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::key::KeyColumns;
 use crate::primary::Primary;
 use crate::value::Value;
 use nanotype_schema::ident::{quote, quote_string};
@@ -35,41 +36,35 @@ pub const PREFIX: &str = "_nt_capture_";
 pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
     let table = quote(&def.name);
     let name = quote_string(&def.name);
-    let key = def
-        .primary_key()
-        .map(|c| quote(&c.name))
-        .unwrap_or_else(|| quote("rowid"));
+    // The key as one value: a column, or `json_array(…)` of a composite key's columns.
+    let keys = KeyColumns::of(def);
+    let new_key = keys.expr("NEW.");
+    let old_key = keys.expr("OLD.");
     let record = |expr: &str| {
         format!("INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES ({name}, {expr});")
     };
     let mut bodies = vec![
         (
             "ins",
-            format!(
-                "AFTER INSERT ON {table} BEGIN {} END",
-                record(&format!("NEW.{key}"))
-            ),
+            format!("AFTER INSERT ON {table} BEGIN {} END", record(&new_key)),
         ),
         (
             "upd",
             format!(
                 "AFTER UPDATE ON {table} BEGIN INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") \
-                 SELECT {name}, OLD.{key} WHERE OLD.{key} IS NOT NEW.{key}; {} END",
-                record(&format!("NEW.{key}"))
+                 SELECT {name}, {old_key} WHERE {old_key} IS NOT {new_key}; {} END",
+                record(&new_key)
             ),
         ),
         (
             "del",
             format!(
                 "AFTER DELETE ON {table} BEGIN {}{} END",
-                record(&format!("OLD.{key}")),
+                record(&old_key),
                 // A key SQLite assigns is never handed out again: the largest one deleted is
                 // kept as the table's high-water mark (`_nt_keys`), whoever deleted it.
                 if def.key_is_rowid() {
-                    format!(
-                        " {};",
-                        crate::table::retire_key_sql(def, &format!("OLD.{key}"))
-                    )
+                    format!(" {};", crate::table::retire_key_sql(def, &old_key))
                 } else {
                     String::new()
                 }
@@ -94,8 +89,10 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
             "rep",
             format!(
                 "BEFORE INSERT ON {table} BEGIN INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") \
-                 SELECT {name}, {key} FROM {table} WHERE ({}) AND {key} IS NOT NEW.{key}; END",
-                uniques.join(" OR ")
+                 SELECT {name}, {} FROM {table} WHERE ({}) AND {} IS NOT {new_key}; END",
+                keys.expr(""),
+                uniques.join(" OR "),
+                keys.expr(""),
             ),
         ));
     }

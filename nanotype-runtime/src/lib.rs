@@ -28,6 +28,7 @@ pub mod clock;
 mod declare;
 pub mod error;
 pub mod feed;
+pub mod key;
 pub mod meta;
 pub mod migrate;
 pub mod outbox;
@@ -62,6 +63,7 @@ pub use value::{Row, Value};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{Error, Result};
+    pub use crate::key;
     pub use crate::primary::Primary;
     pub use crate::read::{self, Page, RoomReads};
     pub use crate::table::{Table, TableSql};

@@ -164,9 +164,12 @@ pub fn check_room(room: &str) -> Result<()> {
 }
 
 /// Build a listing: optional equality filter on `column`, keyset page on the key.
-pub fn list_query<T: Table>(filter: Option<(&str, Value)>, page: &Page) -> RoomQuery {
+pub fn list_query<T: Table>(filter: Option<(&str, Value)>, page: &Page) -> Result<RoomQuery> {
     list_query_of(T::DEF, T::sql(), filter, page)
 }
+
+/// A listing's condition, given the number of its first parameter.
+type Cond<'a> = Box<dyn Fn(usize) -> String + 'a>;
 
 /// [`list_query`] for a table given by its model and statements.
 pub fn list_query_of(
@@ -174,22 +177,23 @@ pub fn list_query_of(
     sql: &TableSql,
     filter: Option<(&str, Value)>,
     page: &Page,
-) -> RoomQuery {
-    let mut conds: Vec<String> = Vec::new();
+) -> Result<RoomQuery> {
+    // Conditions as functions of their first parameter's number: the filter binds one, the
+    // cursor one per key column.
+    let mut conds: Vec<(Cond, usize)> = Vec::new();
     let mut params = Vec::new();
     if let Some((column, value)) = filter {
         let nullable = def.column(column).is_some_and(|c| c.nullable);
         params.push(value);
-        conds.push(format!(
-            "{} {} ?{{}}",
-            quote(column),
-            if nullable { "IS" } else { "=" }
-        ));
+        let (column, op) = (quote(column), if nullable { "IS" } else { "=" });
+        conds.push((Box::new(move |p| format!("{column} {op} ?{p}")), 1));
     }
     if let Some(after) = &page.after {
-        params.push(after.clone());
+        let parts = sql.key_parts(after)?;
+        let width = parts.len();
+        params.extend(parts);
         let op = if page.order == Order::Asc { ">" } else { "<" };
-        conds.push(format!("{} {op} ?{{}}", sql.key_column));
+        conds.push((Box::new(move |p| sql.key.cmp_sql(op, p)), width));
     }
     params.push(Value::Integer(i64::from(page.limit)));
     let dir = if page.order == Order::Asc {
@@ -199,40 +203,41 @@ pub fn list_query_of(
     };
     let render = |base: &str, first_param: usize, has_where: bool| {
         let mut s = base.to_owned();
-        for (i, c) in conds.iter().enumerate() {
+        let mut next = first_param;
+        for (i, (cond, width)) in conds.iter().enumerate() {
             s.push_str(if i == 0 && !has_where {
                 " WHERE "
             } else {
                 " AND "
             });
-            s.push_str(&c.replace("?{}", &format!("?{}", first_param + i)));
+            s.push_str(&cond(next));
+            next += width;
         }
         s.push_str(&format!(
-            " ORDER BY {} {dir} LIMIT ?{}",
-            sql.key_column,
-            first_param + conds.len()
+            " ORDER BY {} LIMIT ?{next}",
+            sql.key.order_sql(dir)
         ));
         s
     };
-    RoomQuery {
+    Ok(RoomQuery {
         replica_sql: render(&sql.replica_select, 2, true),
         primary_sql: render(&sql.select, 1, false),
         params,
-    }
+    })
 }
 
 /// The row with `key`.
-pub fn get_query<T: Table>(key: Value) -> RoomQuery {
+pub fn get_query<T: Table>(key: Value) -> Result<RoomQuery> {
     get_query_of(T::sql(), key)
 }
 
 /// [`get_query`] for a table given by its statements.
-pub fn get_query_of(sql: &TableSql, key: Value) -> RoomQuery {
-    RoomQuery {
-        replica_sql: format!("{} AND {} = ?2", sql.replica_select, sql.key_column),
+pub fn get_query_of(sql: &TableSql, key: Value) -> Result<RoomQuery> {
+    Ok(RoomQuery {
+        replica_sql: format!("{} AND {}", sql.replica_select, sql.key.eq_sql(2)),
         primary_sql: sql.get.clone(),
-        params: vec![key],
-    }
+        params: sql.key_parts(&key)?,
+    })
 }
 
 /// The number of rows.
@@ -251,27 +256,29 @@ fn rows_to<T: Table>(rows: Vec<Row>) -> Result<Vec<T>> {
 
 /// The row with `key` in the room's primary.
 pub fn get<T: Table, P: Primary>(db: &P, key: Value) -> Result<Option<T>> {
-    Ok(rows_to::<T>(db.query(&T::sql().get, &[key])?)?
-        .into_iter()
-        .next())
+    Ok(
+        rows_to::<T>(db.query(&T::sql().get, &T::sql().key_parts(&key)?)?)?
+            .into_iter()
+            .next(),
+    )
 }
 
 /// A keyset page of the room's primary.
 pub fn list<T: Table, P: Primary>(db: &P, page: &Page) -> Result<Vec<T>> {
-    let q = list_query::<T>(None, page);
+    let q = list_query::<T>(None, page)?;
     rows_to(db.query(&q.primary_sql, &q.params)?)
 }
 
 /// Room-scoped: the row with `key`.
 pub async fn room_get<T: Table, R: RoomReads>(r: &R, room: &str, key: Value) -> Result<Option<T>> {
-    Ok(rows_to::<T>(r.read(room, &get_query::<T>(key)).await?)?
+    Ok(rows_to::<T>(r.read(room, &get_query::<T>(key)?).await?)?
         .into_iter()
         .next())
 }
 
 /// Room-scoped: a keyset page.
 pub async fn room_list<T: Table, R: RoomReads>(r: &R, room: &str, page: &Page) -> Result<Vec<T>> {
-    rows_to(r.read(room, &list_query::<T>(None, page)).await?)
+    rows_to(r.read(room, &list_query::<T>(None, page)?).await?)
 }
 
 /// Room-scoped: rows whose `column` equals `value`, keyset-paged.
@@ -283,7 +290,7 @@ pub async fn room_find_by<T: Table, R: RoomReads>(
     page: &Page,
 ) -> Result<Vec<T>> {
     rows_to(
-        r.read(room, &list_query::<T>(Some((column, value)), page))
+        r.read(room, &list_query::<T>(Some((column, value)), page)?)
             .await?,
     )
 }

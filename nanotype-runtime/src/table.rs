@@ -1,6 +1,7 @@
 //! The [`Table`] trait that `#[nanotype::table]` implements, and the SQL derived from a model.
 
 use crate::error::Result;
+use crate::key::KeyColumns;
 use crate::value::{Row, Value};
 use nanotype_schema::ident::{quote, quote_string};
 use nanotype_schema::{Table as TableDef, ROOM_COLUMN};
@@ -34,19 +35,21 @@ pub struct TableSql {
     pub table: String,
     /// `"a", "b", …` in model order.
     pub columns: String,
-    /// Position of the key in the model's columns.
+    /// Position of the key in the model's columns (of its first column for a composite key).
     pub key_position: usize,
-    /// Quoted key column.
-    pub key_column: String,
+    /// The key's columns, quoted, in key order (`"id"`, or `"a", "b"`): an `ORDER BY` by key.
+    pub key_columns: String,
+    /// The key's columns and the SQL over them.
+    pub(crate) key: KeyColumns,
     /// Insert that lets SQLite assign an i64 key (or takes the given key), returning the row.
     pub insert: String,
     /// Insert or replace-in-place by key, returning the row.
     pub upsert: String,
     /// Update every non-key column by key, returning the row.
     pub update: String,
-    /// Delete by key.
+    /// Delete by key (its parts bound from `?1` on).
     pub delete: String,
-    /// Select one row by key (primary).
+    /// Select one row by key (primary; its parts bound from `?1` on).
     pub get: String,
     /// Select columns (primary), to which a WHERE / ORDER BY is appended.
     pub select: String,
@@ -63,8 +66,9 @@ impl TableSql {
     /// Render the statements of `def`.
     pub fn new(def: &TableDef) -> TableSql {
         let table = quote(&def.name);
-        let key_position = def.primary_key_position().unwrap_or(0);
-        let key_column = quote(&def.columns[key_position].name);
+        let key = KeyColumns::of(def);
+        let key_position = key.positions[0];
+        let key_column = key.names[0].clone();
         let names: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
         let columns = names.join(", ");
         let assigns_key = def.key_is_rowid();
@@ -104,7 +108,7 @@ impl TableSql {
         let non_key: Vec<&String> = names
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != key_position)
+            .filter(|(i, _)| !key.positions.contains(i))
             .map(|(_, n)| n)
             .collect();
         let upsert_set = if non_key.is_empty() {
@@ -117,28 +121,34 @@ impl TableSql {
                 .join(", ")
         };
         let upsert = format!(
-            "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({key_column}) DO UPDATE SET {upsert_set} RETURNING {columns}",
+            "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {upsert_set} RETURNING {columns}",
             placeholders(1, names.len()),
+            key.list(),
         );
-        // Update binds the columns in model order; the key is the `?` of its own position.
         let update_set = if non_key.is_empty() {
             format!("{key_column} = {key_column}")
         } else {
             names
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| *i != key_position)
+                .filter(|(i, _)| !key.positions.contains(i))
                 .map(|(i, n)| format!("{n} = ?{}", i + 1))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let update = format!(
-            "UPDATE {table} SET {update_set} WHERE {key_column} = ?{} RETURNING {columns}",
-            key_position + 1
-        );
+        // Update binds the columns in model order; each key column is the `?` of its position.
+        let key_match = key
+            .positions
+            .iter()
+            .zip(&key.names)
+            .map(|(i, n)| format!("{n} = ?{}", i + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let update =
+            format!("UPDATE {table} SET {update_set} WHERE {key_match} RETURNING {columns}");
         TableSql {
-            delete: format!("DELETE FROM {table} WHERE {key_column} = ?1"),
-            get: format!("SELECT {columns} FROM {table} WHERE {key_column} = ?1"),
+            delete: format!("DELETE FROM {table} WHERE {}", key.eq_sql(1)),
+            get: format!("SELECT {columns} FROM {table} WHERE {}", key.eq_sql(1)),
             select: format!("SELECT {columns} FROM {table}"),
             replica_select: format!(
                 "SELECT {columns} FROM {table} WHERE {} = ?1",
@@ -148,7 +158,8 @@ impl TableSql {
             table,
             columns,
             key_position,
-            key_column,
+            key_columns: key.list(),
+            key,
             insert,
             upsert,
             update,
@@ -158,13 +169,41 @@ impl TableSql {
     }
 }
 
+impl TableSql {
+    /// The key's column values (one for a one-column key), the parameters of [`TableSql::get`]
+    /// and [`TableSql::delete`].
+    pub fn key_parts(&self, key: &Value) -> Result<Vec<Value>> {
+        self.key.parts(key)
+    }
+
+    /// The key of a row in model column order.
+    pub fn row_key(&self, row: &[Value]) -> Value {
+        self.key.of_row(row)
+    }
+
+    /// The key as JSON: its value, or the array of its parts for a composite key.
+    pub fn key_json(&self, key: &Value) -> serde_json::Value {
+        match self.key.parts(key) {
+            Ok(parts) if self.key.is_composite() => {
+                serde_json::Value::Array(parts.iter().map(Value::to_json).collect())
+            }
+            _ => key.to_json(),
+        }
+    }
+
+    /// Whether the key is made of several columns.
+    pub fn has_composite_key(&self) -> bool {
+        self.key.is_composite()
+    }
+}
+
 /// The statement that keeps `deleted` (an SQL expression: `?1`, or `OLD."id"` in a trigger) as
 /// the high-water mark of `def`'s assigned keys when no larger key remains, so it is never handed
 /// out again. Run by the write path after a delete on a bare database, and by the capture
 /// trigger in a room ([`crate::capture`]).
 pub fn retire_key_sql(def: &TableDef, deleted: &str) -> String {
     let table = quote(&def.name);
-    let key = quote(&def.columns[def.primary_key_position().unwrap_or(0)].name);
+    let key = quote(&def.columns[def.key_positions().first().copied().unwrap_or(0)].name);
     format!(
         "INSERT INTO \"_nt_keys\" (\"tbl\", \"hwm\") SELECT {}, {deleted} \
          WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key} > {deleted}) \

@@ -35,10 +35,9 @@ fn apply<P: Primary>(
     Ok(out)
 }
 
-fn first_row(rows: Vec<Row>, key_position: usize) -> Option<(Value, Option<Row>)> {
+fn first_row(rows: Vec<Row>, sql: &TableSql) -> Option<(Value, Option<Row>)> {
     let row = rows.into_iter().next()?;
-    let key = row.get(key_position).cloned().unwrap_or(Value::Null);
-    Some((key, Some(row)))
+    Some((sql.row_key(&row), Some(row)))
 }
 
 /// Insert `values` (model column order) into the table of `sql`. An `i64` key is assigned by
@@ -48,7 +47,7 @@ pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result
         values.remove(sql.key_position);
     }
     apply(db, &sql.name, || {
-        Ok(first_row(db.query(&sql.insert, &values)?, sql.key_position))
+        Ok(first_row(db.query(&sql.insert, &values)?, sql))
     })?
     .flatten()
     .ok_or_else(|| Error::Primary("insert returned no row".into()))
@@ -57,7 +56,7 @@ pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result
 /// Insert `values` with their own key, or replace the row with that key.
 pub fn upsert_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row> {
     apply(db, &sql.name, || {
-        Ok(first_row(db.query(&sql.upsert, &values)?, sql.key_position))
+        Ok(first_row(db.query(&sql.upsert, &values)?, sql))
     })?
     .flatten()
     .ok_or_else(|| Error::Primary("upsert returned no row".into()))
@@ -66,7 +65,7 @@ pub fn upsert_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row
 /// Update the row with the key in `values`. [`Error::NotFound`] when there is none.
 pub fn update_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row> {
     apply(db, &sql.name, || {
-        Ok(first_row(db.query(&sql.update, &values)?, sql.key_position))
+        Ok(first_row(db.query(&sql.update, &values)?, sql))
     })?
     .flatten()
     .ok_or_else(|| Error::NotFound {
@@ -74,19 +73,20 @@ pub fn update_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row
     })
 }
 
-/// Delete the row with `key`. Returns whether a row was deleted.
+/// Delete the row with `key` (for a composite key, what [`crate::key::compose`] makes). Returns
+/// whether a row was deleted.
 pub fn delete_row<P: Primary>(db: &P, sql: &TableSql, key: Value) -> Result<bool> {
+    let parts = sql.key_parts(&key)?;
     let found = apply(db, &sql.name, || {
-        let key = std::slice::from_ref(&key);
-        let n = db.execute(&sql.delete, key)?;
+        let n = db.execute(&sql.delete, &parts)?;
         if n == 0 {
             return Ok(None);
         }
         // In a room the capture trigger keeps the high-water mark (for raw deletes too).
         if let (Some(retire), false) = (&sql.retire_key, db.captures_changes()) {
-            db.query(retire, key)?;
+            db.query(retire, &parts)?;
         }
-        Ok(Some((key[0].clone(), None)))
+        Ok(Some((key, None)))
     })?;
     Ok(found.is_some())
 }

@@ -1,5 +1,6 @@
 //! The seeded fault test with relations: projects, their tasks (`ON DELETE CASCADE`), the tasks'
-//! notes (cascade) and a task's optional reviewer task (`SET NULL`), written through the
+//! notes (cascade), a task's optional reviewer task (`SET NULL`) and its members (a composite key
+//! `(task_id, user)`, cascade; renamed by raw SQL, which changes a key), written through the
 //! generated functions and through raw SQL, with deletes that cascade in the room, against a
 //! replica that fails batches before and after applying them, delivers old ones again, and rooms
 //! restarted and resynced meanwhile. Afterwards every table of every room equals its replica, and
@@ -46,8 +47,29 @@ pub struct PNote {
     pub body: String,
 }
 
+/// A task's member: keyed by `(task_id, user)`.
+#[nanotype::table(name = "pmembers")]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PMember {
+    #[nanotype(primary_key, references = "ptasks.id", on_delete = "cascade")]
+    pub task_id: i64,
+    #[nanotype(primary_key)]
+    pub user: String,
+    #[nanotype(index)]
+    pub role: String,
+}
+
 // Listed children first: the engine orders them itself.
-nanotype::schema!(Rel = [PNote, PTask, Project]);
+nanotype::schema!(Rel = [PMember, PNote, PTask, Project]);
+
+/// Each table, and its key for ORDER BY.
+const TABLES: [(&str, &str); 4] = [
+    ("projects", "id"),
+    ("ptasks", "id"),
+    ("pnotes", "id"),
+    ("pmembers", "task_id, user"),
+];
+const USERS: [&str; 4] = ["ada", "bo", "cy", "di"];
 
 type E = Engine<NativePrimary, Rc<FaultyReplica>, Rc<ManualScheduler>>;
 
@@ -60,7 +82,12 @@ fn primary(path: &std::path::Path) -> NativePrimary {
         .unwrap()
         .is_empty()
     {
-        for ddl in [Project::PRIMARY_DDL, PTask::PRIMARY_DDL, PNote::PRIMARY_DDL] {
+        for ddl in [
+            Project::PRIMARY_DDL,
+            PTask::PRIMARY_DDL,
+            PNote::PRIMARY_DDL,
+            PMember::PRIMARY_DDL,
+        ] {
             p.execute_batch(ddl).unwrap();
         }
     }
@@ -90,8 +117,8 @@ fn keys(db: &impl Primary, table: &str) -> Vec<i64> {
         .collect()
 }
 
-fn rows(db: &impl Primary, table: &str) -> Vec<nanotype::Row> {
-    db.query(&format!("SELECT * FROM {table} ORDER BY id"), &[])
+fn rows(db: &impl Primary, table: &str, key: &str) -> Vec<nanotype::Row> {
+    db.query(&format!("SELECT * FROM {table} ORDER BY {key}"), &[])
         .unwrap()
 }
 
@@ -103,7 +130,12 @@ fn relations_converge_under_faults_with_cascades_and_raw_sql() {
         .unwrap_or(20261130u64);
     let dir = TempDir::new("relations-fault");
     let native = replica(&dir.path("replica.db"));
-    for ddl in [Project::REPLICA_DDL, PTask::REPLICA_DDL, PNote::REPLICA_DDL] {
+    for ddl in [
+        Project::REPLICA_DDL,
+        PTask::REPLICA_DDL,
+        PNote::REPLICA_DDL,
+        PMember::REPLICA_DDL,
+    ] {
         native.execute_batch(ddl).unwrap();
     }
     let faulty = Rc::new(FaultyReplica::new(native.clone(), seed ^ 0x5E1));
@@ -118,7 +150,7 @@ fn relations_converge_under_faults_with_cascades_and_raw_sql() {
         .map(|r| open(&dir, r, &faulty, &config))
         .collect();
     let mut rng = Rng::new(seed);
-    let mut counts = [0u64; 6];
+    let mut counts = [0u64; 8];
     for _ in 0..OPS {
         let i = rng.below(ROOMS as u64) as usize;
         let db = engines[i].primary();
@@ -185,6 +217,41 @@ fn relations_converge_under_faults_with_cascades_and_raw_sql() {
                 .unwrap();
                 counts[4] += 1;
             }
+            // Members: set (insert or replace) and removed by their composite key.
+            16 | 17 if !tasks.is_empty() => {
+                let task_id = pick(&mut rng, &tasks);
+                let user = USERS[rng.below(USERS.len() as u64) as usize];
+                if rng.chance(0.3) {
+                    PMember::delete(db, (task_id, user)).unwrap();
+                } else {
+                    PMember::upsert(
+                        db,
+                        &PMember {
+                            task_id,
+                            user: user.to_owned(),
+                            role: rng.text(5),
+                        },
+                    )
+                    .unwrap();
+                }
+                counts[6] += 1;
+            }
+            // Raw SQL that changes keys: a task's members renamed (the old keys go, the new
+            // ones come), and moved to another task.
+            18 if !tasks.is_empty() => {
+                let task_id = pick(&mut rng, &tasks);
+                db.execute(
+                    "UPDATE OR IGNORE pmembers SET user = user || 'x' WHERE task_id = ?1",
+                    &[Value::Integer(task_id)],
+                )
+                .unwrap();
+                db.execute(
+                    "UPDATE OR IGNORE pmembers SET task_id = ?2 WHERE task_id = ?1 AND user = 'ada'",
+                    &[Value::Integer(task_id), Value::Integer(pick(&mut rng, &tasks))],
+                )
+                .unwrap();
+                counts[7] += 1;
+            }
             _ => {}
         }
         if rng.chance(0.2) {
@@ -218,10 +285,10 @@ fn relations_converge_under_faults_with_cascades_and_raw_sql() {
     }
     let conn = native.connection();
     for (i, e) in engines.iter().enumerate() {
-        for table in ["projects", "ptasks", "pnotes"] {
+        for (table, key) in TABLES {
             let mut stmt = conn
                 .prepare(&format!(
-                    "SELECT * FROM {table} WHERE room_id = ?1 ORDER BY id"
+                    "SELECT * FROM {table} WHERE room_id = ?1 ORDER BY {key}"
                 ))
                 .unwrap();
             let theirs: Vec<Vec<rusqlite::types::Value>> = stmt
@@ -233,7 +300,7 @@ fn relations_converge_under_faults_with_cascades_and_raw_sql() {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
-            let ours: Vec<Vec<rusqlite::types::Value>> = rows(e.primary(), table)
+            let ours: Vec<Vec<rusqlite::types::Value>> = rows(e.primary(), table, key)
                 .into_iter()
                 .map(|r| r.into_iter().map(to_sqlite).collect())
                 .collect();
@@ -253,7 +320,8 @@ fn relations_converge_under_faults_with_cascades_and_raw_sql() {
     assert_eq!(violations, 0, "the replica's foreign keys hold");
     let stats = faulty.stats.borrow();
     eprintln!(
-        "relations under faults: ops {counts:?} (projects, tasks, notes, project deletes, raw SQL, resyncs); \
+        "relations under faults: ops {counts:?} (projects, tasks, notes, project deletes, raw SQL, resyncs, \
+         members, raw key changes); \
          batches {} failed before {} after {} redelivered {}",
         stats.batches, stats.failed_before_apply, stats.failed_after_apply, stats.redelivered
     );
@@ -262,9 +330,13 @@ fn relations_converge_under_faults_with_cascades_and_raw_sql() {
         "faults were injected"
     );
     assert!(
-        counts[3] > 20 && counts[4] > 20,
-        "cascades and raw SQL ran: {counts:?}"
+        counts[3] > 20 && counts[4] > 20 && counts[6] > 100 && counts[7] > 20,
+        "cascades, raw SQL and composite keys ran: {counts:?}"
     );
+    let members: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pmembers", [], |r| r.get(0))
+        .unwrap();
+    assert!(members > 10, "members reached the replica: {members}");
 }
 
 fn to_sqlite(v: Value) -> rusqlite::types::Value {

@@ -71,23 +71,15 @@ pub fn check_table(table: &Table) -> Vec<Problem> {
     let keys: Vec<usize> = (0..table.columns.len())
         .filter(|&i| table.columns[i].primary_key)
         .collect();
-    match keys.as_slice() {
-        [] => push(
+    if keys.is_empty() {
+        push(
             Location::Table,
             format!(
-                "table `{}` has no primary key: mark one field `#[nanotype(primary_key)]`",
+                "table `{}` has no primary key: mark a field `#[nanotype(primary_key)]` (several \
+                 fields for a composite key)",
                 table.rust_name
             ),
-        ),
-        [_] => {}
-        [_, rest @ ..] => {
-            for &i in rest {
-                push(
-                    Location::Column(i),
-                    "a table has exactly one primary key; this is a second one".into(),
-                );
-            }
-        }
+        );
     }
 
     for (i, col) in table.columns.iter().enumerate() {
@@ -362,16 +354,21 @@ const fn find_table<'a>(tables: &[&'a Table], name: &str) -> Option<&'a Table> {
     None
 }
 
+/// The key column of a table with a one-column key (a composite key cannot be referenced).
 const fn key_of(t: &Table) -> Option<&crate::model::Column> {
     let columns = columns_of(t);
+    let mut found = None;
     let mut i = 0;
     while i < columns.len() {
         if columns[i].primary_key {
-            return Some(&columns[i]);
+            if found.is_some() {
+                return None;
+            }
+            found = Some(&columns[i]);
         }
         i += 1;
     }
-    None
+    found
 }
 
 #[cfg(test)]

@@ -30,10 +30,15 @@ pub const REPLICA_META: &str = "CREATE TABLE \"_nt_rooms\" (
     \"updated_at\" INTEGER NOT NULL DEFAULT 0
 );";
 
-/// One column definition in the primary.
+/// One column definition in the primary, for a table with a one-column key (a column of a
+/// composite key is declared by [`primary_column_in`]).
 pub fn primary_column(col: &Column) -> String {
+    column_with_key(col, col.primary_key)
+}
+
+fn column_with_key(col: &Column, inline_key: bool) -> String {
     let mut s = format!("{} {}", quote(&col.name), col.sql_type().as_sql());
-    if col.primary_key {
+    if inline_key {
         if col.kind == ValueKind::I64 {
             // The rowid alias: SQLite assigns the key when the insert leaves it out.
             s.push_str(" PRIMARY KEY");
@@ -58,9 +63,16 @@ pub fn primary_column(col: &Column) -> String {
 /// transaction commits, so that a rebuild can copy its rows in any order; other references are
 /// checked at once, so that a referencing row never exists before the row it references (and
 /// its change never reaches the replica first).
-pub fn primary_column_in(table: &str, col: &Column) -> String {
-    let mut s = primary_column(col);
-    if col.references.as_ref().is_some_and(|r| r.table == table) {
+///
+/// The columns of a composite key are declared NOT NULL here, and the key by the table's
+/// `PRIMARY KEY (…)` constraint.
+pub fn primary_column_in(table: &Table, col: &Column) -> String {
+    let mut s = column_with_key(col, col.primary_key && !table.has_composite_key());
+    if col
+        .references
+        .as_ref()
+        .is_some_and(|r| r.table == table.name)
+    {
         s.push_str(" DEFERRABLE INITIALLY DEFERRED");
     }
     s
@@ -113,8 +125,11 @@ pub fn primary_table_named(table: &Table, name: &str) -> String {
     let mut lines: Vec<String> = table
         .columns
         .iter()
-        .map(|c| primary_column_in(&table.name, c))
+        .map(|c| primary_column_in(table, c))
         .collect();
+    if table.has_composite_key() {
+        lines.push(format!("PRIMARY KEY ({})", key_list(table)));
+    }
     lines.extend(table.checks.iter().map(|c| format!("CHECK ({c})")));
     create_table(name, &lines)
 }
@@ -128,13 +143,11 @@ pub fn replica_table(table: &Table) -> String {
 pub fn replica_table_named(table: &Table, name: &str) -> String {
     let mut lines = vec![format!("{} TEXT NOT NULL", quote(ROOM_COLUMN))];
     lines.extend(table.columns.iter().map(replica_column));
-    if let Some(key) = table.primary_key() {
-        lines.push(format!(
-            "PRIMARY KEY ({}, {})",
-            quote(ROOM_COLUMN),
-            quote(&key.name)
-        ));
-    }
+    lines.push(format!(
+        "PRIMARY KEY ({}, {})",
+        quote(ROOM_COLUMN),
+        key_list(table)
+    ));
     lines.extend(
         table
             .columns
@@ -143,6 +156,16 @@ pub fn replica_table_named(table: &Table, name: &str) -> String {
     );
     lines.extend(table.checks.iter().map(|c| format!("CHECK ({c})")));
     create_table(name, &lines)
+}
+
+/// `"a", "b"`: the key's columns, quoted, in key order.
+fn key_list(table: &Table) -> String {
+    table
+        .key_positions()
+        .into_iter()
+        .map(|i| quote(&table.columns[i].name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn create_table(name: &str, lines: &[String]) -> String {

@@ -38,7 +38,8 @@ pub struct Column {
     pub kind: ValueKind,
     /// `Option<T>`: NULL allowed. Anything else is NOT NULL.
     pub nullable: bool,
-    /// The table's primary key (exactly one column has it).
+    /// Part of the table's primary key. Several columns have it in a composite key, which is
+    /// then made of them in declaration order.
     pub primary_key: bool,
     /// `DEFAULT` for the column, used for new rows without a value and to fill old rows when a
     /// column is added.
@@ -131,7 +132,7 @@ impl Reference {
             problems: [
                 Cow::Owned(format!("{what}, but no table `{table}` is in the schema")),
                 Cow::Owned(format!(
-                    "{what}, but `{column}` is not the primary key of `{table}`: a reference names the key"
+                    "{what}, but `{column}` is not the primary key of `{table}`: a reference names a one-column key"
                 )),
                 Cow::Owned(format!("{what}, but their types differ")),
             ],
@@ -320,18 +321,29 @@ impl Table {
         self
     }
 
-    /// The primary key column. A checked table has exactly one.
+    /// The primary key column of a single-column key (`None` for a composite key).
     pub fn primary_key(&self) -> Option<&Column> {
-        self.columns.iter().find(|c| c.primary_key)
+        match self.key_positions().as_slice() {
+            [i] => Some(&self.columns[*i]),
+            _ => None,
+        }
     }
 
-    /// Position of the primary key column.
-    pub fn primary_key_position(&self) -> Option<usize> {
-        self.columns.iter().position(|c| c.primary_key)
+    /// Positions of the key's columns, in key order (declaration order). A checked table has
+    /// at least one.
+    pub fn key_positions(&self) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&i| self.columns[i].primary_key)
+            .collect()
     }
 
-    /// Whether SQLite assigns the key on insert: an `i64` primary key is `INTEGER PRIMARY KEY`,
-    /// the rowid.
+    /// Whether the key is made of several columns.
+    pub fn has_composite_key(&self) -> bool {
+        self.columns.iter().filter(|c| c.primary_key).count() > 1
+    }
+
+    /// Whether SQLite assigns the key on insert: a single `i64` primary key is
+    /// `INTEGER PRIMARY KEY`, the rowid.
     pub fn key_is_rowid(&self) -> bool {
         self.primary_key().is_some_and(|c| c.kind == ValueKind::I64)
     }

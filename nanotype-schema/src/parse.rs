@@ -14,7 +14,8 @@
 //! #[nanotype::table(index(status, where = "done = 0"))]  partial index (SQL condition)
 //! #[nanotype::table(check = "start_at <= end_at")]    CHECK constraint (may be repeated)
 //!
-//! #[nanotype(primary_key)]    exactly one field; an i64 key is assigned by SQLite on insert
+//! #[nanotype(primary_key)]    the key: a lone i64 key is assigned by SQLite on insert; on
+//!                             several fields, a composite key in field order
 //! #[nanotype(index)]          single-column index
 //! #[nanotype(unique)]         single-column unique index
 //! #[nanotype(default = 0)]    literal default: integer, float, bool or string

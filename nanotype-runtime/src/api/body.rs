@@ -87,14 +87,6 @@ fn literal(l: &Literal) -> Json {
     }
 }
 
-fn key_json(key: &Value) -> Json {
-    match key {
-        Value::Integer(i) => Json::from(*i),
-        Value::Text(s) => Json::from(s.as_str()),
-        _ => Json::Null,
-    }
-}
-
 /// Refuse fields the struct does not have (a typo would otherwise be silently dropped).
 fn check_fields(table: &TableEntry, obj: &Map<String, Json>) -> Result<(), ApiError> {
     for k in obj.keys() {
@@ -132,21 +124,26 @@ fn fill_defaults(table: &TableEntry, obj: &mut Map<String, Json>, key_given: boo
     }
 }
 
-fn key_field(table: &TableEntry) -> &'static str {
+/// The fields of the key, in key order.
+fn key_fields(table: &TableEntry) -> Vec<&'static str> {
     let def: &'static nanotype_schema::Table = table.def;
-    def.primary_key().map(|c| c.field.as_ref()).unwrap_or("id")
+    def.key_positions()
+        .into_iter()
+        .map(|i| def.columns[i].field.as_ref())
+        .collect()
 }
 
 /// A new row from a create's body (`POST /rooms/{room}/{table}`).
 pub fn create(table: &'static TableEntry, body: &[u8]) -> Result<TypedRow, ApiError> {
     let mut obj = json_object(body)?;
     check_fields(table, &obj)?;
-    if table.sql().assigns_key && obj.contains_key(key_field(table)) {
-        return Err(ApiError::invalid_body(format!(
-            "`{}` is assigned by the database; leave it out (or PUT to /{}/{{key}})",
-            key_field(table),
-            table.name()
-        )));
+    if let (true, [field]) = (table.sql().assigns_key, key_fields(table).as_slice()) {
+        if obj.contains_key(*field) {
+            return Err(ApiError::invalid_body(format!(
+                "`{field}` is assigned by the database; leave it out (or PUT to /{}/{{key}})",
+                table.name()
+            )));
+        }
     }
     fill_defaults(table, &mut obj, false);
     Ok(table.from_json(Json::Object(obj))?)
@@ -156,16 +153,19 @@ pub fn create(table: &'static TableEntry, body: &[u8]) -> Result<TypedRow, ApiEr
 pub fn put(table: &'static TableEntry, key: &Value, body: &[u8]) -> Result<TypedRow, ApiError> {
     let mut obj = json_object(body)?;
     check_fields(table, &obj)?;
-    let field = key_field(table);
-    match obj.get(field) {
-        Some(k) if *k != key_json(key) => {
-            return Err(ApiError::invalid_body(format!(
-                "`{field}` in the body differs from the key in the path"
-            )))
+    let parts = table.sql().key_parts(key)?;
+    for (field, part) in key_fields(table).into_iter().zip(parts) {
+        let part = part.to_json();
+        match obj.get(field) {
+            Some(k) if *k != part => {
+                return Err(ApiError::invalid_body(format!(
+                    "`{field}` in the body differs from the key in the path"
+                )))
+            }
+            _ => {}
         }
-        _ => {}
+        obj.insert(field.to_owned(), part);
     }
-    obj.insert(field.to_owned(), key_json(key));
     fill_defaults(table, &mut obj, true);
     Ok(table.from_json(Json::Object(obj))?)
 }
@@ -177,12 +177,13 @@ pub fn patch(table: &'static TableEntry, current: Json, body: &[u8]) -> Result<T
     let Json::Object(mut obj) = current else {
         return Err(ApiError::internal("a stored row is not a JSON object"));
     };
-    let field = key_field(table);
-    if let Some(k) = changes.get(field) {
-        if obj.get(field) != Some(k) {
-            return Err(ApiError::invalid_body(format!(
-                "`{field}` cannot be changed"
-            )));
+    for field in key_fields(table) {
+        if let Some(k) = changes.get(field) {
+            if obj.get(field) != Some(k) {
+                return Err(ApiError::invalid_body(format!(
+                    "`{field}` cannot be changed"
+                )));
+            }
         }
     }
     obj.extend(changes);

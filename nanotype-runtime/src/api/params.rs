@@ -107,6 +107,9 @@ impl ReadParams {
             }
         }
         let page = match after {
+            Some(a) if table.sql().has_composite_key() => {
+                Page::after(composite_after(table, a)?, limit)
+            }
             Some(a) => {
                 let key = table
                     .def
@@ -125,14 +128,51 @@ impl ReadParams {
     }
 
     /// The room-scoped query of a listing of `table`.
-    pub fn list_query(&self, table: &TableEntry) -> RoomQuery {
-        crate::read::list_query_of(
+    pub fn list_query(&self, table: &TableEntry) -> Result<RoomQuery, ApiError> {
+        Ok(crate::read::list_query_of(
             table.def,
             table.sql(),
             self.filter.as_ref().map(|(c, v)| (*c, v.clone())),
             &self.page,
-        )
+        )?)
     }
+}
+
+/// `after=` of a table with a composite key: the key's parts as a JSON array, `[7,"ada"]` (the
+/// order of the key's fields).
+fn composite_after(table: &TableEntry, text: &str) -> Result<Value, ApiError> {
+    let keys: Vec<&crate::schema::Column> = table
+        .def
+        .key_positions()
+        .into_iter()
+        .map(|i| &table.def.columns[i])
+        .collect();
+    let names: Vec<&str> = keys.iter().map(|c| c.field.as_ref()).collect();
+    let bad = || {
+        ApiError::bad_request(format!(
+            "`after` must be the key as a JSON array: [{}]",
+            names.join(", ")
+        ))
+    };
+    let parts: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|_| bad())?;
+    if parts.len() != keys.len() {
+        return Err(bad());
+    }
+    let mut values = Vec::with_capacity(parts.len());
+    for (col, part) in keys.iter().zip(parts) {
+        values.push(match (col.kind, part) {
+            (ValueKind::String, serde_json::Value::String(s)) => Value::Text(s),
+            (kind, serde_json::Value::Number(n)) if kind.int_range().is_some() => {
+                let (lo, hi) = kind.int_range().unwrap_or((0, 0));
+                match n.as_i64().filter(|n| (lo..=hi).contains(n)) {
+                    Some(n) => Value::Integer(n),
+                    None => return Err(bad()),
+                }
+            }
+            _ => return Err(bad()),
+        });
+    }
+    Ok(crate::key::compose(values))
 }
 
 /// The query string's pairs, percent-decoded (`+` is a space).

@@ -354,7 +354,7 @@ where
                     if !crate::write::delete_row(db, sql, key.clone())? {
                         return Err(not_found(table, key));
                     }
-                    written(200, "deleted", key_json(key))
+                    written(200, "deleted", table.sql().key_json(key))
                 }
                 TableOp::Get(key) => {
                     let row = get_row(db, table, key)?.ok_or_else(|| not_found(table, key))?;
@@ -365,7 +365,7 @@ where
                 }
                 TableOp::List => {
                     let params = ReadParams::parse(table, query, seq_header)?;
-                    let q = params.list_query(table);
+                    let q = params.list_query(table)?;
                     let rows = db.query(&q.primary_sql, &q.params)?;
                     let rows = rows_json(table, rows)?;
                     Ok(Reply::json(
@@ -541,18 +541,8 @@ fn not_found(table: &TableEntry, key: &Value) -> ApiError {
     ApiError::not_found(format!(
         "no `{}` row with key {}",
         table.name(),
-        key_json(key)
+        table.sql().key_json(key)
     ))
-}
-
-/// A key as JSON.
-pub fn key_json(key: &Value) -> Json {
-    match key {
-        Value::Integer(i) => Json::from(*i),
-        Value::Text(s) => Json::from(s.as_str()),
-        Value::Real(f) => Json::from(*f),
-        _ => Json::Null,
-    }
 }
 
 /// Rows (model column order) as the struct's JSON.
@@ -563,7 +553,7 @@ pub fn rows_json(table: &TableEntry, rows: Vec<crate::value::Row>) -> Result<Vec
 }
 
 fn get_row<P: Primary>(db: &P, table: &TableEntry, key: &Value) -> Result<Option<Json>, ApiError> {
-    let rows = db.query(&table.sql().get, std::slice::from_ref(key))?;
+    let rows = db.query(&table.sql().get, &table.sql().key_parts(key)?)?;
     match rows.into_iter().next() {
         Some(row) => Ok(Some(table.row_to_json(row)?)),
         None => Ok(None),

@@ -196,15 +196,28 @@ pub fn check_room_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A key from a path segment, as the table's key type: integers within ±(2^53 − 1), text as
-/// given (percent-decoded).
-pub fn parse_key(table: &TableEntry, segment: &str) -> Result<Value, ApiError> {
-    let col = table
-        .def
-        .primary_key()
-        .ok_or_else(|| ApiError::internal("table without a key"))?;
+/// A key from its path segments (one per key field), as the table's key: integers within
+/// ±(2^53 − 1), text as given (percent-decoded); a composite key's parts made one
+/// ([`crate::key::compose`]).
+pub fn parse_key(table: &TableEntry, segments: &[&str]) -> Result<Value, ApiError> {
+    let positions = table.def.key_positions();
+    if positions.is_empty() || positions.len() != segments.len() {
+        return Err(ApiError::internal("a key of another length"));
+    }
+    let mut parts = Vec::with_capacity(segments.len());
+    for (&i, segment) in positions.iter().zip(segments) {
+        parts.push(parse_key_part(table.def.columns[i].kind, segment)?);
+    }
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        crate::key::compose(parts)
+    })
+}
+
+fn parse_key_part(kind: ValueKind, segment: &str) -> Result<Value, ApiError> {
     let text = percent_decode(segment)?;
-    match col.kind {
+    match kind {
         ValueKind::String => {
             if text.is_empty() || text.len() > 512 {
                 return Err(ApiError::new(400, "invalid_key", "a key is 1 to 512 bytes"));
@@ -307,15 +320,20 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
                 },
                 [name, more @ ..] if !name.starts_with('_') && S::table(name).is_some() => {
                     let table = S::table(name).ok_or_else(|| ApiError::internal("table"))?;
+                    // A key is one segment per key field: `/members/7/ada` for `(team, user)`.
+                    let arity = table.def.key_positions().len();
                     let op = match (more, method) {
                         ([], "POST") => TableOp::Create,
                         ([], "GET" | "HEAD") => TableOp::List,
-                        ([key], "GET" | "HEAD") => TableOp::Get(parse_key(table, key)?),
-                        ([key], "PUT") => TableOp::Put(parse_key(table, key)?),
-                        ([key], "PATCH") => TableOp::Patch(parse_key(table, key)?),
-                        ([key], "DELETE") => TableOp::Delete(parse_key(table, key)?),
-                        ([] | [_], _) => return Err(not_allowed()),
-                        _ => return Err(ApiError::not_found(format!("no route for {path}"))),
+                        ([], _) => return Err(not_allowed()),
+                        (key, _) if key.len() != arity => {
+                            return Err(ApiError::not_found(format!("no route for {path}")))
+                        }
+                        (key, "GET" | "HEAD") => TableOp::Get(parse_key(table, key)?),
+                        (key, "PUT") => TableOp::Put(parse_key(table, key)?),
+                        (key, "PATCH") => TableOp::Patch(parse_key(table, key)?),
+                        (key, "DELETE") => TableOp::Delete(parse_key(table, key)?),
+                        _ => return Err(not_allowed()),
                     };
                     Ok(Route::Table { room, table, op })
                 }

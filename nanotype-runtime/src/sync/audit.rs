@@ -17,16 +17,16 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::flush::KeyRepr;
 use super::statements::{self, Watermark};
 use super::{as_replica, Engine};
 use crate::clock::Scheduler;
 use crate::error::Result;
+use crate::key::{KeyColumns, KeyRepr};
 use crate::primary::Primary;
 use crate::replica::{Replica, Statement};
 use crate::value::{Row, Value};
 use nanotype_schema::ident::quote;
-use nanotype_schema::ROOM_COLUMN;
+use nanotype_schema::{Table as TableDef, ROOM_COLUMN};
 
 /// What the last audit found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -61,8 +61,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let mut report = AuditReport::default();
         let mut unrepaired = false;
         for &def in &self.primary.tables {
-            let key_pos = def.primary_key_position().unwrap_or(0);
-            let key = quote(&def.columns[key_pos].name);
+            let key = KeyColumns::of(def);
             let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
             let cols = cols.join(", ");
             let table = quote(&def.name);
@@ -72,19 +71,23 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 let mut params = Vec::new();
                 let mut sql = format!("SELECT {cols} FROM {table}");
                 if let Some(c) = &cursor {
-                    params.push(c.clone());
-                    sql.push_str(&format!(" WHERE {key} > ?1"));
+                    params.extend(key.parts(c)?);
+                    sql.push_str(&format!(" WHERE {}", key.cmp_sql(">", 1)));
                 }
                 params.push(Value::Integer(page as i64));
-                sql.push_str(&format!(" ORDER BY {key} LIMIT ?{}", params.len()));
+                sql.push_str(&format!(
+                    " ORDER BY {} LIMIT ?{}",
+                    key.order_sql("ASC"),
+                    params.len()
+                ));
                 let rows = self.primary.query(&sql, &params)?;
                 let read_seq = self.current_seq()?;
-                let pending = self.pending_keys(&def.name)?;
+                let pending = self.pending_keys(def)?;
                 let done = rows.len() < page;
                 let up_to = if done {
                     None
                 } else {
-                    rows.last().map(|r| r[key_pos].clone())
+                    rows.last().map(|r| key.of_row(r))
                 };
 
                 let mut rparams = vec![Value::Text(self.room.clone())];
@@ -92,15 +95,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                     "SELECT {cols} FROM {table} WHERE {} = ?1",
                     quote(ROOM_COLUMN)
                 );
-                if let Some(c) = &cursor {
-                    rparams.push(c.clone());
-                    rsql.push_str(&format!(" AND {key} > ?{}", rparams.len()));
+                for (bound, op) in [(&cursor, ">"), (&up_to, "<=")] {
+                    if let Some(b) = bound {
+                        rsql.push_str(&format!(" AND {}", key.cmp_sql(op, rparams.len() + 1)));
+                        rparams.extend(key.parts(b)?);
+                    }
                 }
-                if let Some(u) = &up_to {
-                    rparams.push(u.clone());
-                    rsql.push_str(&format!(" AND {key} <= ?{}", rparams.len()));
-                }
-                rsql.push_str(&format!(" ORDER BY {key}"));
+                rsql.push_str(&format!(" ORDER BY {}", key.order_sql("ASC")));
                 let theirs = replica
                     .query(&Statement::new(rsql, rparams))
                     .await
@@ -108,7 +109,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 report.rows_compared += rows.len() as u64;
                 report.rows_read += (rows.len() + theirs.len()) as u64;
 
-                let (upserts, deletes) = diff(&rows, theirs, key_pos, &pending);
+                let (upserts, deletes) = diff(&rows, theirs, &key, &pending);
                 let n = (upserts.len() + deletes.len()) as u64;
                 if n > 0 {
                     report.divergent += n;
@@ -121,7 +122,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                         &guard,
                         limits,
                     );
-                    stmts.extend(statements::deletes(def, &deletes, &guard, limits));
+                    stmts.extend(statements::deletes(def, &deletes, &guard, limits)?);
                     stmts.push(statements::room_update(
                         &guard,
                         Watermark::Keep,
@@ -155,18 +156,19 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     }
 
     /// Keys of `table` with a change still waiting in the outbox.
-    fn pending_keys(&self, table: &str) -> Result<HashSet<KeyRepr>> {
+    fn pending_keys(&self, def: &TableDef) -> Result<HashSet<KeyRepr>> {
         let rows = self.primary.query(
             "SELECT \"pk\" FROM \"_nt_outbox\" WHERE \"tbl\" = ?1 AND \"seq\" > ?2",
             &[
-                Value::Text(table.to_owned()),
+                Value::Text(def.name.to_string()),
                 Value::Integer(self.applied_through.get()),
             ],
         )?;
+        let key = KeyColumns::of(def);
         Ok(rows
             .iter()
             .filter_map(|r| r.first())
-            .map(KeyRepr::of)
+            .map(|k| key.repr(k))
             .collect())
     }
 }
@@ -177,16 +179,14 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
 fn diff(
     ours: &[Row],
     theirs: Vec<Row>,
-    key_pos: usize,
+    key: &KeyColumns,
     pending: &HashSet<KeyRepr>,
 ) -> (Vec<Row>, Vec<Value>) {
-    let mut theirs: HashMap<KeyRepr, Row> = theirs
-        .into_iter()
-        .map(|r| (KeyRepr::of(&r[key_pos]), r))
-        .collect();
+    let mut theirs: HashMap<KeyRepr, Row> =
+        theirs.into_iter().map(|r| (key.row_repr(&r), r)).collect();
     let mut upserts = Vec::new();
     for row in ours {
-        let k = KeyRepr::of(&row[key_pos]);
+        let k = key.row_repr(row);
         let same = theirs.remove(&k).is_some_and(|t| t == *row);
         if !same && !pending.contains(&k) {
             upserts.push(row.clone());
@@ -195,7 +195,7 @@ fn diff(
     let deletes = theirs
         .into_iter()
         .filter(|(k, _)| !pending.contains(k))
-        .map(|(_, r)| r[key_pos].clone())
+        .map(|(_, r)| key.of_row(&r))
         .collect();
     (upserts, deletes)
 }
@@ -215,7 +215,15 @@ mod tests {
             row(6, "x"),
         ];
         let pending: HashSet<KeyRepr> = [KeyRepr::Int(4), KeyRepr::Int(6)].into();
-        let (up, del) = diff(&ours, theirs, 0, &pending);
+        let def = TableDef::new(
+            "t",
+            "T",
+            vec![
+                nanotype_schema::Column::new("id", nanotype_schema::ValueKind::I64).primary_key(),
+                nanotype_schema::Column::new("v", nanotype_schema::ValueKind::String),
+            ],
+        );
+        let (up, del) = diff(&ours, theirs, &KeyColumns::of(&def), &pending);
         assert_eq!(up, vec![row(2, "b"), row(3, "c")]);
         assert_eq!(del, vec![Value::Integer(5)]);
     }

@@ -16,6 +16,7 @@ use super::{as_replica, meta_get, meta_set, Engine, META_RESYNC};
 const META_RESYNC_FROM: &str = "resync_from";
 use crate::clock::Scheduler;
 use crate::error::Result;
+use crate::key::KeyColumns;
 use crate::primary::Primary;
 use crate::replica::Replica;
 use crate::value::{Row, Value};
@@ -95,25 +96,32 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             .backfill_page
             .min(per_stmt * (limits.max_statements - 3))
             .max(1);
-        let key_pos = def.primary_key_position().unwrap_or(0);
-        let key = quote(&def.columns[key_pos].name);
+        let key = KeyColumns::of(def);
         let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
 
         let (stmts, read_seq, last_key, done, n) = loop {
             let (sql, params) = match &cursor {
-                Some(c) => (
-                    format!(
-                        "SELECT {} FROM {} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2",
-                        cols.join(", "),
-                        quote(&def.name)
-                    ),
-                    vec![c.clone(), Value::Integer(page as i64)],
-                ),
+                Some(c) => {
+                    let mut params = key.parts(c)?;
+                    params.push(Value::Integer(page as i64));
+                    (
+                        format!(
+                            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT ?{}",
+                            cols.join(", "),
+                            quote(&def.name),
+                            key.cmp_sql(">", 1),
+                            key.order_sql("ASC"),
+                            params.len()
+                        ),
+                        params,
+                    )
+                }
                 None => (
                     format!(
-                        "SELECT {} FROM {} ORDER BY {key} LIMIT ?1",
+                        "SELECT {} FROM {} ORDER BY {} LIMIT ?1",
                         cols.join(", "),
-                        quote(&def.name)
+                        quote(&def.name),
+                        key.order_sql("ASC")
                     ),
                     vec![Value::Integer(page as i64)],
                 ),
@@ -122,7 +130,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let read_seq = self.current_seq()?;
             let guard = self.guard(read_seq);
             let done = rows.len() < page;
-            let keys: Vec<Value> = rows.iter().map(|r| r[key_pos].clone()).collect();
+            let keys: Vec<Value> = rows.iter().map(|r| key.of_row(r)).collect();
             let last_key = keys.last().cloned();
             let up_to = if done { None } else { last_key.as_ref() };
             let n = rows.len();
@@ -157,7 +165,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 up_to,
                 &keys,
                 &guard,
-            ));
+            )?);
             if stmts.len() + 2 > limits.max_statements && page > 1 {
                 page = (page / 2).max(1);
                 continue;

@@ -7,30 +7,13 @@ use super::statements::{self, RoomState, Watermark};
 use super::{as_replica, Engine};
 use crate::clock::Scheduler;
 use crate::error::{Error, Result};
+use crate::key::KeyColumns;
+pub(crate) use crate::key::KeyRepr;
 use crate::primary::Primary;
 use crate::replica::{Replica, Statement};
 use crate::value::{Row, Value};
 use nanotype_schema::ident::quote;
 use nanotype_schema::Table as TableDef;
-
-/// A key as a map key (`Value` holds floats, so it is not `Hash`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum KeyRepr {
-    Int(i64),
-    Text(String),
-    Other(String),
-}
-
-impl KeyRepr {
-    pub(crate) fn of(v: &Value) -> KeyRepr {
-        match v {
-            Value::Integer(i) => KeyRepr::Int(*i),
-            Value::Real(f) if f.fract() == 0.0 => KeyRepr::Int(*f as i64),
-            Value::Text(s) => KeyRepr::Text(s.clone()),
-            other => KeyRepr::Other(format!("{other:?}")),
-        }
-    }
-}
 
 /// Read the rows of `def` with `keys` from the primary, keyed by their key.
 pub(crate) fn read_rows<P: Primary>(
@@ -40,19 +23,17 @@ pub(crate) fn read_rows<P: Primary>(
     max_params: usize,
 ) -> Result<HashMap<KeyRepr, Row>> {
     let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
-    let key_pos = def.primary_key_position().unwrap_or(0);
-    let key = quote(&def.columns[key_pos].name);
+    let key = KeyColumns::of(def);
     let mut out = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(max_params.max(1)) {
-        let ph: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+    for chunk in keys.chunks((max_params / key.arity()).max(1)) {
         let sql = format!(
-            "SELECT {} FROM {} WHERE {key} IN ({})",
+            "SELECT {} FROM {} WHERE {}",
             cols.join(", "),
             quote(&def.name),
-            ph.join(", ")
+            key.any_sql(1, chunk.len())
         );
-        for row in db.query(&sql, chunk)? {
-            out.insert(KeyRepr::of(&row[key_pos]), row);
+        for row in db.query(&sql, &key.params(chunk)?)? {
+            out.insert(key.row_repr(&row), row);
         }
     }
     Ok(out)
@@ -77,6 +58,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
         let mut tables: Vec<(&'static TableDef, Vec<Value>)> = Vec::new();
         let mut seen: HashMap<(String, KeyRepr), ()> = HashMap::new();
+        let mut key_columns: HashMap<String, KeyColumns> = HashMap::new();
         let mut hi = 0;
         for e in entries {
             let mut it = e.into_iter();
@@ -94,7 +76,11 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let Some(def) = self.table(&tbl) else {
                 return Err(Error::UnregisteredTable { table: tbl });
             };
-            if seen.insert((tbl.clone(), KeyRepr::of(&key)), ()).is_some() {
+            let repr = key_columns
+                .entry(tbl.clone())
+                .or_insert_with(|| KeyColumns::of(def))
+                .repr(&key);
+            if seen.insert((tbl.clone(), repr), ()).is_some() {
                 continue;
             }
             match tables.iter_mut().find(|(d, _)| d.name == tbl) {
@@ -136,13 +122,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 .map(|(p, _)| *p)
                 .collect::<std::collections::BTreeSet<_>>()
             {
+                // A referenced table has a one-column key (a composite key cannot be).
                 let parent = upserts[p].0;
-                let key_pos = parent.primary_key_position().unwrap_or(0);
-                let have: Vec<KeyRepr> = upserts[p]
-                    .1
-                    .iter()
-                    .map(|r| KeyRepr::of(&r[key_pos]))
-                    .collect();
+                let key = KeyColumns::of(parent);
+                let have: Vec<KeyRepr> = upserts[p].1.iter().map(|r| key.row_repr(r)).collect();
                 let later: Vec<KeyRepr> = self
                     .primary
                     .query(
@@ -202,10 +185,11 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 tables.iter().map(|t| (*t, Vec::new())).collect();
             for (def, keys) in pending_tables {
                 let mut found = read_rows(&self.primary, def, keys, limits.max_params)?;
+                let key = KeyColumns::of(def);
                 let mut rows = Vec::with_capacity(found.len());
                 let mut gone = Vec::new();
                 for k in keys {
-                    match found.remove(&KeyRepr::of(k)) {
+                    match found.remove(&key.repr(k)) {
                         Some(row) => rows.push(row),
                         None => gone.push(k.clone()),
                     }
@@ -214,7 +198,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 if let Some(slot) = upsert_rows.iter_mut().find(|(t, _)| t.name == def.name) {
                     slot.1.extend(rows);
                 }
-                deletes.push(statements::deletes(def, &gone, &guard, limits));
+                deletes.push(statements::deletes(def, &gone, &guard, limits)?);
             }
             // A row is sent as it is now, and may reference a row written after this batch's
             // last change (its change comes in a later batch): that row comes along, or the

@@ -300,7 +300,7 @@ impl<P, S> RoomDb<P, S> {
             };
             let row = self
                 .inner
-                .query(&entry.sql().get, std::slice::from_ref(key))?
+                .query(&entry.sql().get, &entry.sql().key_parts(key)?)?
                 .into_iter()
                 .next();
             let json = match row {
@@ -310,7 +310,7 @@ impl<P, S> RoomDb<P, S> {
             let text = crate::feed::change_text(
                 *seq,
                 table,
-                crate::api::room::key_json(key),
+                entry.sql().key_json(key),
                 json,
                 feed.config.max_message_bytes,
             );
@@ -392,7 +392,9 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
         let text = crate::feed::change_text(
             seq,
             table,
-            crate::api::room::key_json(key),
+            (feed.table)(table)
+                .map(|e| e.sql().key_json(key))
+                .unwrap_or_else(|| key.to_json()),
             json,
             feed.config.max_message_bytes,
         );

@@ -6,6 +6,8 @@
 //! the batch was read) are shared by every statement of a batch. A batch delivered twice, or late,
 //! therefore changes nothing: the room row already holds a newer `read_seq`.
 
+use crate::error::Result;
+use crate::key::KeyColumns;
 use crate::replica::Statement;
 use crate::value::{Row, Value};
 use nanotype_schema::ddl::ROOMS_TABLE;
@@ -86,10 +88,7 @@ pub fn upserts(
     let ncols = def.columns.len().max(1);
     let per_stmt = ((limits.max_params - GUARD_PARAMS) / ncols).max(1);
     let table = quote(&def.name);
-    let key = def
-        .primary_key()
-        .map(|c| quote(&c.name))
-        .unwrap_or_default();
+    let key = KeyColumns::of(def).list();
     let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
     let set: Vec<String> = def
         .columns
@@ -184,65 +183,75 @@ fn upsert_sql(head: &str, tail: &str, ncols: usize, n: usize) -> String {
 }
 
 /// Deletes of the rows with `keys`.
-pub fn deletes(def: &TableDef, keys: &[Value], guard: &Guard, limits: &Limits) -> Vec<Statement> {
-    let per_stmt = (limits.max_params - GUARD_PARAMS).max(1);
+pub fn deletes(
+    def: &TableDef,
+    keys: &[Value],
+    guard: &Guard,
+    limits: &Limits,
+) -> Result<Vec<Statement>> {
+    let key = KeyColumns::of(def);
+    let per_stmt = ((limits.max_params - GUARD_PARAMS) / key.arity()).max(1);
     let table = quote(&def.name);
-    let key = def
-        .primary_key()
-        .map(|c| quote(&c.name))
-        .unwrap_or_default();
     keys.chunks(per_stmt)
         .map(|chunk| {
             let mut params = guard.params();
-            let ph: Vec<String> = (GUARD_PARAMS + 1..=GUARD_PARAMS + chunk.len())
-                .map(|n| format!("?{n}"))
-                .collect();
-            params.extend(chunk.iter().cloned());
-            Statement::new(
+            params.extend(key.params(chunk)?);
+            Ok(Statement::new(
                 format!(
-                    "DELETE FROM {table} WHERE {} = ?1 AND {key} IN ({}) AND {}",
+                    "DELETE FROM {table} WHERE {} = ?1 AND {} AND {}",
                     quote(ROOM_COLUMN),
-                    ph.join(", "),
+                    key.any_sql(GUARD_PARAMS + 1, chunk.len()),
                     guard_sql()
                 ),
                 params,
-            )
+            ))
         })
         .collect()
 }
 
-/// Delete the room's replica rows with keys in `(after, up_to]` that are not in `keep` (JSON
-/// array of the keys the primary has in that range). `None` bounds are open.
+/// Delete the room's replica rows with keys in `(after, up_to]` that are not in `keep` (the keys
+/// the primary has in that range, bound as one JSON array). `None` bounds are open.
 pub fn sweep(
     def: &TableDef,
     after: Option<&Value>,
     up_to: Option<&Value>,
     keep: &[Value],
     guard: &Guard,
-) -> Statement {
+) -> Result<Statement> {
     let table = quote(&def.name);
-    let key = def
-        .primary_key()
-        .map(|c| quote(&c.name))
-        .unwrap_or_default();
+    let key = KeyColumns::of(def);
     let mut params = guard.params();
     let mut sql = format!("DELETE FROM {table} WHERE {} = ?1", quote(ROOM_COLUMN));
-    if let Some(a) = after {
-        params.push(a.clone());
-        sql.push_str(&format!(" AND {key} > ?{}", params.len()));
+    for (bound, op) in [(after, ">"), (up_to, "<=")] {
+        if let Some(b) = bound {
+            sql.push_str(&format!(" AND {}", key.cmp_sql(op, params.len() + 1)));
+            params.extend(key.parts(b)?);
+        }
     }
-    if let Some(u) = up_to {
-        params.push(u.clone());
-        sql.push_str(&format!(" AND {key} <= ?{}", params.len()));
+    let mut json = Vec::with_capacity(keep.len());
+    for k in keep {
+        json.push(if key.is_composite() {
+            serde_json::Value::Array(key.parts(k)?.iter().map(Value::to_json).collect())
+        } else {
+            k.to_json()
+        });
     }
-    let json = serde_json::Value::Array(keep.iter().map(Value::to_json).collect()).to_string();
-    params.push(Value::Text(json));
+    params.push(Value::Text(serde_json::Value::Array(json).to_string()));
+    // A composite key's parts are taken out of each array of the list.
+    let kept = if key.is_composite() {
+        let parts: Vec<String> = (0..key.arity())
+            .map(|i| format!("json_extract(\"value\", '$[{i}]')"))
+            .collect();
+        format!("({}) NOT IN (SELECT {}", key.list(), parts.join(", "))
+    } else {
+        format!("{} NOT IN (SELECT \"value\"", key.list())
+    };
     sql.push_str(&format!(
-        " AND {key} NOT IN (SELECT \"value\" FROM json_each(?{})) AND {}",
+        " AND {kept} FROM json_each(?{})) AND {}",
         params.len(),
         guard_sql()
     ));
-    Statement::new(sql, params)
+    Ok(Statement::new(sql, params))
 }
 
 /// The room's state after the batch's last statement (the claim or the room update), in the
@@ -484,14 +493,14 @@ mod tests {
             primary_id: "other".into(),
             ..guard()
         };
-        let stmts = deletes(&def, &[Value::Integer(1)], &wrong, &Limits::default());
+        let stmts = deletes(&def, &[Value::Integer(1)], &wrong, &Limits::default()).unwrap();
         assert_eq!(run(&stmts[0]), 0, "another primary's batch changes nothing");
     }
 
     #[test]
     fn deletes_chunk() {
         let keys: Vec<Value> = (0..250).map(Value::Integer).collect();
-        let stmts = deletes(&table(2), &keys, &guard(), &Limits::default());
+        let stmts = deletes(&table(2), &keys, &guard(), &Limits::default()).unwrap();
         assert_eq!(stmts.len(), 3);
         assert!(stmts.iter().all(|s| s.params.len() <= 100));
     }

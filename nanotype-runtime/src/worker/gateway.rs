@@ -13,7 +13,7 @@ use super::http::{self, EnvVars};
 use super::room::{D1_BINDING, ROOM_BINDING};
 use super::D1Replica;
 use crate::api::params::{self, ReadParams};
-use crate::api::room::{key_json, rows_json, Reply};
+use crate::api::room::{rows_json, Reply};
 use crate::api::{self, Access, ApiError, Policy, Route, TableOp};
 use crate::read::{get_query_of, Consistency, RoomQuery};
 use crate::registry::{Schema, TableEntry};
@@ -182,8 +182,11 @@ async fn replica_read(
         Consistency::ReadYourWrites(seq) => seq,
     };
     let query: RoomQuery = match op {
-        TableOp::Get(key) => get_query_of(table.sql(), key.clone()),
-        _ => read.list_query(table),
+        // A key or cursor that does not fit: the room answers, with the error.
+        TableOp::Get(key) => {
+            get_query_of(table.sql(), key.clone()).map_err(|e| Some(e.to_string()))?
+        }
+        _ => read.list_query(table).map_err(|e| Some(e.message))?,
     };
     let d1 = D1Replica::from_env(env, D1_BINDING).map_err(|e| Some(e.to_string()))?;
     // One round trip, one snapshot: the room's state and the rows.
@@ -204,7 +207,7 @@ async fn replica_read(
                 let e = ApiError::not_found(format!(
                     "no `{}` row with key {} (replica)",
                     table.name(),
-                    key_json(key)
+                    table.sql().key_json(key)
                 ));
                 return Ok(Reply::json(404, e.body()));
             }

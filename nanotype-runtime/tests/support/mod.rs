@@ -308,7 +308,7 @@ impl Drop for TempDir {
 /// Every row of a table in the primary, by key.
 pub fn primary_rows<P: Primary>(db: &P, def: &nanotype::schema::Table) -> Vec<Row> {
     let sql = &nanotype::table::TableSql::new(def);
-    db.query(&format!("{} ORDER BY {}", sql.select, sql.key_column), &[])
+    db.query(&format!("{} ORDER BY {}", sql.select, sql.key_columns), &[])
         .unwrap()
 }
 
@@ -316,7 +316,7 @@ pub fn primary_rows<P: Primary>(db: &P, def: &nanotype::schema::Table) -> Vec<Ro
 pub fn replica_rows(r: &NativeReplica, def: &nanotype::schema::Table, room: &str) -> Vec<Row> {
     let sql = &nanotype::table::TableSql::new(def);
     r.query_sync(&Statement::new(
-        format!("{} ORDER BY {}", sql.replica_select, sql.key_column),
+        format!("{} ORDER BY {}", sql.replica_select, sql.key_columns),
         vec![Value::Text(room.into())],
     ))
     .unwrap()

@@ -168,6 +168,20 @@ impl<'a> TablePlan<'a> {
                 reasons.push(format!("key column `{}` dropped", cc.name));
             }
         }
+        // A composite key whose columns stay but change order (or stop being composite).
+        let key_of = |t: &Table, names: &dyn Fn(usize) -> Option<String>| -> Vec<Option<String>> {
+            t.key_positions().into_iter().map(names).collect()
+        };
+        let current_key = key_of(c, &|i| Some(c.columns[i].name.to_string()));
+        let target_key = key_of(t, &|i| self.sources[i].map(|s| s.name.to_string()));
+        if reasons.is_empty() && current_key != target_key {
+            let names: Vec<&str> = t
+                .key_positions()
+                .into_iter()
+                .map(|i| t.columns[i].name.as_ref())
+                .collect();
+            reasons.push(format!("its key becomes ({})", names.join(", ")));
+        }
         let norm = |t: &Table| -> Vec<String> {
             let mut v: Vec<String> = t
                 .checks

@@ -140,19 +140,35 @@ impl TableShape {
     }
 }
 
-/// The shape of a model column in the room's SQLite (what [`crate::ddl::primary_column`] makes).
+/// The shape of a model column in the room's SQLite (what [`crate::ddl::primary_column`] makes),
+/// for a table with a one-column key.
 pub fn primary_column(col: &Column) -> ColumnShape {
+    primary_column_at(col, u32::from(col.primary_key), true)
+}
+
+/// [`primary_column`] of a column of `table`, which may have a composite key.
+pub fn primary_column_in(table: &Table, col: &Column) -> ColumnShape {
+    let single = !table.has_composite_key();
+    let position = table
+        .key_positions()
+        .iter()
+        .position(|&i| table.columns[i].name == col.name)
+        .map_or(0, |p| p as u32 + 1);
+    primary_column_at(col, position, single)
+}
+
+fn primary_column_at(col: &Column, key_position: u32, single_key: bool) -> ColumnShape {
     ColumnShape {
         name: col.name.to_string(),
         declared_type: col.sql_type().as_sql().to_owned(),
-        // The `i64` key is the rowid alias and declared without NOT NULL.
+        // A one-column `i64` key is the rowid alias and declared without NOT NULL.
         not_null: if col.primary_key {
-            col.kind != ValueKind::I64
+            !(single_key && col.kind == ValueKind::I64)
         } else {
             !col.nullable
         },
         default: col.default.as_ref().map(Literal::to_sql),
-        key_position: u32::from(col.primary_key),
+        key_position,
         references: col
             .references
             .as_ref()
@@ -164,7 +180,11 @@ pub fn primary_column(col: &Column) -> ColumnShape {
 pub fn primary(table: &Table) -> TableShape {
     TableShape {
         name: table.name.to_string(),
-        columns: table.columns.iter().map(primary_column).collect(),
+        columns: table
+            .columns
+            .iter()
+            .map(|c| primary_column_in(table, c))
+            .collect(),
         indexes: table
             .indexes
             .iter()
@@ -186,13 +206,17 @@ pub fn replica(table: &Table) -> TableShape {
         references: None,
     }];
     let name = table.name.to_string();
-    columns.extend(table.columns.iter().map(|col| {
+    let keys = table.key_positions();
+    columns.extend(table.columns.iter().enumerate().map(|(i, col)| {
         ColumnShape {
             name: col.name.to_string(),
             declared_type: col.sql_type().as_sql().to_owned(),
             not_null: !col.nullable || col.primary_key,
             default: col.default.as_ref().map(Literal::to_sql),
-            key_position: if col.primary_key { 2 } else { 0 },
+            key_position: keys
+                .iter()
+                .position(|&k| k == i)
+                .map_or(0, |p| p as u32 + 2),
             // The replica's foreign keys always cascade (see `ddl::replica_foreign_key`).
             references: col
                 .references
@@ -232,11 +256,6 @@ fn index_shape(index: &Index, with_room: bool) -> IndexShape {
 pub fn to_table(shape: &TableShape) -> Result<Table, String> {
     let t = &shape.name;
     let keys = shape.columns.iter().filter(|c| c.key_position > 0).count();
-    if keys > 1 {
-        return Err(format!(
-            "table `{t}` has a composite primary key; nanotype tables have a one-column key"
-        ));
-    }
     let mut columns = Vec::new();
     for c in &shape.columns {
         let Some(ty) = SqlType::from_declared(&c.declared_type) else {
@@ -248,7 +267,8 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
         let key = c.key_position > 0;
         let kind = match ty {
             // An INTEGER key declared NOT NULL is what a non-i64 integer key renders as.
-            SqlType::Integer if key && c.not_null => ValueKind::I32,
+            // So is every INTEGER column of a composite key.
+            SqlType::Integer if key && (c.not_null || keys > 1) => ValueKind::I32,
             SqlType::Integer => ValueKind::I64,
             SqlType::Real => ValueKind::F64,
             SqlType::Text => ValueKind::String,
@@ -292,6 +312,20 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
             references,
         });
     }
+    // A model's key follows its columns' order: the key's columns come first, in key order.
+    columns.sort_by_key(|c| {
+        shape
+            .columns
+            .iter()
+            .find(|s| s.name == c.name.as_ref())
+            .map_or(u32::MAX, |s| {
+                if s.key_position > 0 {
+                    s.key_position
+                } else {
+                    u32::MAX
+                }
+            })
+    });
     let indexes = shape
         .indexes
         .iter()
