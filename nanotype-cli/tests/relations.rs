@@ -305,3 +305,111 @@ fn partial_indexes_and_checks_are_declared_read_back_and_enforced() {
     assert_eq!(n, 2);
     assert!(p.ok(&["--check"]).contains("match the structs"));
 }
+
+const MEMBERS_V1: &str = r#"
+#[nanotype::table(name = "teams")]
+pub struct Team {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub name: String,
+}
+
+#[nanotype::table(name = "members")]
+pub struct Member {
+    #[nanotype(primary_key, references = "teams.id", on_delete = "cascade")]
+    pub team_id: i64,
+    #[nanotype(primary_key)]
+    pub user: String,
+    pub role: String,
+}
+"#;
+
+fn member_keys(c: &Connection) -> Vec<(i64, String, String)> {
+    c.prepare("SELECT team_id, user, role FROM members ORDER BY team_id, user")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn key_columns(c: &Connection, table: &str) -> Vec<String> {
+    let mut cols: Vec<(i64, String)> = c
+        .prepare(&format!(
+            "SELECT pk, name FROM pragma_table_info('{table}') WHERE pk > 0"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    cols.sort();
+    cols.into_iter().map(|(_, n)| n).collect()
+}
+
+#[test]
+fn a_composite_key_is_created_added_to_in_place_and_reordered_by_a_rebuild_keeping_its_rows() {
+    let p = Project::new();
+    p.write_schema(MEMBERS_V1);
+    p.ok(&[]);
+    let (primary, replica) = (db(), db());
+    apply_in_transactions(&primary, &sql_files(&p.do_dir()));
+    apply_in_transactions(&replica, &sql_files(&p.d1_dir()));
+    assert_eq!(key_columns(&primary, "members"), ["team_id", "user"]);
+    assert_eq!(
+        key_columns(&replica, "members"),
+        ["room_id", "team_id", "user"]
+    );
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+    for (c, room) in [(&primary, ""), (&replica, "'r', ")] {
+        let cols = if room.is_empty() { "" } else { "room_id, " };
+        c.execute_batch(&format!(
+            "INSERT INTO teams ({cols}id, name) VALUES ({room}1, 'a'), ({room}2, 'b');
+             INSERT INTO members ({cols}team_id, user, role) VALUES
+                 ({room}1, 'ada', 'lead'), ({room}1, 'bo', 'dev'), ({room}2, 'ada', 'dev');"
+        ))
+        .unwrap();
+    }
+    let before = member_keys(&primary);
+
+    // A column added: in place, the key untouched.
+    let v2 = MEMBERS_V1.replace(
+        "    pub role: String,\n",
+        "    pub role: String,\n    pub note: Option<String>,\n",
+    );
+    p.write_schema(&v2);
+    let out = p.ok(&[]);
+    assert!(out.contains("add column `members.note`"), "{out}");
+    assert!(!out.contains("rebuild"), "{out}");
+
+    // The key's order changed (user first): the table is rebuilt, its rows kept.
+    let v3 = v2.replace(
+        "    #[nanotype(primary_key, references = \"teams.id\", on_delete = \"cascade\")]\n    pub team_id: i64,\n    #[nanotype(primary_key)]\n    pub user: String,\n",
+        "    #[nanotype(primary_key)]\n    pub user: String,\n    #[nanotype(primary_key, references = \"teams.id\", on_delete = \"cascade\")]\n    pub team_id: i64,\n",
+    );
+    assert_ne!(v2, v3);
+    p.write_schema(&v3);
+    let out = p.ok(&[]);
+    assert!(out.contains("rebuild table `members`"), "{out}");
+    assert!(out.contains("key"), "{out}");
+    let files = [sql_files(&p.do_dir()), sql_files(&p.d1_dir())];
+    apply_in_transactions(&primary, &files[0][1..]);
+    apply_in_transactions(&replica, &files[1][1..]);
+    assert_eq!(key_columns(&primary, "members"), ["user", "team_id"]);
+    assert_eq!(
+        key_columns(&replica, "members"),
+        ["room_id", "user", "team_id"]
+    );
+    assert_eq!(member_keys(&primary), before, "rows before = after");
+    assert_eq!(member_keys(&replica), before, "rows before = after");
+    assert_eq!(fk_problems(&primary) + fk_problems(&replica), 0);
+    assert!(p.ok(&["--check"]).contains("match the structs"));
+    // Still one row per whole key, and still cascading.
+    assert!(primary
+        .execute_batch("INSERT INTO members (user, team_id, role) VALUES ('ada', 1, 'x')")
+        .is_err());
+    primary
+        .execute_batch("DELETE FROM teams WHERE id = 1")
+        .unwrap();
+    assert_eq!(member_keys(&primary).len(), 1);
+}

@@ -31,8 +31,19 @@ export interface Comment {
   created_at: number;
 }
 
+/** A row of table `watchers` (struct `Watcher`), as the API and the feed send it. */
+export interface Watcher {
+  /** Column `task_id` (key): `i64`. */
+  task_id: number;
+  /** Column `user` (key): `String`. */
+  user: string;
+  /** Column `muted`: `bool`. */
+  muted: boolean;
+}
+
 /** Every table by name: `subscribe<Tables>(room, ..)` gives typed changes. */
 export interface Tables {
   tasks: Task;
   comments: Comment;
+  watchers: Watcher;
 }

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::shape::{primary_column, ColumnShape};
+use super::shape::{primary_column_in, ColumnShape};
 use super::{Change, Plan, Rebuild};
 use crate::ident::quote;
 use crate::model::{Column, Index, Name, Table};
@@ -153,7 +153,7 @@ impl<'a> TablePlan<'a> {
         let mut reasons = Vec::new();
         for (tc, source) in t.columns.iter().zip(&self.sources) {
             match source {
-                Some(cc) => reasons.extend(column_changes(cc, tc)),
+                Some(cc) => reasons.extend(column_changes((c, cc), (t, tc))),
                 None if tc.primary_key => reasons.push(format!("new key column `{}`", tc.name)),
                 // A foreign key is part of the table: SQLite adds none in place (and the
                 // replica's is a table constraint over `(room_id, column)`).
@@ -344,9 +344,12 @@ impl<'a> TablePlan<'a> {
 
 /// What differs between a current column and its target, for a person; empty when nothing does
 /// (a rename alone is not a change of the column).
-fn column_changes(current: &Column, target: &Column) -> Vec<String> {
-    let a = primary_column(current);
-    let b = primary_column(target);
+fn column_changes(
+    (current_table, current): (&Table, &Column),
+    (target_table, target): (&Table, &Column),
+) -> Vec<String> {
+    let a = primary_column_in(current_table, current);
+    let b = primary_column_in(target_table, target);
     let name = &target.name;
     let mut out = Vec::new();
     if a.declared_type != b.declared_type {
@@ -356,7 +359,9 @@ fn column_changes(current: &Column, target: &Column) -> Vec<String> {
         ));
     }
     if a.key_position != b.key_position {
-        out.push(if b.key_position > 0 {
+        out.push(if a.key_position > 0 && b.key_position > 0 {
+            format!("`{name}` moves to place {} of the key", b.key_position)
+        } else if b.key_position > 0 {
             format!("`{name}` becomes the primary key")
         } else {
             format!("`{name}` is no longer the primary key")
