@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use nanotype_schema::migration::render::{self, d1_column_limit};
-use nanotype_schema::migration::{diff::diff, slug, Change, Plan, Rebuild};
+use nanotype_schema::migration::render::{self, d1_column_limit, Side};
+use nanotype_schema::migration::{diff::diff, expand, slug, Change, Plan, Rebuild};
 use nanotype_schema::Table;
 
 use crate::config::{self, Config};
@@ -40,6 +40,15 @@ pub struct Args {
     /// Allow dropping tables and columns (their data is lost).
     #[arg(long)]
     pub allow_data_loss: bool,
+    /// Write a breaking change (columns renamed or dropped) as an expand step: D1 keeps both
+    /// versions' columns, kept equal by triggers, so the Worker before the deploy and the one
+    /// after both work; `--contract` later removes the old ones.
+    #[arg(long, conflicts_with_all = ["check", "contract"])]
+    pub expand: bool,
+    /// Write the contract step of the pending expand: D1 drops the old columns. Apply it once no
+    /// Worker of the version before the expand runs.
+    #[arg(long, conflicts_with_all = ["check", "allow_data_loss"])]
+    pub contract: bool,
     /// The migrations folder: D1 files in it, Durable Object files in `<DIR>/do`
     /// [default: `migrations` of the manifest's [workspace.metadata.nanotype]].
     #[arg(long, value_name = "DIR")]
@@ -188,6 +197,20 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         ));
     }
     let _ = writeln!(out, "{summary}");
+    if args.contract {
+        return contract(&paths, &current, &target, args, &mut out);
+    }
+    if let Some(p) = &current.pending {
+        if !plan.is_empty() {
+            return Err(format!(
+                "expand step {} waits for its contract: once no Worker of the version before it \
+                 runs, write it with `gen-migrations --contract`, then change the schema further. \
+                 The next migration would:\n{}",
+                p.file,
+                describe(&plan)
+            ));
+        }
+    }
     if !args.dry_run {
         if let Some((p, text)) = types_stale {
             if let Some(parent) = p.parent() {
@@ -204,13 +227,21 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     }
     if plan.is_empty() {
         let _ = writeln!(out, "Nothing to do: the migrations match the structs.");
+        if let Some(p) = &current.pending {
+            let _ = writeln!(out, "{}", pending_note(p));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let _ = writeln!(out, "Changes:\n{}", describe(&plan));
-    let _ = writeln!(out, "Deploy: {}.", plan.compatibility());
+    if !args.expand {
+        let _ = writeln!(out, "Deploy: {}.", plan.compatibility());
+    }
     if let Some(refusal) = plan.refusal(args.allow_data_loss) {
         let _ = out.flush();
         return Err(format!("nothing written: {refusal}"));
+    }
+    if args.expand {
+        return expand(&paths, &current, &target, &plan, args, &mut out);
     }
 
     let name = match &args.name {
@@ -225,10 +256,21 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             bullets(&problems)
         )
     })?;
+    write_pair(&paths, &file, &rendered, args.dry_run, &mut out)
+}
 
+/// Write one migration's two files (or print them for `--dry-run`).
+fn write_pair(
+    paths: &Paths,
+    file: &str,
+    rendered: &render::Rendered,
+    dry_run: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let args_dry_run = dry_run;
     let replica_path = paths.layout.replica.join(format!("{file}.sql"));
     let primary_path = paths.layout.primary.join(format!("{file}.sql"));
-    if args.dry_run {
+    if args_dry_run {
         let _ = writeln!(
             out,
             "\n-- ===== {} (D1) =====\n{}\n-- ===== {} (Durable Object) =====\n{}",
@@ -260,6 +302,178 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         shown(&primary_path)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What to do about a pending expand step.
+fn pending_note(p: &replay::PendingExpand) -> String {
+    format!(
+        "Expand step {} waits for its contract ({}): once no Worker of the version before it \
+         runs, `gen-migrations --contract` writes it.",
+        p.file,
+        p.tables
+            .iter()
+            .map(expand::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
+/// `--expand`: the plan's renames and drops as an expand step. The room's file makes the change
+/// (a Durable Object migrates when the new Worker starts it); the D1 file holds both versions.
+fn expand(
+    paths: &Paths,
+    current: &replay::Current,
+    target: &[Table],
+    plan: &Plan,
+    args: &Args,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let expansions = expand::expansions(plan);
+    let mut problems = expand::unsupported(plan, &current.tables);
+    if expansions.is_empty() {
+        problems
+            .push("nothing in it breaks the Worker running now: write it without --expand".into());
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "nothing written: this migration has no expand and contract steps:\n{}",
+            bullets(&problems)
+        ));
+    }
+    let mut d1 = expand::expand_plan(plan, &expansions, &current.tables, target);
+    let expanded: Vec<Table> = d1
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::RebuildTable(r) => Some(r.table.clone()),
+            _ => None,
+        })
+        .collect();
+    // The D1 tables that reference an expanded one are rebuilt with it, as they are now.
+    let mut d1_tables: Vec<Table> = target.to_vec();
+    for t in &expanded {
+        if let Some(slot) = d1_tables.iter_mut().find(|x| x.name == t.name) {
+            *slot = t.clone();
+        }
+    }
+    carry_children(&mut d1, &current.foreign_keys, &d1_tables);
+    if !d1.blocked.is_empty() {
+        return Err(format!("nothing written:\n{}", bullets(&d1.blocked)));
+    }
+    let problems = render::d1_limits(&d1);
+    if !problems.is_empty() {
+        return Err(format!(
+            "nothing written: D1 would refuse it:\n{}",
+            bullets(&problems)
+        ));
+    }
+    let name = match &args.name {
+        Some(n) => slug(n, 60),
+        None => slug(&format!("expand_{}", plan.default_name()), 60),
+    };
+    let number = layout::next_number(&current.replica_files, &current.primary_files);
+    let file = layout::file_name(number, &name);
+    let deploy = "expand step: apply D1 first, then deploy; the old and the new Worker both work \
+                  in between; once no old Worker runs, write the contract with `gen-migrations --contract`";
+    let mut replica = render::file_with_deploy(&d1, &file, Side::Replica, deploy);
+    replica.push_str(
+        "\n-- Each renamed column and its old name are kept equal, whichever Worker version writes.\n\
+         -- The contract drops them with the old table.\n",
+    );
+    for e in &expansions {
+        if let Some(t) = target.iter().find(|t| t.name == e.table.as_str()) {
+            for trigger in e.triggers(t) {
+                replica.push_str(&trigger);
+                replica.push('\n');
+            }
+        }
+    }
+    replica.push_str("\n-- What gen-migrations reads back until the contract:\n");
+    for e in &expansions {
+        replica.push_str(&e.marker());
+        replica.push('\n');
+    }
+    let rendered = render::Rendered {
+        primary: render::file_with_deploy(plan, &file, Side::Primary, deploy),
+        replica,
+    };
+    let _ = writeln!(
+        out,
+        "Deploy: {deploy}.\nExpand: {}.",
+        expansions
+            .iter()
+            .map(expand::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    write_pair(paths, &file, &rendered, args.dry_run, out)
+}
+
+/// `--contract`: the pending expand step's contract. D1 drops the old columns; the rooms have
+/// nothing to do (they changed with the expand).
+fn contract(
+    paths: &Paths,
+    current: &replay::Current,
+    target: &[Table],
+    args: &Args,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let Some(p) = &current.pending else {
+        return Err("no expand step waits for its contract".into());
+    };
+    let plan = diff(&current.tables, target);
+    if !plan.is_empty() {
+        return Err(format!(
+            "the structs changed since expand step {}: restore them, write the contract, then \
+             change them:\n{}",
+            p.file,
+            describe(&plan)
+        ));
+    }
+    let mut d1 = expand::contract_plan(&p.tables, &p.expanded, &current.tables);
+    carry_children(&mut d1, &current.foreign_keys, &current.tables);
+    if !d1.blocked.is_empty() {
+        return Err(format!("nothing written:\n{}", bullets(&d1.blocked)));
+    }
+    let name = match &args.name {
+        Some(n) => slug(n, 60),
+        None => {
+            let base = p
+                .file
+                .split_once('_')
+                .map_or(p.file.as_str(), |(_, rest)| rest);
+            slug(
+                &format!("contract_{}", base.strip_prefix("expand_").unwrap_or(base)),
+                60,
+            )
+        }
+    };
+    let number = layout::next_number(&current.replica_files, &current.primary_files);
+    let file = layout::file_name(number, &name);
+    let deploy = "contract step: apply to D1 once no Worker of the version before the expand runs";
+    let mut replica = render::file_with_deploy(&d1, &file, Side::Replica, deploy);
+    replica.push_str(&format!("\n{} {}\n", expand::CONTRACT_MARKER, p.file));
+    let primary = render::file_with_deploy(&Plan::default(), &file, Side::Primary, deploy)
+        + &format!(
+            "\n-- Nothing to do in the room: it changed with {}.\n",
+            p.file
+        );
+    let _ = writeln!(
+        out,
+        "Contract: {}.\nDeploy: {deploy}.",
+        p.tables
+            .iter()
+            .map(expand::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    write_pair(
+        paths,
+        &file,
+        &render::Rendered { primary, replica },
+        args.dry_run,
+        out,
+    )
 }
 
 /// `--empty NAME`: the next number in both layouts, with nothing in them but what they are for.
@@ -320,6 +534,9 @@ fn check(out: &mut impl Write, summary: &str, current: &replay::Current, plan: &
     }
     if ok {
         let _ = writeln!(out, "The migrations match the structs.");
+        if let Some(p) = &current.pending {
+            let _ = writeln!(out, "{}", pending_note(p));
+        }
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

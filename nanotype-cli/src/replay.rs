@@ -7,9 +7,10 @@
 //! snapshot to forget to update, and nothing else is committed that could disagree with them.
 
 use nanotype_schema::ddl::{REPLICA_META, ROOMS_TABLE};
+use nanotype_schema::migration::expand::{self, TableExpansion};
 use nanotype_schema::migration::introspect::{self, CatalogValue};
 use nanotype_schema::migration::shape::{self, TableShape};
-use nanotype_schema::{Table, RESERVED_PREFIX};
+use nanotype_schema::{Table, RESERVED_PREFIX, ROOM_COLUMN};
 use rusqlite::Connection;
 
 use crate::layout::{self, Layout, MigrationFile};
@@ -28,6 +29,50 @@ pub struct Current {
     /// `(child, parent)` for every foreign key a hand-written migration declared. nanotype
     /// declares none; a table rebuild drops the old table, which would cascade along these.
     pub foreign_keys: Vec<(String, String)>,
+    /// An expand step whose contract is not written yet.
+    pub pending: Option<PendingExpand>,
+}
+
+/// An expand step ([`expand`]) waiting for its contract: D1 holds its tables expanded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingExpand {
+    /// The expand migration's name (`0005_expand_rename_tasks_title`).
+    pub file: String,
+    /// What it expanded, per table.
+    pub tables: Vec<TableExpansion>,
+    /// Those tables as D1 holds them now.
+    pub expanded: Vec<Table>,
+}
+
+/// The expand step among `files` (D1) that no later contract completes, with its tables.
+fn pending_expand(
+    files: &[MigrationFile],
+) -> Result<Option<(String, Vec<TableExpansion>)>, String> {
+    let mut pending = None;
+    for f in files {
+        let text = std::fs::read_to_string(&f.path)
+            .map_err(|e| format!("cannot read {}: {e}", f.path.display()))?;
+        if text.lines().any(|l| l.starts_with(expand::CONTRACT_MARKER)) {
+            pending = None;
+        }
+        let tables = TableExpansion::parse_all(&text);
+        if !tables.is_empty() {
+            pending = Some((f.name.clone(), tables));
+        }
+    }
+    Ok(pending)
+}
+
+/// The model of a replica table's shape, without `room_id` (in its columns, key and indexes).
+fn model_of_replica(s: &TableShape) -> Result<Table, String> {
+    let mut t = shape::to_table(s)?;
+    t.columns.to_mut().retain(|c| c.name != ROOM_COLUMN);
+    for i in t.indexes.to_mut().iter_mut() {
+        if i.columns.first().is_some_and(|c| c == ROOM_COLUMN) {
+            i.columns.to_mut().remove(0);
+        }
+    }
+    Ok(t)
 }
 
 /// Replay both folders of `layout` and compare them.
@@ -46,8 +91,25 @@ pub fn current(layout: &Layout) -> Result<Current, String> {
     for p in &primary_shapes {
         tables.push(shape::to_table(p).map_err(|e| format!("Durable Object migrations: {e}"))?);
     }
+    let mut pending = pending_expand(&replica_files)?.map(|(file, tables)| PendingExpand {
+        file,
+        tables,
+        expanded: Vec::new(),
+    });
     for t in &tables {
-        let expected = shape::replica(t);
+        let mut expected = shape::replica(t);
+        // A table an expand step holds with both versions' columns until its contract.
+        if let Some(p) = pending.as_mut() {
+            let actual = replica_shapes.iter().find(|r| r.name == t.name);
+            if let (Some(e), Some(actual)) =
+                (p.tables.iter().find(|e| e.table == t.name.as_ref()), actual)
+            {
+                let old = model_of_replica(actual).map_err(|e| format!("D1 migrations: {e}"))?;
+                let expanded = e.expanded(t, &old.columns, &old);
+                expected = shape::replica(&expanded);
+                p.expanded.push(expanded);
+            }
+        }
         match replica_shapes.iter().find(|r| r.name == t.name) {
             None => disagreements.push(format!(
                 "table `{}` is created by the Durable Object migrations but not by the D1 migrations",
@@ -91,6 +153,7 @@ pub fn current(layout: &Layout) -> Result<Current, String> {
         replica_meta,
         disagreements,
         foreign_keys,
+        pending,
     })
 }
 

@@ -74,6 +74,8 @@ pub fn create(p: &NewProject) -> Result<Vec<PathBuf>, String> {
         dry_run: false,
         empty: None,
         allow_data_loss: false,
+        expand: false,
+        contract: false,
         out: None,
         sources: Vec::new(),
         manifest: Some(dir.join("Cargo.toml")),

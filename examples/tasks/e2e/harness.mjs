@@ -226,7 +226,8 @@ export async function roomsWithState() {
   }
   let n = 0;
   for (const f of files) {
-    const out = await new Promise((ok, fail) => execFile("sqlite3", ["-readonly", join(dir, f),
+    // A room busy writing holds its file's lock for a moment: SQLite's busy handler waits.
+    const out = await new Promise((ok, fail) => execFile("sqlite3", ["-readonly", "-cmd", ".timeout 10000", join(dir, f),
       "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_nt\\_%' ESCAPE '\\'"],
       (err, stdout) => (err ? fail(err) : ok(stdout))));
     if (Number(out.trim()) > 0) n++;

@@ -311,6 +311,46 @@ try {
     return { commentsLeft: inD1.length };
   });
 
+  await check("composite keys: watchers keyed by (task_id, user) are written, read, paged and deleted by both parts, in the room and in D1", async () => {
+    const R = room("watchers");
+    const a = await createTask(R, "a"), b = await createTask(R, "b");
+    const w = (t, user) => `/rooms/${R}/watchers/${t}/${encodeURIComponent(user)}`;
+    for (const [t, user] of [[a.task.id, "ada"], [a.task.id, "bo x"], [b.task.id, "ada"]]) {
+      const put = await http("PUT", w(t, user), {});
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      assert.deepEqual(put.body.row, { task_id: t, user, muted: false });
+    }
+    const mismatch = await http("PUT", w(a.task.id, "ada"), { user: "cy" });
+    assert.equal(mismatch.status, 400, JSON.stringify(mismatch.body));
+    assert.equal((await http("GET", `/rooms/${R}/watchers/${a.task.id}`)).status, 404, "a key has both parts");
+    const patched = await http("PATCH", w(a.task.id, "ada"), { muted: true });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.row.muted, true);
+    await drained(R);
+    // Keyset pages from D1, the cursor being the whole key.
+    const first = await ok("GET", `/rooms/${R}/watchers?limit=2`);
+    assert.equal(first.source, "replica");
+    assert.deepEqual(first.rows.map((r) => [r.task_id, r.user]), [[a.task.id, "ada"], [a.task.id, "bo x"]]);
+    const after = encodeURIComponent(JSON.stringify([a.task.id, "bo x"]));
+    const rest = await ok("GET", `/rooms/${R}/watchers?limit=2&after=${after}`);
+    assert.deepEqual(rest.rows.map((r) => [r.task_id, r.user]), [[b.task.id, "ada"]]);
+    const one = await ok("GET", w(a.task.id, "ada"));
+    assert.equal(one.row.muted, true);
+    const badAfter = await http("GET", `/rooms/${R}/watchers?after=7`);
+    assert.equal(badAfter.status, 400, JSON.stringify(badAfter.body));
+    const del = await http("DELETE", w(b.task.id, "ada"));
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    assert.deepEqual(del.body.deleted, [b.task.id, "ada"]);
+    // The task deleted: its watchers go by cascade, in the room and in D1.
+    assert.equal((await http("DELETE", `/rooms/${R}/tasks/${a.task.id}`)).status, 200);
+    await drained(R);
+    const inD1 = await d1(`SELECT task_id, user FROM watchers WHERE room_id = '${R}'`);
+    assert.deepEqual(inD1, [], "watchers cascaded and deleted in D1");
+    const strong = await ok("GET", `/rooms/${R}/watchers?consistency=strong`);
+    assert.deepEqual(strong.rows, []);
+    return { watchersWritten: 3 };
+  });
+
   await check("5. force resync repairs rows tampered with in D1", async () => {
     const [keep, del] = [ids.A[0], ids.A[2]];
     await d1(`UPDATE tasks SET title = 'tampered', done = 0 WHERE room_id = '${A}' AND id = ${keep};

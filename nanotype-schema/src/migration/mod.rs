@@ -21,6 +21,7 @@
 //! ```
 
 pub mod diff;
+pub mod expand;
 pub mod introspect;
 pub mod render;
 pub mod shape;

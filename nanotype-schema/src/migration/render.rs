@@ -168,6 +168,11 @@ fn rebuild(r: &Rebuild, side: Side) -> Vec<String> {
 /// The text of one file: a header naming the migration and its changes, then each change's
 /// statements under a comment.
 pub fn file(plan: &Plan, title: &str, side: Side) -> String {
+    file_with_deploy(plan, title, side, &plan.compatibility().to_string())
+}
+
+/// [`file`] with its own `Deploy:` line (an expand or contract step says when it applies).
+pub fn file_with_deploy(plan: &Plan, title: &str, side: Side, deploy: &str) -> String {
     let what = match side {
         Side::Primary => "the room's SQLite (Durable Object)",
         Side::Replica => "the D1 replica (every table carries room_id)",
@@ -178,7 +183,7 @@ pub fn file(plan: &Plan, title: &str, side: Side) -> String {
          -- file to learn the schema, so a hand edit is taken into account.\n\
          -- Deploy: {}.\n",
         one_line(title),
-        one_line(&plan.compatibility().to_string())
+        one_line(deploy)
     );
     for change in &plan.changes {
         let stmts = statements(change, side);
