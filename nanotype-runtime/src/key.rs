@@ -3,7 +3,7 @@
 //! A one-column key is its column's value. A composite key (several `#[nanotype(primary_key)]`
 //! fields) is its columns' values, in field order, as the text of a JSON array: `[7,"ada"]`, what
 //! [`compose`] makes and what SQLite's `json_array` records in the capture triggers. Keys are
-//! compared by their parts ([`KeyRepr`]), never by that text, so the two spellings of a string
+//! compared by their parts, never by that text, so the two spellings of a string
 //! never have to agree byte for byte.
 //!
 //! Rows are found by their columns, never by the composed text: `"a" = ?1 AND "b" = ?2`, and for

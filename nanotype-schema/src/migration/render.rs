@@ -171,7 +171,7 @@ pub fn file(plan: &Plan, title: &str, side: Side) -> String {
     file_with_deploy(plan, title, side, &plan.compatibility().to_string())
 }
 
-/// [`file`] with its own `Deploy:` line (an expand or contract step says when it applies).
+/// [`file()`] with its own `Deploy:` line (an expand or contract step says when it applies).
 pub fn file_with_deploy(plan: &Plan, title: &str, side: Side, deploy: &str) -> String {
     let what = match side {
         Side::Primary => "the room's SQLite (Durable Object)",
