@@ -19,16 +19,23 @@ use crate::report::{Amount, Figure, Outcome, Target};
 /// Writes per operation and contender.
 const N: usize = 40;
 
-/// `[statements, rows read, rows written]` of a billing snapshot.
-type Counts = [f64; 3];
+/// `[statements, rows read, rows written, SQL API calls, values carried]` of a billing
+/// snapshot (the last two: crossings between wasm and JavaScript, Durable Object only).
+type Counts = [f64; 5];
 
 fn counts(v: &Json) -> Counts {
     let n = |k: &str| v.get(k).and_then(Json::as_f64).unwrap_or(0.0);
-    [n("statements"), n("rowsRead"), n("rowsWritten")]
+    [
+        n("statements"),
+        n("rowsRead"),
+        n("rowsWritten"),
+        n("calls"),
+        n("values"),
+    ]
 }
 
 fn minus(a: Counts, b: Counts) -> Counts {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+    std::array::from_fn(|k| a[k] - b[k])
 }
 
 struct Room<'a> {
@@ -121,13 +128,9 @@ fn measure(
     ops(room)?;
     let polls = if settle { room.settle()? } else { 0 } + 1;
     let after = room.billed()?;
-    let per = |a: Counts, b: Counts, s: Counts| {
+    let per = |a: Counts, b: Counts, s: Counts| -> Counts {
         let d = minus(a, b);
-        [
-            (d[0] - s[0] * polls as f64) / N as f64,
-            (d[1] - s[1] * polls as f64) / N as f64,
-            (d[2] - s[2] * polls as f64) / N as f64,
-        ]
+        std::array::from_fn(|k| (d[k] - s[k] * polls as f64) / N as f64)
     };
     Ok((
         per(after.0, before.0, sync_cost.0),
@@ -135,18 +138,102 @@ fn measure(
     ))
 }
 
+/// Timed requests per statement kind.
+const ROUNDS: usize = 9;
+
+/// Time in the Durable Object per statement of a write. Time does not advance inside a request
+/// in workerd, so each kind runs a thousand times or more in one request (`bench/repeat`) and the
+/// bench times the request from outside, less the same request with none; the median of
+/// [`ROUNDS`]. The nanotype inserts' flush is let finish before the next request.
+fn statement_times(port: u16, stamp: &str) -> Result<Vec<Outcome>, String> {
+    let mut c = Client::connect(port);
+    let mut room = Room {
+        c: &mut c,
+        name: format!("stmt-{stamp}"),
+    };
+    room.post("tasks", &body(0))?;
+    room.post("bench/plain", &body(0))?;
+    room.settle()?;
+    let mut micros = std::collections::HashMap::new();
+    // Enough statements per request that they outweigh the request's own noise (a few ms).
+    for (kind, repeat) in [
+        ("select1", 5000),
+        ("seq", 5000),
+        ("plain", 1000),
+        ("insert", 1000),
+    ] {
+        let mut per = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let mut timed = |n: usize| -> Result<Duration, String> {
+                let t = Instant::now();
+                room.post(&format!("bench/repeat/{kind}/{n}"), "{}")?;
+                Ok(t.elapsed())
+            };
+            let none = timed(0)?;
+            let many = timed(repeat)?;
+            per.push(many.saturating_sub(none).as_secs_f64() * 1e6 / repeat as f64);
+            room.settle()?;
+        }
+        per.sort_by(f64::total_cmp);
+        micros.insert(kind, (per[ROUNDS / 2], per, repeat));
+    }
+    let raw = |kind: &str| {
+        let (_, per, repeat) = &micros[kind];
+        format!(
+            "`POST bench/repeat/{kind}/{repeat}` less `…/{kind}/0`, per statement, {ROUNDS} rounds \
+             (µs, sorted): {}. In local workerd on this machine, with local D1 idle.",
+            per.iter()
+                .map(|v| format!("{v:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let figure = |measure: &str, kind: &'static str, base: Option<(&str, &'static str)>| {
+        Outcome::Figure(Figure {
+            part: "cost",
+            measure: measure.to_owned(),
+            subject: Amount::new(micros[kind].0, "µs"),
+            baseline: base.map(|(name, k)| (name.to_owned(), Amount::new(micros[k].0, "µs"))),
+            target: Target::None,
+            raw: match base {
+                Some((_, k)) => format!("{}\n\n{}", raw(kind), raw(k)),
+                None => raw(kind),
+            },
+        })
+    };
+    Ok(vec![
+        figure(
+            "DO time per statement: nanotype's insert (transaction, row, capture trigger) vs plain insert",
+            "insert",
+            Some(("plain insert", "plain")),
+        ),
+        figure(
+            "DO time per statement: the reply's SELECT MAX(seq) vs SELECT 1",
+            "seq",
+            Some(("SELECT 1", "select1")),
+        ),
+        figure(
+            "DO time per statement: SELECT 1 (one exec from wasm and back)",
+            "select1",
+            None,
+        ),
+    ])
+}
+
 fn body(i: usize) -> String {
     format!(r#"{{"title":"cost {i}","status":"open"}}"#)
 }
 
 pub fn run(port: u16, stamp: &str) -> Vec<Outcome> {
-    match costs(port, stamp) {
-        Ok(out) => out,
-        Err(why) => vec![Outcome::Skipped {
+    let skipped = |why| {
+        vec![Outcome::Skipped {
             part: "cost",
             reason: why,
-        }],
-    }
+        }]
+    };
+    let mut out = costs(port, stamp).unwrap_or_else(skipped);
+    out.extend(statement_times(port, stamp).unwrap_or_else(skipped));
+    out
 }
 
 fn costs(port: u16, stamp: &str) -> Result<Vec<Outcome>, String> {
@@ -229,11 +316,11 @@ fn costs(port: u16, stamp: &str) -> Result<Vec<Outcome>, String> {
         c: &mut c3,
         name: format!("cost-wt-{stamp}"),
     };
-    let mut wt_d1 = [0.0; 3];
+    let mut wt_d1 = [0.0; 5];
     for i in 0..N {
         let v = wt.post("bench/write-through", &body(i))?;
         let d = counts(&v["d1Billed"]);
-        for k in 0..3 {
+        for k in 0..5 {
             wt_d1[k] += d[k] / N as f64;
         }
     }
@@ -272,6 +359,21 @@ fn costs(port: u16, stamp: &str) -> Result<Vec<Outcome>, String> {
             baseline: Some(("plain DO".into(), Amount::new(base[1], "rows"))),
             target: Target::AtMostPlus(1.0),
             raw: text.clone(),
+        }));
+        out.push(Outcome::Figure(Figure {
+            part: "cost",
+            measure: format!("DO calls from wasm into the SQL API per {what} vs plain DO"),
+            subject: Amount::new(ours.0[3], "calls"),
+            baseline: Some(("plain DO".into(), Amount::new(base[3], "calls"))),
+            target: Target::None,
+            raw: format!(
+                "Counted by the runtime's Durable Object backend: each `sql.exec`, the cursor's \
+                 `raw()`, each step of its iterator (`next`, `done`, `value`), its `rowsRead` and \
+                 `rowsWritten`, each `transactionSync`. Values carried with them (bound parameters \
+                 and result cells, each converted by one or a few more crossings): nanotype \
+                 {:.1}, plain {:.1} per {what}.\n\n{text}",
+                ours.0[4], base[4]
+            ),
         }));
         out.push(Outcome::Figure(Figure {
             part: "cost",

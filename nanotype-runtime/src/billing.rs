@@ -20,6 +20,13 @@ pub struct Billed {
     pub rows_read: u64,
     /// Rows written, as billed (index entries included).
     pub rows_written: u64,
+    /// Calls from wasm into the Durable Object's SQL API (`exec`, the cursor's `raw`, each step
+    /// of its iterator, its two counters, `transactionSync`): each crosses from wasm into
+    /// JavaScript. Counted for the Durable Object only.
+    pub calls: u64,
+    /// Values carried across with those calls: bound parameters and result cells (each one or
+    /// a few more crossings to convert).
+    pub values: u64,
 }
 
 /// A running count of [`Billed`].
@@ -33,6 +40,14 @@ impl Meter {
         b.statements += 1;
         b.rows_read += rows_read;
         b.rows_written += rows_written;
+        self.0.set(b);
+    }
+
+    /// Count `calls` crossings into the SQL API carrying `values` values.
+    pub fn crossed(&self, calls: u64, values: u64) {
+        let mut b = self.0.get();
+        b.calls += calls;
+        b.values += values;
         self.0.set(b);
     }
 

@@ -134,6 +134,46 @@ pub fn plain_change_route<P: Primary>(
     Ok(Reply::json(200, serde_json::json!({ "changed": n })))
 }
 
+/// `POST /rooms/{room}/bench/repeat/{kind}/{n}`: one statement of a write, `n` times in one
+/// request, for the bench to time from outside (time does not advance inside a request in
+/// workerd): `select1` (`SELECT 1`, the floor of any statement: one `exec` across from wasm and
+/// back), `insert` (nanotype's create: a transaction, the insert, its capture trigger), `plain`
+/// (the plain Durable Object's insert), `seq` (the reply's `SELECT MAX(seq)`).
+pub fn repeat_route<P: Primary>(db: &P, kind: &str, n: &str) -> Result<Reply, ApiError> {
+    let n: usize = n
+        .parse()
+        .ok()
+        .filter(|n| *n <= 10_000)
+        .ok_or_else(|| ApiError::bad_request("n is 0 to 10000"))?;
+    let task = Task {
+        id: 0,
+        title: "repeat".into(),
+        status: "open".into(),
+        done: false,
+        created_at: 0,
+        assignee: None,
+        tags: Vec::new(),
+    };
+    for _ in 0..n {
+        match kind {
+            "select1" => {
+                db.query("SELECT 1", &[])?;
+            }
+            "insert" => {
+                nanotype::write::insert_row(db, Task::sql(), task.to_row()?)?;
+            }
+            "plain" => {
+                insert_plain(db, &task)?;
+            }
+            "seq" => {
+                nanotype::outbox::current_seq(db)?;
+            }
+            _ => return Err(ApiError::not_found("select1, insert, plain or seq")),
+        }
+    }
+    Ok(Reply::json(200, serde_json::json!({ "n": n })))
+}
+
 /// Write `task` (as stored in the primary) to the replica's `tasks` under `room`: one
 /// statement, awaited.
 pub async fn write_through<R: Replica>(replica: &R, room: &str, task: &Task) -> Result<()> {

@@ -6,6 +6,8 @@
 //!   same row written into a table of the room's SQLite that nothing replicates (no outbox, no
 //!   trigger): what a write costs a plain Durable Object. Custom routes of the room
 //!   ([`baseline::insert_plain`]).
+//! - `POST /rooms/{room}/bench/repeat/{kind}/{n}`: one statement of a write `n` times, timed
+//!   by the bench from outside ([`baseline::repeat_route`]).
 //! - `POST /rooms/{room}/bench/write-through`: that insert, then one awaited `INSERT OR REPLACE`
 //!   of the row into D1 before the response ([`baseline::write_through`]): the original design's
 //!   per-write replication.
@@ -42,6 +44,9 @@ impl RoomHooks for Baselines {
             ("POST", [b, p, id, action]) if b == "bench" && p == "plain" => Some(
                 baseline::plain_change_route(room.db(), id, action, req.body),
             ),
+            ("POST", [b, r, kind, n]) if b == "bench" && r == "repeat" => {
+                Some(baseline::repeat_route(room.db(), kind, n))
+            }
             _ => None,
         }
     }

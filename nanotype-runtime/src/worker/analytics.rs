@@ -16,7 +16,7 @@ impl ReadOnlySql for DoPrimary {
         let rolled_back = self.transaction_sync(|| -> Result<()> {
             let run = || -> Result<ReadOnlyRows> {
                 let cursor = self.exec(sql, params)?;
-                let (rows, truncated) = DoPrimary::drain(&cursor, Some(max_rows))?;
+                let (rows, truncated) = self.drain(&cursor, Some(max_rows))?;
                 self.metered(&cursor, sql);
                 if cursor.rows_written() > 0.0 {
                     return Err(rejected_writes());

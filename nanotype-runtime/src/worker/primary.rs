@@ -65,6 +65,7 @@ impl DoPrimary {
     pub(crate) fn metered(&self, cursor: &SqlStorageCursor, sql: &str) {
         let (read, written) = (cursor.rows_read() as u64, cursor.rows_written() as u64);
         self.meter.statement(read, written);
+        self.meter.crossed(2, 0);
         if TRACE.with(|t| t.get()) {
             let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
             let head: String = head.chars().take(110).collect();
@@ -84,20 +85,33 @@ impl DoPrimary {
 
     pub(crate) fn exec(&self, sql: &str, params: &[Value]) -> Result<SqlStorageCursor> {
         let bindings: Array = params_to_js(params).into_iter().collect();
+        self.meter.crossed(1, params.len() as u64);
         self.sql.exec(sql, bindings).map_err(err)
     }
 
     /// Every row of `cursor` (running the statement to completion), at most `cap` when given;
     /// `Err(rows)` when the cap was reached with rows left.
-    pub(crate) fn drain(cursor: &SqlStorageCursor, cap: Option<usize>) -> Result<(Vec<Row>, bool)> {
+    pub(crate) fn drain(
+        &self,
+        cursor: &SqlStorageCursor,
+        cap: Option<usize>,
+    ) -> Result<(Vec<Row>, bool)> {
         let it = cursor.raw();
-        let mut rows = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
+        let count = |rows: &Vec<Row>, steps: u64| {
+            let cells: usize = rows.iter().map(Vec::len).sum();
+            // `raw`, then per step `next` and its result's `done` (and `value` for a row).
+            self.meter
+                .crossed(1 + 2 * steps + rows.len() as u64, cells as u64);
+        };
         loop {
             let next = it.next().map_err(err)?;
             if next.done() {
+                count(&rows, rows.len() as u64 + 1);
                 return Ok((rows, false));
             }
             if cap.is_some_and(|c| rows.len() >= c) {
+                count(&rows, rows.len() as u64 + 1);
                 return Ok((rows, true));
             }
             rows.push(row_from_array(next.value()));
@@ -123,6 +137,7 @@ impl DoPrimary {
                 }
             };
             self.depth.set(self.depth.get() + 1);
+            self.meter.crossed(1, 0);
             let js = self.storage.transaction_sync(&mut body);
             self.depth.set(self.depth.get() - 1);
             js
@@ -146,14 +161,14 @@ impl DoPrimary {
 impl Primary for DoPrimary {
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let cursor = self.exec(sql, params)?;
-        let rows = Self::drain(&cursor, None)?.0;
+        let rows = self.drain(&cursor, None)?.0;
         self.metered(&cursor, sql);
         Ok(rows)
     }
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let cursor = self.exec(sql, params)?;
-        Self::drain(&cursor, None)?;
+        self.drain(&cursor, None)?;
         self.metered(&cursor, sql);
         // `rowsWritten` also counts index entries; SQLite's own count is what callers mean.
         let changes = self.query("SELECT changes()", &[])?;
@@ -166,7 +181,7 @@ impl Primary for DoPrimary {
     fn execute_batch(&self, sql: &str) -> Result<()> {
         // `exec` runs every statement of a multi-statement string.
         let cursor = self.exec(sql, &[])?;
-        Self::drain(&cursor, None)?;
+        self.drain(&cursor, None)?;
         self.metered(&cursor, sql);
         Ok(())
     }
