@@ -342,6 +342,12 @@ const PLAIN: Route = Route {
     name: "plain",
     path: |k| format!("/rooms/tp-plain-{k}/bench/plain"),
 };
+/// The create route in rooms whose flush waits ten minutes (the bench Worker's
+/// `sync_config`): the request path alone, no batch sent to the local D1 during the round.
+const DEFERRED: Route = Route {
+    name: "flush deferred",
+    path: |k| format!("/rooms/tp-defer-{k}/tasks"),
+};
 const FEED: Route = Route {
     name: "replicated + feed",
     path: |k| format!("/rooms/tp-feed-{k}/tasks"),
@@ -375,7 +381,7 @@ fn measure(sizes: &Sizes, port: u16) -> Vec<Outcome> {
     // Warm every room (Durable Object instantiation, engine start-up) and find the routes.
     let mut present = Vec::new();
     let mut missing = Vec::new();
-    for route in [REPLICATED, FEED, PLAIN, WRITE_THROUGH] {
+    for route in [REPLICATED, FEED, PLAIN, WRITE_THROUGH, DEFERRED] {
         let mut ok = true;
         for k in 0..ROOMS {
             for i in 0..3 {
@@ -498,6 +504,24 @@ fn measure(sizes: &Sizes, port: u16) -> Vec<Outcome> {
             )),
             target: Target::RatioAtLeast(0.9),
             raw: how.clone(),
+        }));
+    }
+    if !missing.contains(&DEFERRED.name) {
+        out.push(Outcome::Figure(Figure {
+            part: "workerd",
+            measure:
+                "create-task with its flush deferred past the round (no D1) vs plain DO insert"
+                    .into(),
+            subject: Amount::new(rate(DEFERRED.name), "req/s"),
+            baseline: Some(("plain".into(), Amount::new(rate("plain"), "req/s"))),
+            target: Target::None,
+            raw: format!(
+                "The same create route, in rooms whose replication waits ten minutes (the bench \
+                 Worker's `RoomHooks::sync_config`): the request path alone, with its capture \
+                 trigger and outbox row, and nothing sent to the local D1 during the round. What \
+                 the replicated route loses beyond it is the flush: its batches, and the local D1 \
+                 that runs them on the same CPUs (in production D1 runs elsewhere).\n\n{how}"
+            ),
         }));
     }
     let lag_rate = (rate("replicated") / 2.0).max(10.0);

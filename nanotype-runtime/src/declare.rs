@@ -4,8 +4,18 @@
 /// Declares an app's schema: a unit struct implementing [`Schema`](crate::Schema) with the listed tables and the
 /// Durable Object migrations embedded from a folder (relative to the crate's `Cargo.toml`).
 ///
-/// ```ignore
-/// nanotype::schema!(pub App = [Task, Comment], migrations = "../../migrations/do");
+/// ```
+/// #[nanotype::table(name = "tasks")]
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// pub struct Task {
+///     #[nanotype(primary_key)]
+///     pub id: i64,
+///     pub title: String,
+/// }
+///
+/// // An app embeds its rooms' migrations too: `, migrations = "../../migrations/do"`.
+/// nanotype::schema!(pub App = [Task]);
+/// assert_eq!(<App as nanotype::Schema>::TABLES.len(), 1);
 /// ```
 ///
 /// Without `migrations = ..` the schema has none (tests, apps that migrate by other means).

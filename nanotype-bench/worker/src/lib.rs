@@ -51,6 +51,15 @@ impl RoomHooks for Baselines {
         }
     }
 
+    /// Rooms `tp-defer-…` send nothing to D1 for ten minutes after a write: the bench's measure
+    /// of the write path without its flush.
+    fn sync_config(&self, room: &str, config: &mut nanotype::sync::SyncConfig) {
+        if room.starts_with("tp-defer-") {
+            config.flush_window_ms = 600_000;
+            config.delivery_delay_ms = 600_000;
+        }
+    }
+
     /// The feed is on only in the rooms the bench measures it in (`feed-…`, `tp-feed-…`), so
     /// the other figures are of the write path without it.
     fn feed(&self, room: &str) -> Option<FeedConfig> {

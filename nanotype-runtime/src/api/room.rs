@@ -229,6 +229,12 @@ pub trait RoomHooks: Default + 'static {
     fn feed(&self, _room: &str) -> Option<crate::feed::FeedConfig> {
         None
     }
+
+    /// Tune the replication of `room` (its flush window, batch size, delivery delay, audit
+    /// interval) from the Worker's defaults (`NANOTYPE_*` variables, else
+    /// [`crate::sync::SyncConfig::default`]), when its Durable Object opens it. A room written
+    /// in bursts may take a longer window and fewer, larger batches.
+    fn sync_config(&self, _room: &str, _config: &mut crate::sync::SyncConfig) {}
 }
 
 impl RoomHooks for () {}

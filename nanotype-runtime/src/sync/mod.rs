@@ -597,8 +597,24 @@ fn new_primary_id(room: &str, now_ms: i64, seq: i64) -> String {
 impl<R> Engine<(), R, ()> {
     /// Start opening the engine of `room`.
     ///
-    /// ```ignore
-    /// let engine = Engine::builder("room-1").schema::<App>().replica(Some(d1)).open(primary, alarm)?;
+    /// ```
+    /// # #[nanotype::table(name = "tasks")]
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # pub struct Task { #[nanotype(primary_key)] pub id: i64 }
+    /// # nanotype::schema!(App = [Task]);
+    /// use std::rc::Rc;
+    /// use nanotype::native::{ManualScheduler, NativePrimary, NativeReplica};
+    /// use nanotype::{sync::Engine, Primary};
+    ///
+    /// let primary = NativePrimary::open_in_memory()?;
+    /// primary.execute_batch(Task::PRIMARY_DDL)?;
+    /// let d1 = NativeReplica::open_in_memory()?;
+    /// let engine = Engine::builder("room-1")
+    ///     .schema::<App>()
+    ///     .replica(Some(d1))
+    ///     .open(primary, Rc::new(ManualScheduler::new()))?;
+    /// assert_eq!(engine.room(), "room-1");
+    /// # Ok::<(), nanotype::Error>(())
     /// ```
     pub fn builder(room: &str) -> EngineBuilder<R> {
         EngineBuilder {

@@ -416,11 +416,13 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             *self.failed.borrow_mut() = Some(e.clone());
             return Err(e);
         }
+        let mut config = self.config.clone();
+        self.hooks.sync_config(&room, &mut config);
         let engine = Engine::builder(&room)
             .schema::<S>()
             .feed(self.hooks.feed(&room))
             .replica(D1Replica::from_env(&self.env, D1_BINDING).ok())
-            .config(self.config.clone())
+            .config(config)
             .open(primary, self.scheduler.clone())?;
         let engine = Rc::new(engine);
         api::room::arm_audit(&engine)?;
@@ -445,7 +447,7 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             return;
         }
         let (e, queued) = (engine.clone(), self.flush_queued.clone());
-        let window = self.config.flush_window_ms;
+        let window = engine.config().flush_window_ms;
         self.state.wait_until(async move {
             if window > 0 {
                 worker::Delay::from(Duration::from_millis(window)).await;
