@@ -142,7 +142,8 @@ fn pair(
         ),
         subject: Amount::new(t, "µs/write"),
         baseline: Some(("raw insert".into(), Amount::new(r, "µs/write"))),
-        target: Target::RatioAtMost(1.2),
+        // The issue's targets: 1.2× with an fsync per commit, 1.3× without.
+        target: Target::RatioAtMost(if headline { 1.2 } else { 1.3 }),
         raw: format!(
             "{} rounds of {writes} single-row inserts each, interleaved (order rotating), each \
              insert its own transaction; file-backed SQLite, journal_mode=WAL, \
