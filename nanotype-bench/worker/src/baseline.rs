@@ -235,6 +235,73 @@ pub async fn write_through_route(
     Ok(worker::Response::from_json(&v)?.with_status(201))
 }
 
+/// The awaited D1 statement of a plain update (`title`, `status`) or delete of row `id` of
+/// `room`: the per-write replication of that change.
+pub async fn write_through_change<R: Replica>(
+    replica: &R,
+    room: &str,
+    id: i64,
+    change: Option<(&str, &str)>,
+) -> Result<()> {
+    let (room, id) = (Value::Text(room.to_owned()), Value::Integer(id));
+    let stmt = match change {
+        Some((title, status)) => Statement::new(
+            "UPDATE \"tasks\" SET \"title\" = ?3, \"status\" = ?4 WHERE \"room_id\" = ?1 AND \"id\" = ?2",
+            vec![room, id, Value::Text(title.into()), Value::Text(status.into())],
+        ),
+        None => Statement::new(
+            "DELETE FROM \"tasks\" WHERE \"room_id\" = ?1 AND \"id\" = ?2",
+            vec![room, id],
+        ),
+    };
+    replica.batch(&[stmt]).await?;
+    Ok(())
+}
+
+/// `POST /rooms/{room}/bench/write-through/{id}/update` (body `{"title", "status"}`) and
+/// `…/{id}/delete`: the plain change in the room's Durable Object (through the gateway), then
+/// the awaited D1 statement ([`write_through_change`]).
+#[cfg(target_arch = "wasm32")]
+pub async fn write_through_change_route(
+    mut req: worker::Request,
+    env: &worker::Env,
+    prefix: &str,
+    id: &str,
+    action: &str,
+) -> worker::Result<worker::Response> {
+    let bytes = req.bytes().await?;
+    let mut url = req.url()?;
+    url.set_path(&format!("{prefix}/bench/plain/{id}/{action}"));
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_headers(req.headers().clone())
+        .with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
+    let plain = worker::Request::new_with_init(url.as_str(), &init)?;
+    let mut resp = nanotype::worker::serve::<App>(plain, env, &crate::BenchToken).await?;
+    if resp.status_code() != 200 {
+        return Ok(resp);
+    }
+    let mut v: serde_json::Value = resp.json().await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| worker::Error::RustError("the key is an integer".into()))?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let change = (action == "update").then(|| {
+        (
+            body["title"].as_str().unwrap_or("changed"),
+            body["status"].as_str().unwrap_or("open"),
+        )
+    });
+    let room = prefix.trim_start_matches("/rooms/");
+    let d1 = nanotype::worker::D1Replica::from_env(env, nanotype::worker::D1_BINDING)
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    write_through_change(&d1, room, id, change)
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    v["d1Billed"] = serde_json::to_value(d1.billed())?;
+    worker::Response::from_json(&v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +380,21 @@ mod tests {
                 vec![text("r2"), Value::Integer(1), text("changed")],
             ]
         );
+        // An update and a delete, each the one statement of its room's row.
+        pollster::block_on(write_through_change(
+            &replica,
+            "r1",
+            1,
+            Some(("again", "done")),
+        ))
+        .unwrap();
+        pollster::block_on(write_through_change(&replica, "r2", 1, None)).unwrap();
+        let rows = replica
+            .query_sync(&Statement::new(
+                "SELECT room_id, title, status FROM tasks ORDER BY room_id",
+                vec![],
+            ))
+            .unwrap();
+        assert_eq!(rows, vec![vec![text("r1"), text("again"), text("done")]]);
     }
 }

@@ -10,7 +10,8 @@
 //!   by the bench from outside ([`baseline::repeat_route`]).
 //! - `POST /rooms/{room}/bench/write-through`: that insert, then one awaited `INSERT OR REPLACE`
 //!   of the row into D1 before the response ([`baseline::write_through`]): the original design's
-//!   per-write replication.
+//!   per-write replication; `…/write-through/{id}/update` and `…/{id}/delete` the same for a
+//!   plain update and delete (the awaited D1 `UPDATE` or `DELETE` of that row).
 //!
 //! Every route needs the bench's token (`BENCH_TOKEN`, from the bench's `.dev.vars`).
 
@@ -87,8 +88,13 @@ async fn fetch(
     _: worker::Context,
 ) -> worker::Result<worker::Response> {
     let path = req.path();
-    match path.strip_suffix("/bench/write-through") {
-        Some(prefix) => baseline::write_through_route(req, &env, prefix).await,
-        None => nanotype::worker::serve::<schema::App>(req, &env, &BenchToken).await,
+    if let Some(prefix) = path.strip_suffix("/bench/write-through") {
+        return baseline::write_through_route(req, &env, prefix).await;
     }
+    if let Some((prefix, change)) = path.split_once("/bench/write-through/") {
+        if let Some((id, action)) = change.split_once('/') {
+            return baseline::write_through_change_route(req, &env, prefix, id, action).await;
+        }
+    }
+    nanotype::worker::serve::<schema::App>(req, &env, &BenchToken).await
 }
