@@ -156,10 +156,14 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
 
     let mut find_by = Vec::new();
     let mut seen = Vec::new();
-    for index in t.indexes.iter() {
-        let Some(first) = index.columns.first() else {
-            continue;
-        };
+    // Columns that lead an index, and the first of a composite key (its index leads with it).
+    let composite_first =
+        (key_positions.len() > 1).then(|| t.columns[key_positions[0]].name.clone());
+    let leading = composite_first
+        .into_iter()
+        .chain(t.indexes.iter().filter_map(|i| i.columns.first().cloned()));
+    for first in leading {
+        let first = &first;
         if seen.contains(first) {
             continue;
         }

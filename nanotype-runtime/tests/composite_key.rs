@@ -169,6 +169,19 @@ fn generated_functions_pages_and_replication_work_by_the_whole_key() {
         2
     );
 
+    // The key's first column filters like an index's: one team's members.
+    let team_two = block(Membership::room_find_by_team(
+        &reads,
+        "teams",
+        2,
+        &Page::first(10),
+    ))
+    .unwrap();
+    assert_eq!(
+        team_two.iter().map(|m| m.user.as_str()).collect::<Vec<_>>(),
+        ["ada", "cy"]
+    );
+
     // Raw SQL that changes a key: the old keys leave the replica, the new ones arrive.
     db.execute(
         "UPDATE memberships SET user = user || '2' WHERE team = 1",

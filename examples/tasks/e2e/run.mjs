@@ -334,6 +334,8 @@ try {
     const after = encodeURIComponent(JSON.stringify([a.task.id, "bo x"]));
     const rest = await ok("GET", `/rooms/${R}/watchers?limit=2&after=${after}`);
     assert.deepEqual(rest.rows.map((r) => [r.task_id, r.user]), [[b.task.id, "ada"]]);
+    const ofA = await ok("GET", `/rooms/${R}/watchers?task_id=${a.task.id}`);
+    assert.deepEqual(ofA.rows.map((r) => r.user), ["ada", "bo x"], "the key's first field filters");
     const one = await ok("GET", w(a.task.id, "ada"));
     assert.equal(one.row.muted, true);
     const badAfter = await http("GET", `/rooms/${R}/watchers?after=7`);

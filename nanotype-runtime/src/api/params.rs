@@ -197,24 +197,32 @@ fn non_negative(k: &str, v: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("`{k}` must be a non-negative integer")))
 }
 
+/// The columns a read may filter on: those that lead an index, and the first column of a
+/// composite key (its index leads with it: `/watchers?task_id=7`).
+fn leading_columns(def: &'static nanotype_schema::Table) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    if def.has_composite_key() {
+        if let Some(&first) = def.key_positions().first() {
+            out.push(def.columns[first].name.as_ref());
+        }
+    }
+    for c in def.indexes.iter().filter_map(|i| i.columns.first()) {
+        if !out.contains(&c.as_ref()) {
+            out.push(c.as_ref());
+        }
+    }
+    out
+}
+
 fn filterable(table: &TableEntry, name: &str) -> Option<&'static str> {
-    let def: &'static nanotype_schema::Table = table.def;
-    def.indexes
-        .iter()
-        .filter_map(|i| i.columns.first())
-        .find(|c| c.as_ref() == name)
-        .map(|c| c.as_ref())
+    leading_columns(table.def).into_iter().find(|c| *c == name)
 }
 
 fn filterable_names(table: &TableEntry) -> Vec<String> {
-    let mut names: Vec<String> = table
-        .def
-        .indexes
-        .iter()
-        .filter_map(|i| i.columns.first().map(|c| c.to_string()))
-        .collect();
-    names.dedup();
-    names
+    leading_columns(table.def)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn col_kind(table: &TableEntry, col: &str) -> ValueKind {
