@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use rusqlite::Connection;
 
@@ -37,20 +35,6 @@ fn v2() -> String {
         "    #[nanotype(index)]\n    pub title: String,\n    pub legacy: i32,\n",
         "    #[nanotype(index, renamed_from = \"title\")]\n    pub name: String,\n",
     )
-}
-
-fn db() -> Connection {
-    let c = Connection::open_in_memory().unwrap();
-    c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    c
-}
-
-fn apply(c: &Connection, files: &[PathBuf]) {
-    for f in files {
-        let sql = std::fs::read_to_string(f).unwrap();
-        c.execute_batch(&format!("BEGIN;\n{sql}\nCOMMIT;"))
-            .unwrap_or_else(|e| panic!("{} does not apply: {e}\n{sql}", f.display()));
-    }
 }
 
 /// What a Worker's replication sends: a multi-column upsert of the columns its structs know.
@@ -86,19 +70,14 @@ fn read(c: &Connection, sql: &str) -> Vec<String> {
     .collect()
 }
 
-fn fk_problems(c: &Connection) -> usize {
-    let mut stmt = c.prepare("PRAGMA foreign_key_check").unwrap();
-    stmt.query_map([], |_| Ok(())).unwrap().count()
-}
-
 #[test]
 fn both_worker_versions_work_between_expand_and_contract_and_no_row_is_lost() {
     let p = Project::new();
     p.write_schema(V1);
     p.ok(&[]);
-    let (room, d1) = (db(), db());
-    apply(&room, &sql_files(&p.do_dir()));
-    apply(&d1, &sql_files(&p.d1_dir()));
+    let (room, d1) = (fk_db(), fk_db());
+    apply_in_transactions(&room, &sql_files(&p.do_dir()));
+    apply_in_transactions(&d1, &sql_files(&p.d1_dir()));
     d1.execute_batch(
         "INSERT INTO tasks (room_id, id, title, legacy, status) VALUES ('r', 1, 'one', 7, 'open'), ('r', 2, 'two', 8, 'done');
          INSERT INTO comments (room_id, id, task_id, body) VALUES ('r', 1, 1, 'c1'), ('r', 2, 2, 'c2');",
@@ -114,8 +93,8 @@ fn both_worker_versions_work_between_expand_and_contract_and_no_row_is_lost() {
     let files = (sql_files(&p.do_dir()), sql_files(&p.d1_dir()));
     assert_eq!(files.1.len(), 2);
     assert!(file_names(&p.d1_dir())[1].contains("_expand_"), "{out}");
-    apply(&room, &files.0[1..]);
-    apply(&d1, &files.1[1..]);
+    apply_in_transactions(&room, &files.0[1..]);
+    apply_in_transactions(&d1, &files.1[1..]);
     // The room made the real change.
     assert_eq!(
         read(
@@ -187,8 +166,8 @@ fn both_worker_versions_work_between_expand_and_contract_and_no_row_is_lost() {
     assert!(out.contains("contract step"), "{out}");
     let files = (sql_files(&p.do_dir()), sql_files(&p.d1_dir()));
     assert_eq!(files.1.len(), 3);
-    apply(&room, &files.0[2..]);
-    apply(&d1, &files.1[2..]);
+    apply_in_transactions(&room, &files.0[2..]);
+    apply_in_transactions(&d1, &files.1[2..]);
     let target = p.target();
     let mut want = dump(&expected_db(&target, Side::Replica));
     let mut got = dump(&d1);

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use rusqlite::Connection;
 
@@ -47,22 +45,6 @@ pub struct Part {
 }
 "#;
 
-/// A database with foreign keys on (as D1 and a Durable Object have them).
-fn db() -> Connection {
-    let c = Connection::open_in_memory().unwrap();
-    c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    c
-}
-
-/// Apply each file in its own transaction, as `wrangler d1 migrations apply` does.
-fn apply_in_transactions(c: &Connection, files: &[PathBuf]) {
-    for f in files {
-        let sql = std::fs::read_to_string(f).unwrap();
-        c.execute_batch(&format!("BEGIN;\n{sql}\nCOMMIT;"))
-            .unwrap_or_else(|e| panic!("{} does not apply: {e}\n{sql}", f.display()));
-    }
-}
-
 fn counts(c: &Connection) -> Vec<(String, i64)> {
     ["tasks", "comments", "reactions", "parts"]
         .iter()
@@ -73,11 +55,6 @@ fn counts(c: &Connection) -> Vec<(String, i64)> {
             (t.to_string(), n)
         })
         .collect()
-}
-
-fn fk_problems(c: &Connection) -> usize {
-    let mut stmt = c.prepare("PRAGMA foreign_key_check").unwrap();
-    stmt.query_map([], |_| Ok(())).unwrap().count()
 }
 
 fn fill(c: &Connection, room: Option<&str>) {
@@ -148,7 +125,7 @@ fn a_parent_rebuilt_with_its_children_keeps_every_row_with_foreign_keys_on() {
     let p = Project::new();
     p.write_schema(V1);
     p.ok(&[]);
-    let (primary, replica) = (db(), db());
+    let (primary, replica) = (fk_db(), fk_db());
     apply_in_transactions(&primary, &sql_files(&p.do_dir()));
     apply_in_transactions(&replica, &sql_files(&p.d1_dir()));
     fill(&primary, None);
@@ -268,7 +245,7 @@ fn partial_indexes_and_checks_are_declared_read_back_and_enforced() {
     assert!(p.ok(&["--check"]).contains("match the structs"));
 
     // Enforced: a cancelled duplicate is allowed, a live one and a backwards slot are not.
-    let c = db();
+    let c = fk_db();
     apply_in_transactions(&c, &sql_files(&p.do_dir()));
     let insert = |id: i64, day: i64, start: i64, end: i64, cancelled: i64| {
         c.execute(
@@ -352,7 +329,7 @@ fn a_composite_key_is_created_added_to_in_place_and_reordered_by_a_rebuild_keepi
     let p = Project::new();
     p.write_schema(MEMBERS_V1);
     p.ok(&[]);
-    let (primary, replica) = (db(), db());
+    let (primary, replica) = (fk_db(), fk_db());
     apply_in_transactions(&primary, &sql_files(&p.do_dir()));
     apply_in_transactions(&replica, &sql_files(&p.d1_dir()));
     assert_eq!(key_columns(&primary, "members"), ["team_id", "user"]);

@@ -37,12 +37,10 @@ pub struct Comment {
     pub created_at: i64,
 }
 
-/// Who watches a task: one row per task and user, keyed by both
-/// (`/rooms/{room}/watchers/{task_id}/{user}`).
+/// Who watches a task: keyed by both fields (`/rooms/{room}/watchers/{task_id}/{user}`).
 #[nanotype::table(name = "watchers")]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Watcher {
-    /// Deleting the task deletes its watchers.
     #[nanotype(primary_key, references = "tasks.id", on_delete = "cascade")]
     pub task_id: i64,
     #[nanotype(primary_key)]

@@ -201,8 +201,34 @@ fn replace_sql() -> &'static str {
     })
 }
 
-/// `POST /rooms/{room}/bench/write-through`: the plain insert in the room's Durable Object
-/// (through the gateway: same policy and routing as every route), then the awaited D1 write.
+/// POST `body` to the plain route at `path` of the room's Durable Object (through the gateway:
+/// same policy and routing as every route), with `req`'s headers; its response.
+#[cfg(target_arch = "wasm32")]
+async fn plain_request(
+    req: &worker::Request,
+    env: &worker::Env,
+    path: &str,
+    body: &[u8],
+) -> worker::Result<worker::Response> {
+    let mut url = req.url()?;
+    url.set_path(path);
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_headers(req.headers().clone())
+        .with_body(Some(js_sys::Uint8Array::from(body).into()));
+    let plain = worker::Request::new_with_init(url.as_str(), &init)?;
+    nanotype::worker::serve::<App>(plain, env, &crate::BenchToken).await
+}
+
+/// The D1 binding, as the runtime opens it.
+#[cfg(target_arch = "wasm32")]
+fn d1(env: &worker::Env) -> worker::Result<nanotype::worker::D1Replica> {
+    nanotype::worker::D1Replica::from_env(env, nanotype::worker::D1_BINDING)
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// `POST /rooms/{room}/bench/write-through`: the plain insert in the room's Durable Object, then
+/// the awaited D1 write.
 #[cfg(target_arch = "wasm32")]
 pub async fn write_through_route(
     mut req: worker::Request,
@@ -210,22 +236,14 @@ pub async fn write_through_route(
     prefix: &str,
 ) -> worker::Result<worker::Response> {
     let bytes = req.bytes().await?;
-    let mut url = req.url()?;
-    url.set_path(&format!("{prefix}/bench/plain"));
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_headers(req.headers().clone())
-        .with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
-    let plain = worker::Request::new_with_init(url.as_str(), &init)?;
-    let mut resp = nanotype::worker::serve::<App>(plain, env, &crate::BenchToken).await?;
+    let mut resp = plain_request(&req, env, &format!("{prefix}/bench/plain"), &bytes).await?;
     if resp.status_code() != 201 {
         return Ok(resp);
     }
     let v: serde_json::Value = resp.json().await?;
     let task: Task = serde_json::from_value(v["row"].clone())?;
     let room = prefix.trim_start_matches("/rooms/");
-    let d1 = nanotype::worker::D1Replica::from_env(env, nanotype::worker::D1_BINDING)
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let d1 = d1(env)?;
     write_through(&d1, room, &task)
         .await
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
@@ -270,14 +288,8 @@ pub async fn write_through_change_route(
     action: &str,
 ) -> worker::Result<worker::Response> {
     let bytes = req.bytes().await?;
-    let mut url = req.url()?;
-    url.set_path(&format!("{prefix}/bench/plain/{id}/{action}"));
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_headers(req.headers().clone())
-        .with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
-    let plain = worker::Request::new_with_init(url.as_str(), &init)?;
-    let mut resp = nanotype::worker::serve::<App>(plain, env, &crate::BenchToken).await?;
+    let path = format!("{prefix}/bench/plain/{id}/{action}");
+    let mut resp = plain_request(&req, env, &path, &bytes).await?;
     if resp.status_code() != 200 {
         return Ok(resp);
     }
@@ -293,8 +305,7 @@ pub async fn write_through_change_route(
         )
     });
     let room = prefix.trim_start_matches("/rooms/");
-    let d1 = nanotype::worker::D1Replica::from_env(env, nanotype::worker::D1_BINDING)
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let d1 = d1(env)?;
     write_through_change(&d1, room, id, change)
         .await
         .map_err(|e| worker::Error::RustError(e.to_string()))?;

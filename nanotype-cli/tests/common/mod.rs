@@ -311,3 +311,25 @@ pub fn insert_rows(conn: &Connection, tables: &[Table], side: Side, first_key: i
         }
     }
 }
+
+/// A database with foreign keys on (as D1 and a Durable Object have them).
+pub fn fk_db() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    c
+}
+
+/// Apply each file in its own transaction, as `wrangler d1 migrations apply` does.
+pub fn apply_in_transactions(c: &Connection, files: &[PathBuf]) {
+    for f in files {
+        let sql = std::fs::read_to_string(f).unwrap();
+        c.execute_batch(&format!("BEGIN;\n{sql}\nCOMMIT;"))
+            .unwrap_or_else(|e| panic!("{} does not apply: {e}\n{sql}", f.display()));
+    }
+}
+
+/// How many rows `PRAGMA foreign_key_check` reports.
+pub fn fk_problems(c: &Connection) -> usize {
+    let mut stmt = c.prepare("PRAGMA foreign_key_check").unwrap();
+    stmt.query_map([], |_| Ok(())).unwrap().count()
+}
