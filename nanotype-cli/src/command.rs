@@ -430,7 +430,7 @@ fn contract(
             describe(&plan)
         ));
     }
-    let mut d1 = expand::contract_plan(&p.tables, &p.expanded, &current.tables);
+    let mut d1 = expand::contract_plan(&p.tables, &current.tables);
     carry_children(&mut d1, &current.foreign_keys, &current.tables);
     if !d1.blocked.is_empty() {
         return Err(format!("nothing written:\n{}", bullets(&d1.blocked)));

@@ -40,8 +40,6 @@ pub struct PendingExpand {
     pub file: String,
     /// What it expanded, per table.
     pub tables: Vec<TableExpansion>,
-    /// Those tables as D1 holds them now.
-    pub expanded: Vec<Table>,
 }
 
 /// The expand step among `files` (D1) that no later contract completes, with its tables.
@@ -91,23 +89,18 @@ pub fn current(layout: &Layout) -> Result<Current, String> {
     for p in &primary_shapes {
         tables.push(shape::to_table(p).map_err(|e| format!("Durable Object migrations: {e}"))?);
     }
-    let mut pending = pending_expand(&replica_files)?.map(|(file, tables)| PendingExpand {
-        file,
-        tables,
-        expanded: Vec::new(),
-    });
+    let pending =
+        pending_expand(&replica_files)?.map(|(file, tables)| PendingExpand { file, tables });
     for t in &tables {
         let mut expected = shape::replica(t);
         // A table an expand step holds with both versions' columns until its contract.
-        if let Some(p) = pending.as_mut() {
+        if let Some(p) = &pending {
             let actual = replica_shapes.iter().find(|r| r.name == t.name);
             if let (Some(e), Some(actual)) =
                 (p.tables.iter().find(|e| e.table == t.name.as_ref()), actual)
             {
                 let old = model_of_replica(actual).map_err(|e| format!("D1 migrations: {e}"))?;
-                let expanded = e.expanded(t, &old.columns, &old);
-                expected = shape::replica(&expanded);
-                p.expanded.push(expanded);
+                expected = shape::replica(&e.expanded(t, &old));
             }
         }
         match replica_shapes.iter().find(|r| r.name == t.name) {

@@ -58,7 +58,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
         let mut tables: Vec<(&'static TableDef, Vec<Value>)> = Vec::new();
         let mut seen: HashMap<(String, KeyRepr), ()> = HashMap::new();
-        let mut key_columns: HashMap<String, KeyColumns> = HashMap::new();
         let mut hi = 0;
         for e in entries {
             let mut it = e.into_iter();
@@ -76,10 +75,11 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let Some(def) = self.table(&tbl) else {
                 return Err(Error::UnregisteredTable { table: tbl });
             };
-            let repr = key_columns
-                .entry(tbl.clone())
-                .or_insert_with(|| KeyColumns::of(def))
-                .repr(&key);
+            let repr = if def.has_composite_key() {
+                KeyColumns::of(def).repr(&key)
+            } else {
+                KeyRepr::of(&key)
+            };
             if seen.insert((tbl.clone(), repr), ()).is_some() {
                 continue;
             }

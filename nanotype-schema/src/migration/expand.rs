@@ -22,7 +22,7 @@ use std::borrow::Cow;
 
 use super::{Change, Plan, Rebuild};
 use crate::ident::quote;
-use crate::model::{Column, Table};
+use crate::model::Table;
 use crate::{RESERVED_PREFIX, ROOM_COLUMN};
 
 /// The start of the marker line of an expand file (D1), one line per table.
@@ -77,9 +77,9 @@ impl TableExpansion {
     }
 
     /// The table as D1 holds it between expand and contract: `target`, its new columns
-    /// nullable, plus the old columns (`old_columns`: the table's columns before the change)
+    /// nullable, plus the renamed and dropped columns of `old` (the table before the change)
     /// nullable, and the indexes of both.
-    pub fn expanded(&self, target: &Table, old_columns: &[Column], old: &Table) -> Table {
+    pub fn expanded(&self, target: &Table, old: &Table) -> Table {
         let mut t = target.clone();
         let cols = t.columns.to_mut();
         for c in cols.iter_mut() {
@@ -88,7 +88,7 @@ impl TableExpansion {
             }
         }
         for name in self.renamed.iter().map(|(old, _)| old).chain(&self.dropped) {
-            if let Some(c) = old_columns.iter().find(|c| c.name == name.as_str()) {
+            if let Some(c) = old.columns.iter().find(|c| c.name == name.as_str()) {
                 let mut c = c.clone();
                 c.nullable = true;
                 c.renamed_from = None;
@@ -275,7 +275,7 @@ pub fn expand_plan(
         ) else {
             continue;
         };
-        let table = e.expanded(new, &old.columns, old);
+        let table = e.expanded(new, old);
         let copy = table
             .columns
             .iter()
@@ -301,13 +301,10 @@ pub fn expand_plan(
 }
 
 /// The D1 plan of a contract step: each expanded table rebuilt to its target.
-pub fn contract_plan(expansions: &[TableExpansion], expanded: &[Table], target: &[Table]) -> Plan {
+pub fn contract_plan(expansions: &[TableExpansion], target: &[Table]) -> Plan {
     let mut out = Plan::default();
     for e in expansions {
-        let (Some(to), Some(_)) = (
-            target.iter().find(|t| t.name == e.table.as_str()),
-            expanded.iter().find(|t| t.name == e.table.as_str()),
-        ) else {
+        let Some(to) = target.iter().find(|t| t.name == e.table.as_str()) else {
             continue;
         };
         out.changes.push(Change::RebuildTable(Rebuild {
