@@ -375,11 +375,8 @@ nanotype::room!(Room, schema::App);
 /// your own when the app needs more.
 pub const TOKENS: RoomTokens = RoomTokens::from_var("API_TOKENS");
 
-#[cfg(target_arch = "wasm32")]
-#[worker::event(fetch)]
-async fn fetch(req: worker::Request, env: worker::Env, _: worker::Context) -> worker::Result<worker::Response> {
-    nanotype::worker::serve::<schema::App>(req, &env, &TOKENS).await
-}
+// The Worker: every request routed to its room under the policy.
+nanotype::worker!(schema::App, TOKENS);
 "#;
 
 const GEN_MIGRATIONS_RS: &str = r#"//! `cargo run --bin gen-migrations`: the next D1 and Durable Object migrations from

@@ -137,3 +137,34 @@ macro_rules! room {
         }
     };
 }
+
+/// Declares the Worker's `fetch` entry: every request served by [`crate::worker::serve`] for the
+/// schema, under the app's authorization policy (`nanotype::worker!(App, TOKENS)`). The same one
+/// routing call an app would write by hand, so the app need not.
+///
+/// Like [`crate::room!`], it needs the crate to depend on `worker`, and off wasm32 it expands to
+/// nothing.
+///
+/// ```
+/// # #[nanotype::table(name = "notes")]
+/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// # pub struct Note { #[nanotype(primary_key)] pub id: i64 }
+/// # nanotype::schema!(pub App = [Note]);
+/// pub const TOKENS: nanotype::api::RoomTokens = nanotype::api::RoomTokens::from_var("API_TOKENS");
+/// nanotype::worker!(App, TOKENS);
+/// ```
+#[macro_export]
+macro_rules! worker {
+    ($schema:ty, $policy:expr) => {
+        /// The Worker's entry (declared with `nanotype::worker!`).
+        #[cfg(target_arch = "wasm32")]
+        #[::worker::event(fetch)]
+        async fn fetch(
+            req: ::worker::Request,
+            env: ::worker::Env,
+            _: ::worker::Context,
+        ) -> ::worker::Result<::worker::Response> {
+            $crate::worker::serve::<$schema>(req, &env, &$policy).await
+        }
+    };
+}

@@ -99,12 +99,4 @@ fn stats<P: Primary>(room: &RoomCtx<'_, P>) -> Result<Reply, ApiError> {
 /// `token=room-prefix,…`, where a prefix of `*` allows every room.
 pub const TOKENS: RoomTokens = RoomTokens::from_var("API_TOKENS");
 
-#[cfg(target_arch = "wasm32")]
-#[worker::event(fetch)]
-async fn fetch(
-    req: worker::Request,
-    env: worker::Env,
-    _: worker::Context,
-) -> worker::Result<worker::Response> {
-    nanotype::worker::serve::<schema::App>(req, &env, &TOKENS).await
-}
+nanotype::worker!(schema::App, TOKENS);
