@@ -138,7 +138,7 @@ macro_rules! room {
     };
 }
 
-/// Declares the Worker's `fetch` entry: every request served by [`crate::worker::serve`] for the
+/// Declares the Worker's `fetch` entry: every request served by `nanotype::worker::serve` for the
 /// schema, under the app's authorization policy (`nanotype::worker!(App, TOKENS)`). The same one
 /// routing call an app would write by hand, so the app need not.
 ///
