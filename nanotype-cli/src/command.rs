@@ -310,11 +310,7 @@ fn pending_note(p: &replay::PendingExpand) -> String {
         "Expand step {} waits for its contract ({}): once no Worker of the version before it \
          runs, `gen-migrations --contract` writes it.",
         p.file,
-        p.tables
-            .iter()
-            .map(expand::describe)
-            .collect::<Vec<_>>()
-            .join("; ")
+        expand::describe_all(&p.tables)
     )
 }
 
@@ -400,11 +396,7 @@ fn expand(
     let _ = writeln!(
         out,
         "Deploy: {deploy}.\nExpand: {}.",
-        expansions
-            .iter()
-            .map(expand::describe)
-            .collect::<Vec<_>>()
-            .join("; ")
+        expand::describe_all(&expansions)
     );
     write_pair(paths, &file, &rendered, args.dry_run, out)
 }
@@ -461,11 +453,7 @@ fn contract(
     let _ = writeln!(
         out,
         "Contract: {}.\nDeploy: {deploy}.",
-        p.tables
-            .iter()
-            .map(expand::describe)
-            .collect::<Vec<_>>()
-            .join("; ")
+        expand::describe_all(&p.tables)
     );
     write_pair(
         paths,

@@ -208,12 +208,6 @@ pub fn unsupported(plan: &Plan, current: &[Table]) -> Vec<String> {
 /// The expansions of `plan`'s renamed and dropped columns, per table (target names).
 pub fn expansions(plan: &Plan) -> Vec<TableExpansion> {
     let mut out: Vec<TableExpansion> = Vec::new();
-    let mut renamed_tables: Vec<(String, String)> = Vec::new();
-    for change in &plan.changes {
-        if let Change::RenameTable { from, to } = change {
-            renamed_tables.push((from.to_string(), to.to_string()));
-        }
-    }
     for change in &plan.changes {
         let (table, entry) = match change {
             Change::RenameColumn { table, from, to } => {
@@ -320,6 +314,15 @@ pub fn contract_plan(expansions: &[TableExpansion], target: &[Table]) -> Plan {
         }));
     }
     out
+}
+
+/// [`describe`] of each, joined with `; `.
+pub fn describe_all(expansions: &[TableExpansion]) -> String {
+    expansions
+        .iter()
+        .map(describe)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `title renamed to name, legacy dropped`.
