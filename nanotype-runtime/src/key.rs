@@ -195,6 +195,45 @@ impl KeyColumns {
         format!("({}) {op} ({})", self.names.join(", "), ph.join(", "))
     }
 
+    /// ` AND <key> > (after) AND <key> <= (up_to)` for the bounds given, appended to `sql`, with
+    /// their parameters appended to `params` (numbered after those already there).
+    pub fn push_range(
+        &self,
+        sql: &mut String,
+        params: &mut Vec<Value>,
+        after: Option<&Value>,
+        up_to: Option<&Value>,
+    ) -> Result<()> {
+        for (bound, op) in [(after, ">"), (up_to, "<=")] {
+            if let Some(b) = bound {
+                sql.push_str(&format!(" AND {}", self.cmp_sql(op, params.len() + 1)));
+                params.extend(self.parts(b)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// One keyset page of `table` (`SELECT cols FROM table`, quoted): `limit` rows in key order
+    /// after the key `after` (from the first when `None`); the statement and its parameters.
+    pub fn page(
+        &self,
+        table: &str,
+        cols: &str,
+        after: Option<&Value>,
+        limit: usize,
+    ) -> Result<(String, Vec<Value>)> {
+        let mut sql = format!("SELECT {cols} FROM {table} WHERE 1");
+        let mut params = Vec::new();
+        self.push_range(&mut sql, &mut params, after, None)?;
+        params.push(Value::Integer(limit as i64));
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT ?{}",
+            self.order_sql("ASC"),
+            params.len()
+        ));
+        Ok((sql, params))
+    }
+
     /// `"a" ASC, "b" ASC`.
     pub fn order_sql(&self, dir: &str) -> String {
         self.names

@@ -68,18 +68,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let page = self.config.backfill_page.max(1);
             let mut cursor: Option<Value> = None;
             loop {
-                let mut params = Vec::new();
-                let mut sql = format!("SELECT {cols} FROM {table}");
-                if let Some(c) = &cursor {
-                    params.extend(key.parts(c)?);
-                    sql.push_str(&format!(" WHERE {}", key.cmp_sql(">", 1)));
-                }
-                params.push(Value::Integer(page as i64));
-                sql.push_str(&format!(
-                    " ORDER BY {} LIMIT ?{}",
-                    key.order_sql("ASC"),
-                    params.len()
-                ));
+                let (sql, params) = key.page(&table, &cols, cursor.as_ref(), page)?;
                 let rows = self.primary.query(&sql, &params)?;
                 let read_seq = self.current_seq()?;
                 let pending = self.pending_keys(def)?;
@@ -95,12 +84,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                     "SELECT {cols} FROM {table} WHERE {} = ?1",
                     quote(ROOM_COLUMN)
                 );
-                for (bound, op) in [(&cursor, ">"), (&up_to, "<=")] {
-                    if let Some(b) = bound {
-                        rsql.push_str(&format!(" AND {}", key.cmp_sql(op, rparams.len() + 1)));
-                        rparams.extend(key.parts(b)?);
-                    }
-                }
+                key.push_range(&mut rsql, &mut rparams, cursor.as_ref(), up_to.as_ref())?;
                 rsql.push_str(&format!(" ORDER BY {}", key.order_sql("ASC")));
                 let theirs = replica
                     .query(&Statement::new(rsql, rparams))

@@ -100,32 +100,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
 
         let (stmts, read_seq, last_key, done, n) = loop {
-            let (sql, params) = match &cursor {
-                Some(c) => {
-                    let mut params = key.parts(c)?;
-                    params.push(Value::Integer(page as i64));
-                    (
-                        format!(
-                            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT ?{}",
-                            cols.join(", "),
-                            quote(&def.name),
-                            key.cmp_sql(">", 1),
-                            key.order_sql("ASC"),
-                            params.len()
-                        ),
-                        params,
-                    )
-                }
-                None => (
-                    format!(
-                        "SELECT {} FROM {} ORDER BY {} LIMIT ?1",
-                        cols.join(", "),
-                        quote(&def.name),
-                        key.order_sql("ASC")
-                    ),
-                    vec![Value::Integer(page as i64)],
-                ),
-            };
+            let (sql, params) =
+                key.page(&quote(&def.name), &cols.join(", "), cursor.as_ref(), page)?;
             let rows = self.primary.query(&sql, &params)?;
             let read_seq = self.current_seq()?;
             let guard = self.guard(read_seq);

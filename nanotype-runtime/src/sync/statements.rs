@@ -222,12 +222,7 @@ pub fn sweep(
     let key = KeyColumns::of(def);
     let mut params = guard.params();
     let mut sql = format!("DELETE FROM {table} WHERE {} = ?1", quote(ROOM_COLUMN));
-    for (bound, op) in [(after, ">"), (up_to, "<=")] {
-        if let Some(b) = bound {
-            sql.push_str(&format!(" AND {}", key.cmp_sql(op, params.len() + 1)));
-            params.extend(key.parts(b)?);
-        }
-    }
+    key.push_range(&mut sql, &mut params, after, up_to)?;
     let mut json = Vec::with_capacity(keep.len());
     for k in keep {
         json.push(if key.is_composite() {
