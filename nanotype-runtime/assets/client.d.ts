@@ -21,7 +21,7 @@ export interface SubscribeOptions<Tables> {
   /** Reload a snapshot: the changes after `seq` follow (awaited before them). */
   onReset?: (reset: { seq: number; reason: string }) => void | Promise<void>;
   /** connecting, live, reconnecting, closed. */
-  onStatus?: (status: "connecting" | "live" | "reconnecting" | "closed", detail: unknown) => void;
+  onStatus?: (status: "connecting" | "live" | "reconnecting" | "gap" | "closed", detail: unknown) => void;
   onError?: (error: unknown) => void;
   /** Acknowledge after this many changes (64), or 200 ms after the first unacknowledged one. */
   ackEvery?: number;

@@ -11,10 +11,13 @@
 //   sub.close();
 //
 // Every change reaches onChange once, in seq order, also across reconnects: the client sends the
-// last seq it applied when it reconnects, and drops anything at or below it. When the server no
-// longer keeps the changes after that seq, onReset runs (awaited) before the changes that follow.
+// last seq it applied when it reconnects, and drops anything at or below it. Seqs are
+// contiguous: a change that skips one closes the socket (CLOSE_GAP) and the client resumes from
+// its seq at once. When the server no longer keeps the changes after that seq, onReset runs
+// (awaited) before the changes that follow.
 
 const CLOSE_BEHIND = 4008;
+const CLOSE_GAP = 4009;
 const FATAL = new Set([1008, 4001, 4003, 4029, 4400, 4404]);
 
 /**
@@ -29,6 +32,8 @@ export function subscribe(room, opts = {}) {
   const maxBackoff = opts.maxBackoffMs ?? 10_000;
   let seq = opts.since == null || opts.since === "" ? null : Number(opts.since);
   let ws = null, closed = false, attempt = 0, unacked = 0, ackTimer = null, retryTimer = null;
+  // Which socket is current: messages of a socket given up on are ignored.
+  let generation = 0;
   // Messages are applied one at a time, in order, even when a handler is async.
   let chain = Promise.resolve();
   const status = (s, detail) => opts.onStatus?.(s, detail);
@@ -39,13 +44,18 @@ export function subscribe(room, opts = {}) {
     const protocols = ["nanotype"];
     if (opts.token) protocols.push(`bearer.${opts.token}`);
     const WS = opts.WebSocket ?? globalThis.WebSocket;
-    ws = new WS(`${wsBase}/rooms/${encodeURIComponent(room)}/_feed${q}`, protocols);
+    const socket = new WS(`${wsBase}/rooms/${encodeURIComponent(room)}/_feed${q}`, protocols);
+    const gen = ++generation;
+    ws = socket;
     status("connecting", { seq });
-    ws.onmessage = (ev) => {
+    socket.onmessage = (ev) => {
       const text = typeof ev.data === "string" ? ev.data : String(ev.data);
-      chain = chain.then(() => handle(JSON.parse(text))).catch((e) => opts.onError?.(e));
+      chain = chain
+        .then(() => (gen === generation ? handle(JSON.parse(text), socket) : undefined))
+        .catch((e) => opts.onError?.(e));
     };
-    ws.onclose = (ev) => {
+    socket.onclose = (ev) => {
+      if (gen !== generation) return;
       clearTimeout(ackTimer);
       ackTimer = null;
       if (closed) return;
@@ -55,17 +65,27 @@ export function subscribe(room, opts = {}) {
         return;
       }
       // Behind, dropped, or the server restarted: come back from the last seq applied.
-      const delay = ev.code === CLOSE_BEHIND ? 0 : Math.min(maxBackoff, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      const delay = ev.code === CLOSE_BEHIND || ev.code === CLOSE_GAP ? 0 : Math.min(maxBackoff, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
       attempt++;
       status("reconnecting", { code: ev.code, reason: ev.reason, delay, seq });
       retryTimer = setTimeout(connect, delay);
     };
-    ws.onerror = () => {};
+    socket.onerror = () => {};
   }
 
-  async function handle(m) {
+  async function handle(m, socket) {
     if (m.type === "change") {
       if (seq != null && m.seq <= seq) return; // already applied: once only
+      if (seq != null && m.seq !== seq + 1) {
+        // A change is missing: give this socket up and resume from the last seq applied.
+        status("gap", { seq, got: m.seq });
+        generation++;
+        clearTimeout(ackTimer);
+        ackTimer = null;
+        try { socket.close(CLOSE_GAP, "gap"); } catch {}
+        if (!closed) retryTimer = setTimeout(connect, 0);
+        return;
+      }
       await opts.onChange?.(m);
       seq = m.seq;
       if (++unacked >= ackEvery) ack();

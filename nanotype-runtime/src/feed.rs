@@ -189,20 +189,30 @@ pub fn catch_up<P: Primary>(db: &P, since: Option<i64>, current: i64) -> Result<
             return reset("the changes after that seq are no longer kept: load a snapshot");
         }
     }
-    let mut out: Vec<Message> = db
-        .query(
-            "SELECT \"seq\", \"msg\" FROM \"_nt_changes\" WHERE \"seq\" > ?1 ORDER BY \"seq\"",
-            &[Value::Integer(since)],
-        )?
-        .into_iter()
-        .filter_map(|row| match (row.first(), row.get(1)) {
-            (Some(Value::Integer(seq)), Some(Value::Text(text))) => Some(Message::Change {
-                seq: *seq,
-                text: text.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+    let rows = db.query(
+        "SELECT \"seq\", \"msg\" FROM \"_nt_changes\" WHERE \"seq\" > ?1 ORDER BY \"seq\"",
+        &[Value::Integer(since)],
+    )?;
+    // Every seq from `since + 1` to `current` must be there, once: a client applies them in
+    // order and cannot tell a missing change from one that never happened.
+    let mut out: Vec<Message> = Vec::with_capacity(rows.len() + 1);
+    let mut expect = since + 1;
+    for row in rows {
+        let (Some(Value::Integer(seq)), Some(Value::Text(text))) = (row.first(), row.get(1)) else {
+            return reset("the room's change log holds an unreadable record: load a snapshot");
+        };
+        if *seq != expect {
+            return reset("the changes after that seq are not all kept: load a snapshot");
+        }
+        expect += 1;
+        out.push(Message::Change {
+            seq: *seq,
+            text: text.clone(),
+        });
+    }
+    if expect != current + 1 {
+        return reset("the changes after that seq are not all kept: load a snapshot");
+    }
     out.push(Message::Live { seq: current });
     Ok(out)
 }

@@ -227,8 +227,8 @@ pub struct RoomDb<P, S> {
     depth: Cell<u32>,
     /// Feed messages of committed writes, not yet sent.
     ready: RefCell<Vec<(i64, String)>>,
-    /// The newest seq the feed has sent.
-    fed_through: Cell<i64>,
+    /// The newest seq in the feed's log: the outbox records after it are not logged yet.
+    logged_through: Cell<i64>,
 }
 
 /// The feed's settings and how to turn a stored row into its struct's JSON.
@@ -259,50 +259,78 @@ impl<P, S> RoomDb<P, S> {
     pub fn take_feed(&self) -> Vec<(i64, String)> {
         let mut ready = std::mem::take(&mut *self.ready.borrow_mut());
         ready.sort_by_key(|(seq, _)| *seq);
-        if let Some((last, _)) = ready.last() {
-            self.fed_through.set(self.fed_through.get().max(*last));
-        }
         ready
     }
 
     /// Put in the feed the changes the capture triggers recorded outside the generated writes
-    /// (raw SQL of a custom route or a timer, cascades), with their rows as they are now: the
-    /// host calls it after running app code (a custom route, the timers). One read of the
-    /// outbox records after the last change sent (usually none or a few), and one row read per
-    /// change found; nothing when the feed is off.
+    /// (raw SQL of a custom route or a timer), with their rows as they are now: the host calls
+    /// it after running app code (a custom route, the timers) and before a client catches up.
+    /// A generated write does the same inside its own transaction, so what it cascades to is
+    /// fed with it. One read of the outbox records after the last change logged (usually none);
+    /// nothing when the feed is off.
     pub fn feed_captured(&self) -> Result<()>
+    where
+        P: Primary,
+        S: Scheduler,
+    {
+        if self.feed.is_none() {
+            return Ok(());
+        }
+        self.transaction(|| self.log_captured(None))
+    }
+
+    /// Log (and stage for sending) every outbox record after the last one logged, in seq order:
+    /// the write's own change and everything its statement captured with it (cascaded deletes,
+    /// rows an `INSERT OR REPLACE` removed, raw SQL before it). `own` is the write's table, key
+    /// and stored row, so its row is not read again. Call inside a transaction.
+    fn log_captured(&self, own: Option<(&str, &Value, Option<&Row>)>) -> Result<()>
     where
         P: Primary,
     {
         let Some(feed) = &self.feed else {
             return Ok(());
         };
-        // Everything after what was sent; the generated writes' own messages are skipped below.
-        let from = self.fed_through.get();
         let records = self.inner.query(
             "SELECT \"seq\", \"tbl\", \"pk\" FROM \"_nt_outbox\" WHERE \"seq\" > ?1 \
              AND \"tbl\" <> '' ORDER BY \"seq\"",
-            &[Value::Integer(from)],
+            &[Value::Integer(self.logged_through.get())],
         )?;
-        let logged: Vec<i64> = self.ready.borrow().iter().map(|(s, _)| *s).collect();
-        let mut found = Vec::new();
+        // The write's own record is its key's last one (an earlier one of the same key was
+        // superseded by it, and reads the same row now).
+        let own_seq = own.and_then(|(table, key, _)| {
+            let entry = (feed.table)(table)?;
+            let want = entry.sql().key_json(key);
+            records
+                .iter()
+                .rev()
+                .find_map(|r| match (r.first(), r.get(1), r.get(2)) {
+                    (Some(Value::Integer(seq)), Some(Value::Text(t)), Some(pk))
+                        if t == table && entry.sql().key_json(pk) == want =>
+                    {
+                        Some(*seq)
+                    }
+                    _ => None,
+                })
+        });
         for record in records {
             let (Some(Value::Integer(seq)), Some(Value::Text(table)), Some(key)) =
                 (record.first(), record.get(1), record.get(2))
             else {
                 continue;
             };
-            if logged.contains(seq) {
-                continue;
-            }
             let Some(entry) = (feed.table)(table) else {
-                continue;
+                return Err(Error::UnregisteredTable {
+                    table: table.clone(),
+                });
             };
-            let row = self
-                .inner
-                .query(&entry.sql().get, &entry.sql().key_parts(key)?)?
-                .into_iter()
-                .next();
+            let row = match own {
+                Some((_, _, row)) if Some(*seq) == own_seq => row.cloned(),
+                _ => self
+                    .inner
+                    .query(&entry.sql().get, &entry.sql().key_parts(key)?)?
+                    .into_iter()
+                    .next(),
+            };
             let json = match row {
                 Some(row) => Some(entry.row_to_json(row)?),
                 None => None,
@@ -314,18 +342,10 @@ impl<P, S> RoomDb<P, S> {
                 json,
                 feed.config.max_message_bytes,
             );
-            found.push((*seq, text));
+            crate::feed::record(&self.inner, &feed.config, *seq, &text)?;
+            self.logged_through.set(*seq);
+            self.staged.borrow_mut().push((*seq, text));
         }
-        if found.is_empty() {
-            return Ok(());
-        }
-        self.inner.transaction(|| {
-            for (seq, text) in &found {
-                crate::feed::record(&self.inner, &feed.config, *seq, text)?;
-            }
-            Ok(())
-        })?;
-        self.ready.borrow_mut().extend(found);
         Ok(())
     }
 }
@@ -342,12 +362,14 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
     }
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let staged = self.staged.borrow().len();
+        let logged = self.logged_through.get();
         self.depth.set(self.depth.get() + 1);
         let out = self.inner.transaction(f);
         self.depth.set(self.depth.get() - 1);
         if out.is_err() {
             // Rolled back: its changes never happened, so they are never sent.
             self.staged.borrow_mut().truncate(staged);
+            self.logged_through.set(logged);
         } else if self.depth.get() == 0 {
             // Committed (an inner transaction commits only with the outermost one).
             let staged = std::mem::take(&mut *self.staged.borrow_mut());
@@ -373,34 +395,12 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
         true
     }
     fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
-        let Some(feed) = &self.feed else {
-            return Ok(());
-        };
-        let seq = match seq {
-            Some(seq) => seq,
-            None => outbox::current_seq(&self.inner)?,
-        };
-        let json = match (row, (feed.table)(table)) {
-            (Some(row), Some(entry)) => Some(entry.row_to_json(row.clone())?),
-            (Some(_), None) => {
-                return Err(Error::UnregisteredTable {
-                    table: table.to_owned(),
-                })
-            }
-            (None, _) => None,
-        };
-        let text = crate::feed::change_text(
-            seq,
-            table,
-            (feed.table)(table)
-                .map(|e| e.sql().key_json(key))
-                .unwrap_or_else(|| key.to_json()),
-            json,
-            feed.config.max_message_bytes,
-        );
-        crate::feed::record(&self.inner, &feed.config, seq, &text)?;
-        self.staged.borrow_mut().push((seq, text));
-        self.inner.record(Some(seq), table, key, row)
+        if self.feed.is_some() {
+            // The triggers recorded the change (and whatever it cascaded to) in the outbox:
+            // every record after the last one logged is fed, so none is ever skipped.
+            self.log_captured(Some((table, key, row)))?;
+        }
+        self.inner.record(seq, table, key, row)
     }
 }
 
@@ -699,7 +699,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             });
         // The feed resumes after the newest change it logged (changes the triggers captured after
         // it are fed at the next `feed_captured`); a feed turned on now starts at the room's seq.
-        let fed_through = match &feed {
+        let logged_through = match &feed {
             None => 0,
             Some(_) => match primary
                 .query("SELECT MAX(\"seq\") FROM \"_nt_changes\"", &[])?
@@ -719,7 +719,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             feed,
             staged: RefCell::new(Vec::new()),
             depth: Cell::new(0),
-            fed_through: Cell::new(fed_through),
+            logged_through: Cell::new(logged_through),
             ready: RefCell::new(Vec::new()),
         };
         Ok(Engine {

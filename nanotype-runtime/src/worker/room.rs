@@ -245,6 +245,12 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
                 }
             }
         }
+        if let Some(e) = self.engine(Some(room), false)? {
+            // What was captured and not logged yet goes to the clients already connected, and
+            // into the log the new one catches up from.
+            e.primary().feed_captured()?;
+            self.broadcast(&e);
+        }
         let pair = worker::WebSocketPair::new().map_err(http::internal)?;
         let server = pair.server;
         self.state.accept_web_socket(&server);
