@@ -1,16 +1,19 @@
-//! The runtime's one error type.
+//! The runtime's one error type, and the SQL failures it carries with their SQLite code.
+//!
+//! What the runtime decides on a failure (a 409 for a constraint, a change parked as blocked or
+//! retried) reads [`SqlError::kind`], never a message: messages are for people.
 
 /// Everything that can go wrong in nanotype's runtime. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// SQLite (the room's primary or the native replica) refused a statement.
+    /// SQLite (the room's primary) refused or failed a statement.
     #[error("SQLite error in the room's database: {0}")]
-    Primary(String),
+    Primary(#[source] SqlError),
     /// The replica (D1, or the native replica file) failed. A write's change stays in the outbox
     /// and is retried; a read falls back to the primary where the caller allows it.
     #[error("replica unavailable: {0}")]
-    Replica(String),
+    Replica(#[source] SqlError),
     /// An integer outside what a JavaScript number holds exactly.
     #[error("column `{column}`: integer {value} is outside ±(2^53 − 1), the range that travels exactly through JavaScript (Durable Object and D1 APIs); store it as a String")]
     IntegerOutOfRange {
@@ -18,6 +21,13 @@ pub enum Error {
         column: String,
         /// The value, as text.
         value: String,
+    },
+    /// Every key of a table whose keys the database assigns is taken: each of 1 to 2^53 − 1
+    /// holds a row.
+    #[error("table `{table}` has no key left to assign: every key from 1 to 2^53 − 1 (the integers JavaScript keeps exactly) holds a row; delete rows or give keys explicitly")]
+    KeySpaceExhausted {
+        /// The table.
+        table: String,
     },
     /// A float that SQLite cannot store.
     #[error("column `{column}`: NaN cannot be stored (SQLite turns it into NULL); use Option<f64> and None")]
@@ -90,6 +100,163 @@ pub enum Error {
     /// A row given as JSON does not fit the table's struct (missing field, wrong type, …).
     #[error("{0}")]
     InvalidRow(String),
+}
+
+/// A failure of a statement, as the database reported it: its kind (from SQLite's result
+/// code), the code's name when the database gave one, and the message for people.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlError {
+    /// What kind of failure, from the result code.
+    pub kind: SqlKind,
+    /// SQLite's result code by name, extended where the database says (`SQLITE_CONSTRAINT_CHECK`).
+    pub code: Option<String>,
+    /// The database's message.
+    pub message: String,
+}
+
+/// What kind of failure a statement met, from SQLite's (primary) result code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum SqlKind {
+    /// A constraint refused the change (`SQLITE_CONSTRAINT*`), including a trigger's `RAISE`.
+    Constraint(Constraint),
+    /// The statement cannot run as written against this database (`SQLITE_ERROR`,
+    /// `SQLITE_RANGE`): a table or column it names is missing, a syntax error, too many
+    /// variables.
+    Statement,
+    /// A string, blob or statement over the database's limits (`SQLITE_TOOBIG`).
+    TooBig,
+    /// A value of the wrong type for its column (`SQLITE_MISMATCH`).
+    Mismatch,
+    /// The database refused the operation itself (`SQLITE_READONLY`, `SQLITE_AUTH`).
+    NotAllowed,
+    /// Busy or locked, out of memory or disk, interrupted, an I/O failure: may pass on retry.
+    Transient,
+    /// No SQLite code: a failure of the platform or the network, or of the runtime's own glue.
+    Unknown,
+}
+
+/// Which constraint refused a change (the extended `SQLITE_CONSTRAINT_*` code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Constraint {
+    /// `UNIQUE` (or a unique index).
+    Unique,
+    /// The primary key.
+    PrimaryKey,
+    /// A foreign key.
+    ForeignKey,
+    /// A `CHECK`.
+    Check,
+    /// `NOT NULL`.
+    NotNull,
+    /// A trigger's `RAISE(ABORT | FAIL | ROLLBACK, …)`.
+    Trigger,
+    /// Another or an unnamed constraint (a database that gives only `SQLITE_CONSTRAINT`).
+    Other,
+}
+
+impl SqlKind {
+    /// The kind of SQLite's result code `name` (`SQLITE_CONSTRAINT_UNIQUE`, `SQLITE_BUSY`, …).
+    pub fn of_code(name: &str) -> SqlKind {
+        if let Some(rest) = name.strip_prefix("SQLITE_CONSTRAINT") {
+            return SqlKind::Constraint(match rest {
+                "_UNIQUE" => Constraint::Unique,
+                "_PRIMARYKEY" | "_ROWID" => Constraint::PrimaryKey,
+                "_FOREIGNKEY" => Constraint::ForeignKey,
+                "_CHECK" => Constraint::Check,
+                "_NOTNULL" => Constraint::NotNull,
+                "_TRIGGER" => Constraint::Trigger,
+                _ => Constraint::Other,
+            });
+        }
+        let primary = name.split('_').take(2).collect::<Vec<_>>().join("_");
+        match primary.as_str() {
+            "SQLITE_ERROR" | "SQLITE_RANGE" => SqlKind::Statement,
+            "SQLITE_TOOBIG" => SqlKind::TooBig,
+            "SQLITE_MISMATCH" => SqlKind::Mismatch,
+            "SQLITE_READONLY" | "SQLITE_AUTH" => SqlKind::NotAllowed,
+            "SQLITE_BUSY" | "SQLITE_LOCKED" | "SQLITE_NOMEM" | "SQLITE_INTERRUPT"
+            | "SQLITE_IOERR" | "SQLITE_CORRUPT" | "SQLITE_FULL" | "SQLITE_CANTOPEN"
+            | "SQLITE_PROTOCOL" | "SQLITE_SCHEMA" | "SQLITE_NOLFS" => SqlKind::Transient,
+            _ => SqlKind::Unknown,
+        }
+    }
+
+    /// Whether retrying the same statement against the same database cannot succeed: a
+    /// constraint, a statement the database cannot run as written, a value too big or of the
+    /// wrong type. A replica that refuses a change this way waits for a fix (a migration, a
+    /// dropped trigger), not for time.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            SqlKind::Constraint(_) | SqlKind::Statement | SqlKind::TooBig | SqlKind::Mismatch
+        )
+    }
+}
+
+impl SqlError {
+    /// A failure with no SQLite code (the runtime's own, or the platform's).
+    pub fn other(message: impl Into<String>) -> SqlError {
+        SqlError {
+            kind: SqlKind::Unknown,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// A failure with SQLite's result code `name`.
+    pub fn with_code(name: &str, message: impl Into<String>) -> SqlError {
+        SqlError {
+            kind: SqlKind::of_code(name),
+            code: Some(name.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// A failure as a JavaScript API reports it (the Durable Object's SQL API, D1): those give
+    /// no code property, only a message that ends with the code's name
+    /// (`D1_ERROR: UNIQUE constraint failed: t.a: SQLITE_CONSTRAINT`). The name is read once,
+    /// here, where the platform hands the failure over; nothing downstream reads the text.
+    pub fn from_platform(message: impl Into<String>) -> SqlError {
+        let message = message.into();
+        let code = message.rfind("SQLITE_").map(|at| {
+            message[at..]
+                .bytes()
+                .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
+                .map(char::from)
+                .collect::<String>()
+        });
+        match code {
+            Some(code) if code.len() > "SQLITE_".len() => SqlError::with_code(&code, message),
+            _ => SqlError::other(message),
+        }
+    }
+}
+
+impl From<String> for SqlError {
+    fn from(message: String) -> SqlError {
+        SqlError::other(message)
+    }
+}
+
+impl From<&str> for SqlError {
+    fn from(message: &str) -> SqlError {
+        SqlError::other(message)
+    }
+}
+
+impl Error {
+    /// The SQL failure inside a [`Error::Primary`] or [`Error::Replica`].
+    pub fn sql(&self) -> Option<&SqlError> {
+        match self {
+            Error::Primary(e) | Error::Replica(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// `Result` with nanotype's [`Error`].

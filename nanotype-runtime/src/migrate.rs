@@ -117,7 +117,7 @@ pub fn apply_or_adopt<P: Primary>(
             differences.push(format!("table `{}` is missing", t.name));
             continue;
         }
-        let live = introspect::table(&mut run, &t.name).map_err(Error::Primary)?;
+        let live = introspect::table(&mut run, &t.name).map_err(|m| Error::Primary(m.into()))?;
         differences.extend(shape::differences(&shape::primary(t), &live));
     }
     if !differences.is_empty() {

@@ -4,6 +4,7 @@ use crate::error::Result;
 use crate::key::KeyColumns;
 use crate::value::{Row, Value};
 use nanotype_schema::ident::{quote, quote_string};
+use nanotype_schema::model::MAX_SAFE_INTEGER;
 use nanotype_schema::{Table as TableDef, ROOM_COLUMN};
 
 /// A Rust struct that is a table. Implemented by `#[nanotype::table]`; not by hand.
@@ -90,9 +91,26 @@ impl TableSql {
             // largest key ever deleted (`_nt_keys`, written only when the largest row goes), so
             // a retried or stale request can never reach a row created after its own was deleted.
             // Two index probes read, nothing more written.
+            //
+            // Keys stay within ±(2^53 − 1), what a JavaScript number (the Durable Object's and
+            // D1's APIs) keeps exactly. Only a key chosen by a client near that end can use the
+            // space above up; then the smallest positive key not in the table is taken, as SQLite
+            // does at the end of its rowid range (the one case where a deleted key may come
+            // back). `CASE` evaluates that search only then. A table holding every key gets
+            // NULL, which the write path refuses ([`crate::Error::KeySpaceExhausted`]).
+            let next = format!(
+                "(SELECT MAX(COALESCE(MAX({key_column}), 0), \
+                 COALESCE((SELECT \"hwm\" FROM \"_nt_keys\" WHERE \"tbl\" = {name}), 0)) + 1 FROM {table})"
+            );
+            let gap = format!(
+                "(SELECT k FROM (SELECT 1 AS k WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {key_column} = 1) \
+                 UNION ALL SELECT t.{key_column} + 1 FROM {table} AS t WHERE t.{key_column} > 0 \
+                 AND t.{key_column} < {MAX_SAFE_INTEGER} AND NOT EXISTS \
+                 (SELECT 1 FROM {table} AS u WHERE u.{key_column} = t.{key_column} + 1)) ORDER BY k LIMIT 1)"
+            );
             format!(
-                "INSERT INTO {table} ({key_column}{sep}{insert_list}) VALUES ((SELECT MAX(COALESCE(MAX({key_column}), 0), \
-                 COALESCE((SELECT \"hwm\" FROM \"_nt_keys\" WHERE \"tbl\" = {name}), 0)) + 1 FROM {table}){sep}{}) \
+                "INSERT INTO {table} ({key_column}{sep}{insert_list}) VALUES \
+                 ((SELECT CASE WHEN n <= {MAX_SAFE_INTEGER} THEN n ELSE {gap} END FROM (SELECT {next} AS n)){sep}{}) \
                  RETURNING {columns}",
                 placeholders(1, insert_cols.len()),
                 sep = if insert_cols.is_empty() { "" } else { ", " },

@@ -47,7 +47,21 @@ pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result
         values.remove(sql.key_position);
     }
     apply(db, &sql.name, || {
-        Ok(first_row(db.query(&sql.insert, &values)?, sql))
+        let row = first_row(db.query(&sql.insert, &values)?, sql);
+        if sql.assigns_key {
+            // NULL (no key left) becomes a rowid SQLite picks past the exact range: refused,
+            // and the insert rolled back with the transaction.
+            match &row {
+                Some((Value::Integer(k), _))
+                    if crate::value::check_safe_integer(*k, "").is_ok() => {}
+                _ => {
+                    return Err(Error::KeySpaceExhausted {
+                        table: sql.name.clone(),
+                    })
+                }
+            }
+        }
+        Ok(row)
     })?
     .flatten()
     .ok_or_else(|| Error::Primary("insert returned no row".into()))

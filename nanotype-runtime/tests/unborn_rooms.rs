@@ -11,6 +11,21 @@ use support::*;
 
 nanotype::schema!(Items = [Item]);
 
+/// An app that declares its custom routes: `GET stats` reads, `POST archive` writes.
+#[derive(Default)]
+struct Declared;
+
+impl nanotype::api::RoomHooks for Declared {
+    fn route_kind(&self, method: &str, path: &[String]) -> Option<nanotype::api::RouteKind> {
+        use nanotype::api::RouteKind;
+        match (method, path) {
+            ("GET", [p]) if p == "stats" => Some(RouteKind::Reads),
+            ("POST", [p]) if p == "archive" => Some(RouteKind::Writes),
+            _ => None,
+        }
+    }
+}
+
 fn tables(db: &NativePrimary) -> Vec<Value> {
     db.query("SELECT name FROM sqlite_master", &[])
         .unwrap()
@@ -37,7 +52,7 @@ fn reads_of_a_room_never_written_store_nothing() {
     for (method, path, status) in cases {
         let r = route::<Items>(method, path).unwrap();
         assert!(
-            !creates_room(&r),
+            !creates_room(&r, &()),
             "{method} {path} must not create its room"
         );
         let got = match unborn(&r, &[], None) {
@@ -69,10 +84,35 @@ fn reads_of_a_room_never_written_store_nothing() {
         ("POST", "/rooms/fresh/anything/custom"),
     ] {
         assert!(
-            creates_room(&route::<Items>(method, path).unwrap()),
+            creates_room(&route::<Items>(method, path).unwrap(), &()),
             "{method} {path}"
         );
     }
+    // A custom route that only reads, and any path an app does not declare, create nothing:
+    // answered 404 on a room never written.
+    for (method, path, hooks_declare) in [
+        ("GET", "/rooms/fresh/stats", false),
+        ("GET", "/rooms/fresh/tsks", false),
+        ("POST", "/rooms/fresh/typo", true),
+        ("GET", "/rooms/fresh/stats", true),
+    ] {
+        let r = route::<Items>(method, path).unwrap();
+        let creates = if hooks_declare {
+            creates_room(&r, &Declared)
+        } else {
+            creates_room(&r, &())
+        };
+        assert!(!creates, "{method} {path}");
+        assert_eq!(
+            unborn(&r, &[], None).unwrap_err().status,
+            404,
+            "{method} {path}"
+        );
+    }
+    assert!(creates_room(
+        &route::<Items>("POST", "/rooms/fresh/archive").unwrap(),
+        &Declared
+    ));
 
     // Once the engine opened the room, it is known.
     let dir = TempDir::new("unborn");

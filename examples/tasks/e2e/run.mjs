@@ -251,15 +251,21 @@ try {
     return { keys: seen.size, ...(await assertD1EqualsPrimary([K])) };
   });
 
-  await check("rooms exist only once written: 1,000 reads of 250 fresh rooms store nothing", async () => {
-    const names = Array.from({ length: 250 }, (_, i) => room(`ghost${i}`));
+  await check("rooms exist only once written: 1,000 requests over every route kind that does not write, on 100 fresh rooms, store nothing", async () => {
+    const names = Array.from({ length: 100 }, (_, i) => room(`ghost${i}`));
     const codes = {};
     const withState = await roomsWithState();
     await pool(names, 8, async (r) => {
-      for (const path of [`/rooms/${r}/tasks`, `/rooms/${r}/tasks/1`, `/rooms/${r}/_sync`, `/rooms/${r}/comments?consistency=strong`]) {
-        const res = await http("GET", path);
+      for (const [method, path, body] of [
+        ["GET", `/rooms/${r}/tasks`], ["GET", `/rooms/${r}/tasks/1`], ["GET", `/rooms/${r}/_sync`],
+        ["GET", `/rooms/${r}/comments?consistency=strong`], ["PATCH", `/rooms/${r}/tasks/1`, { title: "x" }],
+        ["DELETE", `/rooms/${r}/tasks/1`], ["POST", `/rooms/${r}/_resync`],
+        // A custom route that only reads, a typo, and an unknown path posted to.
+        ["GET", `/rooms/${r}/stats`], ["GET", `/rooms/${r}/tsks`], ["POST", `/rooms/${r}/no-such-route`, {}],
+      ]) {
+        const res = await http(method, path, body);
         codes[res.status] = (codes[res.status] || 0) + 1;
-        assert.ok(res.status === 200 || res.status === 404, `${path} -> ${res.status} ${JSON.stringify(res.body)}`);
+        assert.ok(res.status === 200 || res.status === 404, `${method} ${path} -> ${res.status} ${JSON.stringify(res.body)}`);
         if (res.status === 200) assert.deepEqual(res.body.rows, []);
       }
     });
@@ -694,6 +700,36 @@ try {
     await waitFor("the requested audit", async () => (await d1Rows([X]))[X].length === 30, 10000, 200);
     await assertD1EqualsPrimary([X]);
     return { repairedAfterMs, auditEveryMs: AUDIT_EVERY_MS, lastAudit: audit };
+  });
+
+  await check("a D1 trigger refusing one room's rows parks that room by SQLite's code, whatever its message says; dropped, the room drains", async () => {
+    const P = room("raise"), Q = room("raise-ok");
+    await createTask(P, `${P} first`);
+    await drained(P);
+    // A message that names nothing the runtime could recognise; only its code says what it is.
+    await d1(`CREATE TRIGGER raise_poison BEFORE INSERT ON tasks WHEN NEW.room_id = '${P}' BEGIN SELECT RAISE(ABORT, 'poison: this row may not pass'); END;`);
+    let h;
+    try {
+      await createTask(P, `${P} refused`);
+      h = await waitFor("the room to say it is blocked", async () => { const h = await sync(P); return h.blocked && h; }, 15000);
+      assert.match(h.blocked.code || "", /^SQLITE_CONSTRAINT/, JSON.stringify(h.blocked));
+      assert.match(h.blocked.reason, /poison/);
+      const page = await http("GET", `/rooms/${P}/tasks`);
+      assert.equal(page.body.source, "primary");
+      assert.match(page.headers.get("x-nanotype-fallback") || "", /refused/);
+      assert.equal(page.body.rows.length, 2);
+      await createTask(Q, `${Q} one`);
+      await drained(Q);
+    } finally {
+      await d1(`DROP TRIGGER IF EXISTS raise_poison`);
+    }
+    const healed = await waitFor("the room to drain", async () => {
+      const h = await sync(P);
+      return !h.blocked && !h.failing && h.lag === 0 && h.outboxDepth === 0 && h;
+    }, 45000, 500);
+    await assertD1EqualsPrimary([P, Q]);
+    assert.ok(healed.lastError && healed.lastErrorAt, "the error is kept, marked past");
+    return { code: h.blocked.code, errors: healed.syncErrors };
   });
 
   await check("9. a change D1 refuses for good blocks only its room, visibly; once fixed it drains with nothing lost", async () => {

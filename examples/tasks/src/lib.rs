@@ -6,7 +6,9 @@
 
 pub mod schema;
 
-use nanotype::api::{ApiError, AppRequest, Reply, RoomCtx, RoomHooks, RoomTokens, Write, WriteOp};
+use nanotype::api::{
+    ApiError, AppRequest, Reply, RoomCtx, RoomHooks, RoomTokens, RouteKind, Write, WriteOp,
+};
 use nanotype::feed::FeedConfig;
 use nanotype::{Primary, Value};
 use schema::{Comment, Task};
@@ -56,6 +58,16 @@ impl RoomHooks for TaskHooks {
         match (req.method, req.path) {
             ("GET", [p]) if p == "stats" => Some(stats(room)),
             ("POST", [p]) if p == "archive" => Some(archive(room)),
+            _ => None,
+        }
+    }
+
+    /// The custom routes and what they do: nothing else under a room is one, and only a write
+    /// brings a room into being.
+    fn route_kind(&self, method: &str, path: &[String]) -> Option<RouteKind> {
+        match (method, path) {
+            ("GET", [p]) if p == "stats" => Some(RouteKind::Reads),
+            ("POST", [p]) if p == "archive" => Some(RouteKind::Writes),
             _ => None,
         }
     }

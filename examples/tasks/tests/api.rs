@@ -404,3 +404,116 @@ fn retried_writes_with_an_idempotency_key_are_applied_once() {
         call_with_key(&e, "POST", "/rooms/r3/tasks", json!({"title": "x"}), "").unwrap_err();
     assert_eq!(bad_key.status, 400);
 }
+
+#[test]
+fn the_key_space_stays_exact_and_a_room_can_always_create_rows() {
+    let e = room("keys");
+    let post = |e: &TestEngine| {
+        call(e, "POST", "/rooms/keys/tasks", json!({"title": "t"}))
+            .map(|r| r.body["row"]["id"].as_i64().unwrap())
+    };
+    assert_eq!(post(&e).unwrap(), 1);
+    assert_eq!(post(&e).unwrap(), 2);
+    // The largest key JavaScript keeps exactly may be chosen.
+    let end = 9_007_199_254_740_991_i64;
+    let put = call(
+        &e,
+        "PUT",
+        &format!("/rooms/keys/tasks/{end}"),
+        json!({"title": "end"}),
+    );
+    assert_eq!(put.unwrap().status, 200);
+    // Past it: a 400 that says why, for a valid i64 too, and for a number no i64 holds.
+    for beyond in [
+        "9007199254740992",
+        "9007199254740993",
+        "-9007199254740992",
+        "99999999999999999999",
+    ] {
+        let err = call(
+            &e,
+            "PUT",
+            &format!("/rooms/keys/tasks/{beyond}"),
+            json!({"title": "x"}),
+        )
+        .unwrap_err();
+        assert_eq!((err.status, err.code), (400, "invalid_key"), "{beyond}");
+        assert!(err.message.contains("2^53"), "{}", err.message);
+    }
+    // Nothing is left above the end: the room still creates rows, below it, and never a 500.
+    assert_eq!(post(&e).unwrap(), 3);
+    // The end deleted (it stays the mark): still creating.
+    let del = call(
+        &e,
+        "DELETE",
+        &format!("/rooms/keys/tasks/{end}"),
+        Value::Null,
+    )
+    .unwrap();
+    assert_eq!(del.status, 200);
+    assert_eq!(post(&e).unwrap(), 4);
+    // Every key is exact: each row reads back as the integer it was given.
+    let rows = call(
+        &e,
+        "GET",
+        "/rooms/keys/tasks?consistency=strong",
+        Value::Null,
+    )
+    .unwrap();
+    let ids: Vec<i64> = rows.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+}
+
+#[test]
+fn a_405_says_which_methods_the_route_takes_and_a_key_given_twice_is_refused() {
+    for (method, path, allow) in [
+        ("DELETE", "/rooms/r/tasks", "GET, HEAD, POST"),
+        ("POST", "/rooms/r/tasks/1", "GET, HEAD, PUT, PATCH, DELETE"),
+        ("GET", "/rooms/r/_resync", "POST"),
+        ("POST", "/rooms/r/_sync", "GET"),
+        ("PUT", "/health", "GET, HEAD"),
+        ("DELETE", "/_rooms", "GET"),
+    ] {
+        let err = route::<App>(method, path).unwrap_err();
+        assert_eq!(
+            (err.status, err.allow),
+            (405, Some(allow)),
+            "{method} {path}"
+        );
+    }
+    let e = room("dup");
+    let body = br#"{"title":"first","title":"second"}"#;
+    for (method, path) in [("POST", "/rooms/dup/tasks"), ("PUT", "/rooms/dup/tasks/5")] {
+        let r = route::<App>(method, path).unwrap();
+        let req = api::RoomRequest {
+            body,
+            ..Default::default()
+        };
+        let err = api::room::serve(&e, &TaskHooks, &r, &req).unwrap_err();
+        assert_eq!((err.status, err.code), (400, "invalid_json"), "{method}");
+        assert!(
+            err.message.contains("`title` is given twice"),
+            "{}",
+            err.message
+        );
+    }
+    // Nested objects too; and nothing was written.
+    let nested = br#"{"title":"t","tags":[{"a":1,"a":2}]}"#;
+    let r = route::<App>("POST", "/rooms/dup/tasks").unwrap();
+    let req = api::RoomRequest {
+        body: nested,
+        ..Default::default()
+    };
+    assert_eq!(
+        api::room::serve(&e, &TaskHooks, &r, &req)
+            .unwrap_err()
+            .status,
+        400
+    );
+    assert_eq!(e.current_seq().unwrap(), 0);
+}

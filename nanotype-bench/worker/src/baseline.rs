@@ -28,7 +28,8 @@ fn plain_ddl() -> &'static str {
 /// run `f` again.
 fn with_plain_table<P: Primary, T>(db: &P, f: impl Fn() -> Result<T>) -> Result<T> {
     match f() {
-        Err(Error::Primary(m)) if m.contains("no such table") => {
+        // The statement cannot run as written here: the table is missing (by SQLite's code).
+        Err(Error::Primary(m)) if m.kind == nanotype::error::SqlKind::Statement => {
             db.execute_batch(plain_ddl())?;
             f()
         }

@@ -212,7 +212,7 @@ mod native {
     use crate::native::NativePrimary;
 
     fn sqlite_err(e: rusqlite::Error) -> Error {
-        Error::Primary(e.to_string())
+        Error::Primary(crate::native::sql_error(&e))
     }
 
     impl ReadOnlySql for NativePrimary {

@@ -239,7 +239,7 @@ mod tests {
     use std::cell::Cell;
 
     fn fail(msg: &str) -> Error {
-        Error::Primary(msg.to_owned())
+        Error::Primary(msg.into())
     }
 
     #[test]

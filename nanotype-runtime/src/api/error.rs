@@ -16,6 +16,7 @@
 //! | `conflict` | 409 | the request named another room than the Durable Object's |
 //! | `constraint_violation` | 409 | the write breaks a constraint of the table (a unique value already taken) |
 //! | `idempotency_key_reused` | 422 | an `Idempotency-Key` sent again with a different request |
+//! | `key_space_exhausted` | 507 | a table whose keys are assigned holds a row for every key from 1 to 2^53 − 1 |
 //! | `body_too_large` | 413 | the body is over [`super::body::MAX_BODY_BYTES`] |
 //! | `unsupported_media_type` | 415 | a JSON route's body is not sent as `application/json` |
 //! | `upgrade_required` | 426 | the feed route was asked for without a WebSocket upgrade |
@@ -25,7 +26,7 @@
 
 use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Error, SqlError, SqlKind};
 
 /// A request that cannot be served: a status, a stable code and a message for people.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong and what to do.
     pub message: String,
+    /// For a 405: the methods the route takes (sent as the `Allow` header, RFC 9110).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -45,6 +48,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// 405 `method_not_allowed`: `path` takes the methods in `allow` (`"GET, HEAD"`).
+    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> ApiError {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}: it takes {allow}"),
+            )
         }
     }
 
@@ -92,9 +108,14 @@ impl From<Error> for ApiError {
             | Error::NaN { .. }
             | Error::Json { .. } => ApiError::invalid_body(message),
             Error::WrongRoom { .. } => ApiError::new(409, "conflict", message),
-            // SQLite's words for a write the table's constraints refuse (a unique value taken,
-            // a check, a foreign key): the request's fault, not the server's.
-            Error::Primary(ref m) if m.contains("constraint failed") => ApiError::new(
+            Error::KeySpaceExhausted { .. } => ApiError::new(507, "key_space_exhausted", message),
+            // A write the table's constraints refuse (a unique value taken, a check, a foreign
+            // key), by SQLite's code: the request's fault, not the server's.
+            Error::Primary(SqlError {
+                kind: SqlKind::Constraint(_),
+                message: ref m,
+                ..
+            }) => ApiError::new(
                 409,
                 "constraint_violation",
                 format!("the write breaks a constraint of the table: {m}"),

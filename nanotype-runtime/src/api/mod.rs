@@ -23,7 +23,7 @@ pub mod route;
 
 pub use error::ApiError;
 pub use policy::{Access, Decision, Policy, RequestParts, RoomTokens, Vars};
-pub use room::{AppRequest, Reply, RoomCtx, RoomHooks, RoomRequest, Write, WriteOp};
+pub use room::{AppRequest, Reply, RoomCtx, RoomHooks, RoomRequest, RouteKind, Write, WriteOp};
 pub use route::{Operation, Route, TableOp};
 
 /// Header carrying the room's seq after a write; send it back for read-your-writes.

@@ -40,6 +40,10 @@ pub fn consistency(mode: Option<&str>, seq: Option<i64>) -> Result<Consistency, 
 pub fn replica_gate(room: &str, state: Option<&RoomState>, need: i64) -> Result<(), String> {
     match state {
         None => Err(format!("the replica has not seen room {room} yet")),
+        Some(s) if s.watermark == -2 => Err(format!(
+            "the replication of room {room} has been failing longer than its staleness bound \
+             (see its _sync status)"
+        )),
         Some(s) if s.watermark < 0 => Err(format!(
             "the replica refused a change of room {room} (see its _sync status)"
         )),

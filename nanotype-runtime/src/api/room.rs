@@ -206,6 +206,19 @@ pub trait RoomHooks: Default + 'static {
         None
     }
 
+    /// Whether `method /rooms/{room}/{path}` is one of the app's custom routes, and whether it
+    /// writes: `None` is no such route (404, without running [`RoomHooks::route`]). Only a
+    /// route that writes brings a room never written into being; any other custom path on such
+    /// a room is a 404 that stores nothing. The default takes every path, as writing unless its
+    /// method is `GET` or `HEAD` (what HTTP calls safe); an app that declares its routes here
+    /// keeps typos and probes from creating rooms.
+    fn route_kind(&self, method: &str, _path: &[String]) -> Option<RouteKind> {
+        Some(match method {
+            "GET" | "HEAD" => RouteKind::Reads,
+            _ => RouteKind::Writes,
+        })
+    }
+
     /// A timer set with [`RoomCtx::set_timer`] is due. Runs in the room's alarm, before the
     /// alarm's sync, so what it writes is delivered by that sync.
     fn timer<P: Primary>(&self, _room: &RoomCtx<'_, P>, _name: &str) {}
@@ -238,6 +251,15 @@ pub trait RoomHooks: Default + 'static {
 }
 
 impl RoomHooks for () {}
+
+/// What a custom route does to its room ([`RoomHooks::route_kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    /// It only reads: on a room never written it is a 404, and the room is not created.
+    Reads,
+    /// It may write: it creates its room when the room was never written.
+    Writes,
+}
 
 /// Serve `route` in the room of `engine` (writes, strong reads, fallback reads, status). A table
 /// write with an `Idempotency-Key` is applied once ([`super::idempotency`]).
@@ -429,24 +451,30 @@ where
                 query,
                 body,
             };
-            hooks.route(&ctx, &req).unwrap_or_else(|| {
-                Err(ApiError::not_found(format!("no route /{}", path.join("/"))))
-            })
+            let no_route = || Err(ApiError::not_found(format!("no route /{}", path.join("/"))));
+            if hooks.route_kind(method, path).is_none() {
+                return no_route();
+            }
+            hooks.route(&ctx, &req).unwrap_or_else(no_route)
         }
     }
 }
 
-/// Whether `route` may bring a room into being: a create, a put, or an app's custom route (the
-/// app decides). Everything else on a room never written is answered by [`unborn`], which
-/// stores nothing: reads of unknown rooms cannot fill the database with empty rooms.
-pub fn creates_room(route: &Route) -> bool {
-    matches!(
-        route,
+/// Whether `route` may bring a room into being: a create, a put, or a custom route the app
+/// declares as writing ([`RoomHooks::route_kind`]). Everything else on a room never written is
+/// answered by [`unborn`], which stores nothing: reads, typos and probes of unknown rooms cannot
+/// fill the database with empty rooms.
+pub fn creates_room<H: RoomHooks>(route: &Route, hooks: &H) -> bool {
+    match route {
         Route::Table {
             op: TableOp::Create | TableOp::Put(_),
             ..
-        } | Route::Custom { .. }
-    )
+        } => true,
+        Route::Custom { method, path, .. } => {
+            hooks.route_kind(method, path) == Some(RouteKind::Writes)
+        }
+        _ => false,
+    }
 }
 
 /// The answer for a room that was never written (no engine state in its database), without
@@ -477,7 +505,11 @@ pub fn unborn(
             op: TableOp::Get(key) | TableOp::Patch(key) | TableOp::Delete(key),
             ..
         } => Err(not_found(table, key)),
-        Route::Table { .. } | Route::Custom { .. } => Err(ApiError::internal(
+        Route::Custom { room, path, .. } => Err(ApiError::not_found(format!(
+            "no route /{} in room `{room}`, which has never been written",
+            path.join("/")
+        ))),
+        Route::Table { .. } => Err(ApiError::internal(
             "this route creates its room; open the engine",
         )),
         Route::Sync { room }
@@ -615,7 +647,7 @@ fn read_only_sql<P: Primary + ReadOnlySql, S>(
         .collect::<Result<Vec<_>, _>>()?;
     let sql_error = |e| match e {
         // Syntax errors, unknown tables: the caller's SQL, not the server.
-        crate::Error::Primary(m) => ApiError::new(400, "sql_error", m),
+        crate::Error::Primary(m) => ApiError::new(400, "sql_error", m.message),
         e => ApiError::from(e),
     };
     // Refused before anything runs: more than one statement, anything but a query, a plan

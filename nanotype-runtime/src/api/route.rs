@@ -233,16 +233,31 @@ fn parse_key_part(kind: ValueKind, segment: &str) -> Result<Value, ApiError> {
                 )
             };
             let digits = text.strip_prefix('-').unwrap_or(&text);
-            if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
-            let n: i64 = text.parse().map_err(|_| bad())?;
+            // Any run of digits is a number; one too long for i64 is out of range like others.
+            let n: i64 = text.parse().unwrap_or(if text.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            });
             let (lo, hi) = kind
                 .int_range()
                 .unwrap_or((-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER));
             if !(lo..=hi).contains(&n) {
-                return Err(bad());
+                let why = if (lo, hi) == (-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) {
+                    "±(2^53 − 1), the integers that travel exactly through JavaScript (the \
+                     Durable Object's and D1's APIs)"
+                        .to_owned()
+                } else {
+                    format!("{lo} to {hi}, the range of `{}`", kind.rust_name())
+                };
+                return Err(ApiError::new(
+                    400,
+                    "invalid_key",
+                    format!("key `{text}` is outside {why}"),
+                ));
             }
             Ok(Value::Integer(n))
         }
@@ -273,25 +288,19 @@ pub fn percent_decode(s: &str) -> Result<String, ApiError> {
 /// are 404; a table path with a method it does not take is 405.
 pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let not_allowed = || {
-        ApiError::new(
-            405,
-            "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
-        )
-    };
+    let not_allowed = |allow: &'static str| ApiError::method_not_allowed(method, path, allow);
     match segs.as_slice() {
         ["health"] => match method {
             "GET" | "HEAD" => Ok(Route::Health),
-            _ => Err(not_allowed()),
+            _ => Err(not_allowed("GET, HEAD")),
         },
         ["_rooms"] => match method {
             "GET" => Ok(Route::Rooms),
-            _ => Err(not_allowed()),
+            _ => Err(not_allowed("GET")),
         },
         ["_nanotype", file] => match (method, super::assets::find(file)) {
             ("GET" | "HEAD", Some(asset)) => Ok(Route::Asset(asset)),
-            (_, Some(_)) => Err(not_allowed()),
+            (_, Some(_)) => Err(not_allowed("GET, HEAD")),
             (_, None) => Err(ApiError::not_found(format!("no route for {path}"))),
         },
         ["rooms", room, rest @ ..] => {
@@ -300,23 +309,23 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
             match rest {
                 ["_sync"] => match method {
                     "GET" => Ok(Route::Sync { room }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("GET")),
                 },
                 ["_resync"] => match method {
                     "POST" => Ok(Route::Resync { room }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("POST")),
                 },
                 ["_sql"] => match method {
                     "POST" => Ok(Route::Sql { room }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("POST")),
                 },
                 ["_audit"] => match method {
                     "POST" => Ok(Route::Audit { room }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("POST")),
                 },
                 ["_feed"] => match method {
                     "GET" => Ok(Route::Feed { room }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("GET")),
                 },
                 [name, more @ ..] if !name.starts_with('_') && S::table(name).is_some() => {
                     let table = S::table(name).ok_or_else(|| ApiError::internal("table"))?;
@@ -325,7 +334,7 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
                     let op = match (more, method) {
                         ([], "POST") => TableOp::Create,
                         ([], "GET" | "HEAD") => TableOp::List,
-                        ([], _) => return Err(not_allowed()),
+                        ([], _) => return Err(not_allowed("GET, HEAD, POST")),
                         (key, _) if key.len() != arity => {
                             return Err(ApiError::not_found(format!("no route for {path}")))
                         }
@@ -333,7 +342,7 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
                         (key, "PUT") => TableOp::Put(parse_key(table, key)?),
                         (key, "PATCH") => TableOp::Patch(parse_key(table, key)?),
                         (key, "DELETE") => TableOp::Delete(parse_key(table, key)?),
-                        _ => return Err(not_allowed()),
+                        _ => return Err(not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
                     };
                     Ok(Route::Table { room, table, op })
                 }

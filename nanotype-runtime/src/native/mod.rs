@@ -55,3 +55,52 @@ pub(crate) fn query(
     }
     Ok(out)
 }
+
+/// A rusqlite failure with its SQLite code by name (the extended code where SQLite gives one).
+pub(crate) fn sql_error(e: &rusqlite::Error) -> crate::error::SqlError {
+    let code = match e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+        rusqlite::Error::SqlInputError { error, .. } => Some(error.extended_code),
+        _ => None,
+    };
+    match code.and_then(code_name) {
+        Some(name) => crate::error::SqlError::with_code(name, e.to_string()),
+        None => crate::error::SqlError::other(e.to_string()),
+    }
+}
+
+/// The name of an SQLite result code: the extended constraint codes by name, the others by
+/// their primary code (the low byte).
+fn code_name(code: i32) -> Option<&'static str> {
+    use rusqlite::ffi;
+    Some(match code {
+        ffi::SQLITE_CONSTRAINT_CHECK => "SQLITE_CONSTRAINT_CHECK",
+        ffi::SQLITE_CONSTRAINT_FOREIGNKEY => "SQLITE_CONSTRAINT_FOREIGNKEY",
+        ffi::SQLITE_CONSTRAINT_NOTNULL => "SQLITE_CONSTRAINT_NOTNULL",
+        ffi::SQLITE_CONSTRAINT_PRIMARYKEY => "SQLITE_CONSTRAINT_PRIMARYKEY",
+        ffi::SQLITE_CONSTRAINT_ROWID => "SQLITE_CONSTRAINT_ROWID",
+        ffi::SQLITE_CONSTRAINT_TRIGGER => "SQLITE_CONSTRAINT_TRIGGER",
+        ffi::SQLITE_CONSTRAINT_UNIQUE => "SQLITE_CONSTRAINT_UNIQUE",
+        c => match c & 0xff {
+            ffi::SQLITE_ERROR => "SQLITE_ERROR",
+            ffi::SQLITE_BUSY => "SQLITE_BUSY",
+            ffi::SQLITE_LOCKED => "SQLITE_LOCKED",
+            ffi::SQLITE_NOMEM => "SQLITE_NOMEM",
+            ffi::SQLITE_READONLY => "SQLITE_READONLY",
+            ffi::SQLITE_INTERRUPT => "SQLITE_INTERRUPT",
+            ffi::SQLITE_IOERR => "SQLITE_IOERR",
+            ffi::SQLITE_CORRUPT => "SQLITE_CORRUPT",
+            ffi::SQLITE_FULL => "SQLITE_FULL",
+            ffi::SQLITE_CANTOPEN => "SQLITE_CANTOPEN",
+            ffi::SQLITE_PROTOCOL => "SQLITE_PROTOCOL",
+            ffi::SQLITE_SCHEMA => "SQLITE_SCHEMA",
+            ffi::SQLITE_TOOBIG => "SQLITE_TOOBIG",
+            ffi::SQLITE_CONSTRAINT => "SQLITE_CONSTRAINT",
+            ffi::SQLITE_MISMATCH => "SQLITE_MISMATCH",
+            ffi::SQLITE_MISUSE => "SQLITE_MISUSE",
+            ffi::SQLITE_AUTH => "SQLITE_AUTH",
+            ffi::SQLITE_RANGE => "SQLITE_RANGE",
+            _ => return None,
+        },
+    })
+}

@@ -15,7 +15,7 @@ pub struct NativePrimary {
 }
 
 fn err(e: rusqlite::Error) -> Error {
-    Error::Primary(e.to_string())
+    Error::Primary(super::sql_error(&e))
 }
 
 impl NativePrimary {

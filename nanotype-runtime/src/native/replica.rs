@@ -15,7 +15,7 @@ pub struct NativeReplica {
 }
 
 fn err(e: rusqlite::Error) -> Error {
-    Error::Replica(e.to_string())
+    Error::Replica(super::sql_error(&e))
 }
 
 impl NativeReplica {

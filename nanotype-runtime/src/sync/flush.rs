@@ -244,42 +244,70 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
     }
 
-    /// A batch failed. When the replica refuses it for good, say so in the room's health (the
-    /// oldest change waiting, and why) and mark the room in the replica so its reads go to the
-    /// primary; the changes stay queued and retried either way.
+    /// A batch failed. When the replica refuses it the same way on
+    /// [`super::SyncConfig::block_after_refusals`] attempts in a row (by its SQLite code, whatever
+    /// the message says), say so in the room's health (the oldest change waiting, and why) and
+    /// mark the room in the replica so its reads go to the primary. When the room's sync has
+    /// failed for longer than [`super::SyncConfig::stale_after_ms`], for any reason, mark it
+    /// stale there likewise. The changes stay queued and retried either way.
     pub(crate) async fn refused(&self, replica: &R, e: Error, read_seq: i64) -> Error {
-        if !super::is_refusal(&e.to_string()) {
+        let now = self.primary.scheduler.now_ms();
+        let refusal = super::refusal_of(&e);
+        let (block, stale) = {
+            let mut st = self.stats.borrow_mut();
+            st.refusal = match (refusal, st.refusal.take()) {
+                (Some(r), Some((last, n))) if r == last => Some((r, n.saturating_add(1))),
+                (Some(r), _) => Some((r, 1)),
+                (None, _) => None,
+            };
+            let since = *st.failing_since.get_or_insert(now);
+            let block = st
+                .refusal
+                .as_ref()
+                .is_some_and(|(_, n)| *n >= self.config.block_after_refusals.max(1));
+            let stale = !block
+                && !st.stale
+                && self
+                    .config
+                    .stale_after_ms
+                    .is_some_and(|ms| now.saturating_sub(since) >= ms as i64);
+            (block, stale)
+        };
+        if !block && !stale {
             return e;
         }
-        let oldest = self
-            .primary
-            .query(
-                "SELECT MIN(\"seq\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
-                &[Value::Integer(self.applied_through.get())],
-            )
-            .ok()
-            .and_then(|rows| match rows.first().and_then(|r| r.first()) {
-                Some(Value::Integer(s)) => Some(*s),
-                _ => None,
-            })
-            .unwrap_or(read_seq);
-        {
+        if block {
+            let oldest = self
+                .primary
+                .query(
+                    "SELECT MIN(\"seq\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
+                    &[Value::Integer(self.applied_through.get())],
+                )
+                .ok()
+                .and_then(|rows| match rows.first().and_then(|r| r.first()) {
+                    Some(Value::Integer(s)) => Some(*s),
+                    _ => None,
+                })
+                .unwrap_or(read_seq);
             let mut st = self.stats.borrow_mut();
-            let since = st
-                .blocked
-                .as_ref()
-                .map(|b| b.since)
-                .unwrap_or_else(|| self.primary.scheduler.now_ms());
+            let since = st.blocked.as_ref().map(|b| b.since).unwrap_or(now);
             st.blocked = Some(super::Blocked {
                 reason: e.to_string(),
+                code: e.sql().and_then(|f| f.code.clone()),
                 seq: oldest,
                 since,
             });
         }
-        // Best effort: if even this fails, the replica is down, not refusing.
-        let _ = replica
-            .batch(&[statements::mark_blocked(&self.guard(read_seq))])
-            .await;
+        // Best effort: if even this fails, the replica is down, not refusing (and its reads
+        // fail over to the primary by themselves).
+        let mark = if block {
+            statements::mark_blocked(&self.guard(read_seq))
+        } else {
+            statements::mark_stale(&self.guard(read_seq))
+        };
+        if replica.batch(&[mark]).await.is_ok() && stale {
+            self.stats.borrow_mut().stale = true;
+        }
         e
     }
 

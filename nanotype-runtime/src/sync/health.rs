@@ -33,8 +33,19 @@ pub struct Health {
     pub outbox_depth: i64,
     /// Age of the oldest change in the outbox (ms), if any.
     pub oldest_unsynced_age_ms: Option<i64>,
-    /// The last failure's message.
+    /// The last failure's message (kept after the room recovers: see `last_error_at` and
+    /// `failing`).
     pub last_error: Option<String>,
+    /// When the last failure happened (ms since the epoch).
+    pub last_error_at: Option<i64>,
+    /// Whether the room's sync is failing now (the last attempt failed); `false` with a
+    /// `last_error` means that error is past.
+    pub failing: bool,
+    /// Since when the room's sync has been failing, if it is.
+    pub failing_since: Option<i64>,
+    /// The room's replication has failed for longer than its staleness bound: its replica
+    /// reads go to the primary until a batch applies.
+    pub stale: bool,
     /// Whether the last replica call succeeded.
     pub replica_available: bool,
     /// A full resync is under way.
@@ -56,23 +67,36 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     pub fn health(&self) -> Result<Health> {
         let current_seq = self.current_seq()?;
         let rows = self.primary.query(
-            "SELECT COUNT(*), MIN(\"at\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
+            "SELECT COUNT(*), MIN(\"at\"), MIN(\"seq\") FROM \"_nt_outbox\" \
+             WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
             &[Value::Integer(self.applied_through.get())],
         )?;
-        let (depth, oldest) = match rows.first().map(|r| r.as_slice()) {
-            Some([Value::Integer(n), Value::Integer(at)]) => (*n, Some(*at)),
-            Some([Value::Integer(n), _]) => (*n, None),
-            _ => (0, None),
+        let (depth, oldest, oldest_seq) = match rows.first().map(|r| r.as_slice()) {
+            Some([Value::Integer(n), Value::Integer(at), Value::Integer(seq)]) => {
+                (*n, Some(*at), Some(*seq))
+            }
+            Some([Value::Integer(n), ..]) => (*n, None, None),
+            _ => (0, None, None),
         };
         let now = self.primary.scheduler.now_ms();
         let age = oldest.map(|at| (now - at).max(0));
         let st = self.stats.borrow();
         let attempts = st.total_syncs + st.sync_errors;
-        let watermark = self.watermark.get();
         let resync = self.resync_in_progress()?;
+        // Everything before the oldest record still in the outbox was applied (records are
+        // deleted only once applied), so a room just restarted, before its first sync read the
+        // replica back, reports what it knows rather than 0. Not during a resync: the replica
+        // is being rebuilt.
+        let known = if resync {
+            0
+        } else {
+            oldest_seq.map(|s| s - 1).unwrap_or(current_seq)
+        };
+        let watermark = self.watermark.get().max(known);
         Ok(Health {
             is_healthy: self.replica.is_some()
                 && st.blocked.is_none()
+                && !st.stale
                 && st.replica_available
                 && st.consecutive_failures == 0
                 && age.is_none_or(|a| a <= self.config.max_healthy_age_ms),
@@ -90,6 +114,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             outbox_depth: depth,
             oldest_unsynced_age_ms: age,
             last_error: st.last_error.clone(),
+            last_error_at: st.last_error_at,
+            failing: st.consecutive_failures > 0,
+            failing_since: st.failing_since,
+            stale: st.stale,
             replica_available: self.replica.is_some() && st.replica_available,
             resync_in_progress: resync,
             consecutive_failures: st.consecutive_failures,

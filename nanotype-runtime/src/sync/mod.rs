@@ -105,6 +105,14 @@ pub struct SyncConfig {
     /// How often the room's alarm audits the replica against the room (anti-entropy); `None`:
     /// only on request. An audit reads every row of the room once on each side.
     pub audit_interval_ms: Option<u64>,
+    /// A change the replica refuses this many attempts in a row with the same code (a
+    /// constraint, a missing table or column, a value too big or of the wrong type:
+    /// [`crate::error::SqlKind::is_permanent`]) parks the room as [`Blocked`].
+    pub block_after_refusals: u32,
+    /// When the room's replication has failed for this long (blocked or not), the room is
+    /// marked stale in the replica and its replica reads go to the primary until a batch
+    /// applies again; `None`: never.
+    pub stale_after_ms: Option<u64>,
 }
 
 impl Default for SyncConfig {
@@ -120,6 +128,8 @@ impl Default for SyncConfig {
             flush_window_ms: 50,
             delivery_delay_ms: 2_000,
             audit_interval_ms: Some(6 * 60 * 60 * 1000),
+            block_after_refusals: 2,
+            stale_after_ms: Some(30_000),
         }
     }
 }
@@ -143,6 +153,18 @@ pub(crate) struct Stats {
     pub blocked: Option<Blocked>,
     #[serde(default)]
     pub audit: Option<AuditReport>,
+    /// When the last failure happened (ms since the epoch).
+    #[serde(default)]
+    pub last_error_at: Option<i64>,
+    /// Since when the room's sync has been failing (cleared by a success).
+    #[serde(default)]
+    pub failing_since: Option<i64>,
+    /// The kind and code of the refusals in a row, and how many.
+    #[serde(default)]
+    pub refusal: Option<(String, u32)>,
+    /// The room is marked stale in the replica (its replica reads fall back).
+    #[serde(default)]
+    pub stale: bool,
 }
 
 /// A change the replica refuses for good (a table or column the D1 migrations have not created
@@ -153,26 +175,24 @@ pub(crate) struct Stats {
 pub struct Blocked {
     /// The replica's refusal.
     pub reason: String,
+    /// SQLite's result code of the refusal, when the replica gave one.
+    #[serde(default)]
+    pub code: Option<String>,
     /// The oldest change waiting behind it.
     pub seq: i64,
     /// Since when (ms since the epoch).
     pub since: i64,
 }
 
-/// Whether a replica error is one that retrying alone cannot fix.
-pub(crate) fn is_refusal(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "no such table",
-        "no such column",
-        "has no column named",
-        "too big",
-        "toobig",
-        "too many sql variables",
-        "too many terms",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
+/// The refusal a replica error is, when retrying alone cannot fix it: its kind and code, by
+/// which consecutive refusals are compared ([`crate::error::SqlKind::is_permanent`]).
+pub(crate) fn refusal_of(e: &Error) -> Option<String> {
+    match e {
+        Error::Replica(f) if f.kind.is_permanent() => {
+            Some(format!("{:?}/{}", f.kind, f.code.as_deref().unwrap_or("")))
+        }
+        _ => None,
+    }
 }
 
 /// One room's replication: its primary, the shared replica, and the scheduler for retries.
@@ -877,7 +897,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             return Ok(());
         }
         let json = serde_json::to_string(&*self.stats.borrow())
-            .map_err(|e| Error::Primary(format!("health counters: {e}")))?;
+            .map_err(|e| Error::Primary(format!("health counters: {e}").into()))?;
         meta_set(&self.primary, META_HEALTH, &json)
     }
 
@@ -913,10 +933,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 return Ok(());
             }
         }
-        Err(Error::Replica(format!(
-            "the replica's record of room `{}` kept changing during sync",
-            self.room
-        )))
+        Err(Error::Replica(
+            format!(
+                "the replica's record of room `{}` kept changing during sync",
+                self.room
+            )
+            .into(),
+        ))
     }
 
     fn record_failure(&self, e: &Error) {
@@ -925,6 +948,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         st.sync_errors += 1;
         st.consecutive_failures = st.consecutive_failures.saturating_add(1);
         st.last_error = Some(e.to_string());
+        let now = self.primary.scheduler.now_ms();
+        st.last_error_at = Some(now);
+        st.failing_since.get_or_insert(now);
         if matches!(e, Error::Replica(_)) {
             st.replica_available = false;
         }
@@ -956,6 +982,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         self.stats_changed.set(true);
         let mut st = self.stats.borrow_mut();
         st.blocked = None;
+        st.failing_since = None;
+        st.refusal = None;
+        // The batch raised the replica's watermark from -1 or -2 (`MAX`): reads go there again.
+        st.stale = false;
         st.total_syncs += 1;
         st.rows_sent += rows as u64;
         st.last_sync_time = Some(self.primary.scheduler.now_ms());
@@ -1011,6 +1041,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
 pub(crate) fn as_replica(e: Error) -> Error {
     match e {
         Error::Replica(_) => e,
-        other => Error::Replica(other.to_string()),
+        other => Error::Replica(other.to_string().into()),
     }
 }

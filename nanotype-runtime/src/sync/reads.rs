@@ -62,7 +62,13 @@ impl<P: Primary, R: Replica, S: Scheduler> RoomReads for EngineReads<'_, P, R, S
             Consistency::Replica => true,
             Consistency::ReadYourWrites(seq) => seq <= engine.watermark.get(),
         };
-        if use_replica && !engine.resync_in_progress()? {
+        // A room blocked or stale in the replica is answered by its primary, as the gateway
+        // does from the replica's mark.
+        let parked = {
+            let st = engine.stats.borrow();
+            st.blocked.is_some() || st.stale
+        };
+        if use_replica && !parked && !engine.resync_in_progress()? {
             if let Some(replica) = engine.replica.as_ref() {
                 match replica.query(&query.for_replica(room)).await {
                     Ok(rows) => {

@@ -293,6 +293,24 @@ pub fn mark_blocked(guard: &Guard) -> Statement {
     )
 }
 
+/// The room's replication has failed for longer than its staleness bound: its watermark goes
+/// to -2 (unless it is blocked already, -1) until a batch applies again, so the gateway sends
+/// the room's replica reads to its primary meanwhile.
+pub fn mark_stale(guard: &Guard) -> Statement {
+    Statement::new(
+        format!(
+            "UPDATE {} SET \"watermark\" = -2 WHERE {} = ?1 AND \"primary_id\" = ?2 \
+             AND \"watermark\" >= 0",
+            quote(ROOMS_TABLE),
+            quote(ROOM_COLUMN)
+        ),
+        vec![
+            Value::Text(guard.room.clone()),
+            Value::Text(guard.primary_id.clone()),
+        ],
+    )
+}
+
 /// How a batch moves the watermark.
 #[derive(Clone, Copy, Debug)]
 pub enum Watermark {

@@ -11,7 +11,11 @@ pub fn json(status: u16, body: &serde_json::Value) -> Result<Response> {
 
 /// The error's JSON response.
 pub fn error(e: &ApiError) -> Result<Response> {
-    json(e.status, &e.body())
+    let resp = json(e.status, &e.body())?;
+    if let Some(allow) = e.allow {
+        resp.headers().set("allow", allow)?;
+    }
+    Ok(resp)
 }
 
 /// A route's reply: its body and status, the seq header after a write, where it was answered,
@@ -70,12 +74,9 @@ pub fn parts(req: &Request, path: &str) -> RequestParts {
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     // A browser's WebSocket cannot send headers: its token comes as the subprotocol
-    // `bearer.<token>` (next to `nanotype`), and reaches the policy as a bearer token.
-    let token = headers
-        .iter()
-        .find(|(k, _)| k == "sec-websocket-protocol")
-        .and_then(|(_, v)| v.split(',').find_map(|p| p.trim().strip_prefix("bearer.")))
-        .map(str::to_owned);
+    // `bearer.<token>` (next to `nanotype`), and reaches the policy as a bearer token. Only on
+    // the feed's upgrade: on any other request that header is no credential.
+    let token = feed_subprotocol_token(req, path, &headers);
     if let Some(token) = token {
         if !headers.iter().any(|(k, _)| k == "authorization") {
             headers.push(("authorization".into(), format!("Bearer {token}")));
@@ -116,4 +117,21 @@ pub fn asset(asset: &crate::api::assets::Asset) -> Result<Response> {
     let _ = resp.headers_mut().set("content-type", asset.content_type);
     let _ = resp.headers_mut().set("cache-control", "no-cache");
     Ok(resp)
+}
+
+/// The token a feed client offers as the subprotocol `bearer.<token>`, on the feed's WebSocket
+/// upgrade only.
+fn feed_subprotocol_token(
+    req: &Request,
+    path: &str,
+    headers: &[(String, String)],
+) -> Option<String> {
+    if !is_websocket_upgrade(req) || !path.trim_end_matches('/').ends_with("/_feed") {
+        return None;
+    }
+    headers
+        .iter()
+        .find(|(k, _)| k == "sec-websocket-protocol")
+        .and_then(|(_, v)| v.split(',').find_map(|p| p.trim().strip_prefix("bearer.")))
+        .map(str::to_owned)
 }

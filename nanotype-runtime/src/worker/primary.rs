@@ -39,7 +39,7 @@ pub fn trace_billing(on: bool) {
 }
 
 fn err(e: JsValue) -> Error {
-    Error::Primary(js_error_text(&e))
+    Error::Primary(crate::error::SqlError::from_platform(js_error_text(&e)))
 }
 
 impl DoPrimary {
@@ -146,9 +146,8 @@ impl DoPrimary {
             // The body's own error, whether or not the rollback reported one.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), Ok(_)) => Ok(v),
-            (Some(Ok(_)), Err(e)) => Err(Error::Primary(format!(
-                "the transaction did not commit: {}",
-                js_error_text(&e)
+            (Some(Ok(_)), Err(e)) => Err(Error::Primary(crate::error::SqlError::from_platform(
+                format!("the transaction did not commit: {}", js_error_text(&e)),
             ))),
             (None, Err(e)) => Err(err(e)),
             (None, Ok(_)) => Err(Error::Primary(

@@ -37,7 +37,7 @@ impl Clone for D1Replica {
 }
 
 fn err(e: JsValue) -> Error {
-    Error::Replica(js_error_text(&e))
+    Error::Replica(crate::error::SqlError::from_platform(js_error_text(&e)))
 }
 
 impl D1Replica {
@@ -58,7 +58,7 @@ impl D1Replica {
     pub fn from_env(env: &worker::Env, binding: &str) -> Result<D1Replica> {
         env.d1(binding)
             .map(D1Replica::new)
-            .map_err(|e| Error::Replica(format!("no D1 binding `{binding}`: {e}")))
+            .map_err(|e| Error::Replica(format!("no D1 binding `{binding}`: {e}").into()))
     }
 
     /// The D1 binding.
@@ -70,7 +70,7 @@ impl D1Replica {
         self.db
             .prepare(stmt.sql.as_str())
             .bind(&params_to_js(&stmt.params))
-            .map_err(|e| Error::Replica(e.to_string()))
+            .map_err(|e| Error::Replica(e.to_string().into()))
     }
 }
 
@@ -106,7 +106,9 @@ impl Replica for D1Replica {
             let result: D1ResultSys = result.unchecked_into();
             if !result.success().map_err(err)? {
                 let why = result.error().map_err(err)?.unwrap_or_default();
-                return Err(Error::Replica(format!("D1 batch statement failed: {why}")));
+                return Err(Error::Replica(crate::error::SqlError::from_platform(
+                    format!("D1 batch statement failed: {why}"),
+                )));
             }
             // What D1 billed for it: `meta.rows_read`, `meta.rows_written`.
             let meta = result.meta().map_err(err)?;

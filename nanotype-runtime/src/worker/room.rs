@@ -50,7 +50,8 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
     /// The object for `state` (the Durable Object's constructor).
     ///
     /// The Worker variables `NANOTYPE_FLUSH_WINDOW_MS`, `NANOTYPE_DELIVERY_DELAY_MS`,
-    /// `NANOTYPE_AUDIT_INTERVAL_MS` and `NANOTYPE_BACKFILL_PAGE`, when set, override
+    /// `NANOTYPE_AUDIT_INTERVAL_MS`, `NANOTYPE_STALE_AFTER_MS` and `NANOTYPE_BACKFILL_PAGE`, when
+    /// set, override
     /// [`SyncConfig`]'s defaults.
     pub fn new(state: State, env: Env) -> Self {
         let scheduler = Rc::new(AlarmScheduler::new(&state));
@@ -65,6 +66,9 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         }
         if let Some(ms) = num("NANOTYPE_AUDIT_INTERVAL_MS") {
             config.audit_interval_ms = (ms > 0).then_some(ms);
+        }
+        if let Some(ms) = num("NANOTYPE_STALE_AFTER_MS") {
+            config.stale_after_ms = (ms > 0).then_some(ms);
         }
         if let Some(rows) = num("NANOTYPE_BACKFILL_PAGE") {
             config.backfill_page = (rows as usize).max(1);
@@ -146,7 +150,8 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
         }
         let query = api::params::query_pairs(url.query().unwrap_or(""))?;
         let seq = headers.get(api::SEQ_HEADER).ok().flatten();
-        let Some(engine) = self.engine(Some(room), api::room::creates_room(&route))? else {
+        let Some(engine) = self.engine(Some(room), api::room::creates_room(&route, &self.hooks))?
+        else {
             // Never written, and this request does not write: answered without storing anything.
             return api::room::unborn(&route, &query, seq.as_deref());
         };
@@ -285,8 +290,16 @@ impl<S: Schema, H: RoomHooks> RoomObject<S, H> {
             .ok()
             .flatten()
             .unwrap_or_default();
-        if offered.split(',').any(|p| p.trim() == "nanotype") {
-            let _ = resp.headers_mut().set("sec-websocket-protocol", "nanotype");
+        // The server must pick one of the protocols a client offers, or browsers and `ws` drop
+        // the connection: `nanotype` when offered, else the client's own `bearer.<token>` (a
+        // client that offers only that, as a hand-written one may).
+        let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
+        let chosen = offered
+            .iter()
+            .find(|p| **p == "nanotype")
+            .or_else(|| offered.iter().find(|p| p.starts_with("bearer.")));
+        if let Some(p) = chosen {
+            let _ = resp.headers_mut().set("sec-websocket-protocol", p);
         }
         Ok(resp)
     }
