@@ -10,7 +10,8 @@
 //! * [`policy`]: who may do what ([`Policy`]);
 //! * [`idempotency`]: retried writes applied once (`Idempotency-Key`);
 //! * [`assets`]: the feed client and the dashboard page the Worker serves;
-//! * [`room`]: a request served in the room ([`room::serve`]) and the app's [`RoomHooks`].
+//! * [`room`]: a request served in the room ([`room::serve`]) and the app's [`RoomHooks`];
+//! * [`rooms`]: the paged list of the rooms a caller may see (`GET /_rooms`).
 
 pub mod assets;
 pub mod body;
@@ -19,6 +20,7 @@ pub mod idempotency;
 pub mod params;
 pub mod policy;
 pub mod room;
+pub mod rooms;
 pub mod route;
 
 pub use error::ApiError;

@@ -112,6 +112,13 @@ impl<F: Fn(&str) -> Option<String>> Vars for F {
 pub trait Policy {
     /// Allow `access`, or refuse it with 401 or 403.
     fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision;
+
+    /// Which rooms the caller of `req` may see, when the policy can say it before reading any
+    /// (`GET /_rooms` then reads only those: a prefix is a range of the replica's key). The
+    /// default puts each room to [`Policy::authorize`].
+    fn visible_rooms(&self, _req: &RequestParts, _env: &dyn Vars) -> super::rooms::RoomScope {
+        super::rooms::RoomScope::EachRoom
+    }
 }
 
 /// The policy most apps start with, chosen by the app: bearer tokens from a Worker secret, each
@@ -158,6 +165,26 @@ impl Policy for RoomTokens {
                 Decision::forbidden(format!("this token may not use room `{}`", access.room))
             }
             None => Decision::unauthorized("unknown token"),
+        }
+    }
+
+    /// A token's prefix (`*`: every room); an unknown token sees none (and is a 401).
+    fn visible_rooms(&self, req: &RequestParts, env: &dyn Vars) -> super::rooms::RoomScope {
+        use super::rooms::RoomScope;
+        let Some(token) = req.bearer_token() else {
+            return RoomScope::Prefixes(Vec::new());
+        };
+        let tokens = env.var(self.var).unwrap_or_default();
+        let prefixes: Vec<String> = tokens
+            .split(',')
+            .filter_map(|e| e.trim().split_once('='))
+            .filter(|(t, _)| *t == token)
+            .map(|(_, rooms)| rooms.to_owned())
+            .collect();
+        if prefixes.iter().any(|p| p == "*") {
+            RoomScope::All
+        } else {
+            RoomScope::Prefixes(prefixes)
         }
     }
 }

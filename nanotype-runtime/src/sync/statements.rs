@@ -356,20 +356,6 @@ pub fn room_state(room: &str) -> Statement {
     )
 }
 
-/// The rooms the replica knows (at most 1,000, by name) with their replication state:
-/// `room_id, watermark, read_seq`.
-#[cfg_attr(not(feature = "worker"), allow(dead_code))]
-pub fn list_rooms() -> Statement {
-    Statement::new(
-        format!(
-            "SELECT {}, \"watermark\", \"read_seq\" FROM {} ORDER BY 1 LIMIT 1000",
-            quote(ROOM_COLUMN),
-            quote(ROOMS_TABLE)
-        ),
-        Vec::new(),
-    )
-}
-
 /// The replica's view of a room.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomState {

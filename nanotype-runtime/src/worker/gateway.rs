@@ -282,8 +282,8 @@ async fn forward_upgrade(
     fetch_room(env, room, inner).await
 }
 
-/// `GET /_rooms`: the rooms D1 knows, each shown only if the policy lets the caller read its
-/// status, with their replication state. One D1 query, at most 1,000 rooms.
+/// `GET /_rooms?after=&limit=`: a page of the rooms D1 knows that the policy lets the caller
+/// see, with their replication state and the cursor of the next page ([`api::rooms`]).
 async fn rooms(
     req: &Request,
     env: &Env,
@@ -292,41 +292,34 @@ async fn rooms(
 ) -> std::result::Result<Response, ApiError> {
     let parts = http::parts(req, path);
     let vars = EnvVars(env);
-    let d1 = D1Replica::from_env(env, D1_BINDING)
-        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
-    let rows = d1
-        .query(&crate::sync::statements::list_rooms())
-        .await
-        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
-    let mut rooms = Vec::new();
-    let mut refused = None;
-    for row in rows {
-        let Some(crate::Value::Text(room)) = row.first() else {
-            continue;
-        };
-        let access = Access {
-            room,
-            table: None,
-            operation: api::Operation::SyncStatus,
-        };
-        match policy.authorize(&parts, &vars, &access).into_result() {
-            Ok(()) => rooms.push(serde_json::json!({
-                "room": room,
-                "watermark": int(row.get(1)),
-                "readSeq": int(row.get(2)),
-            })),
-            Err(e) => refused = Some(e),
-        }
-    }
-    // No room visible and the caller was refused: say why (an unknown token is a 401).
-    if rooms.is_empty() {
-        if let Some(e) = refused {
-            if e.status == 401 {
-                return Err(e);
+    let url = req.url().map_err(http::internal)?;
+    let (mut after, mut limit) = (None, api::rooms::DEFAULT_LIMIT);
+    for (k, v) in api::params::query_pairs(url.query().unwrap_or(""))? {
+        match k.as_str() {
+            "after" => after = Some(v),
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=api::rooms::MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "`limit` must be 1 to {}",
+                            api::rooms::MAX_LIMIT
+                        ))
+                    })?
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}` (after, limit)"
+                )))
             }
         }
     }
-    http::json(200, &serde_json::json!({ "rooms": rooms })).map_err(http::internal)
+    let d1 = D1Replica::from_env(env, D1_BINDING)
+        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
+    let page = api::rooms::list(&d1, policy, &parts, &vars, after.as_deref(), limit).await?;
+    http::json(200, &page.to_json()).map_err(http::internal)
 }
 
 fn int(v: Option<&crate::Value>) -> Option<i64> {
