@@ -480,6 +480,16 @@ pub mod json {
 }
 
 impl Value {
+    /// The value as an integer: an integer, or a real with no fraction (what a JavaScript number
+    /// read back from D1 or a Durable Object may be); `None` otherwise.
+    pub fn as_integer(&self) -> Option<i64> {
+        match self {
+            Value::Integer(i) => Some(*i),
+            Value::Real(f) if f.fract() == 0.0 => Some(*f as i64),
+            _ => None,
+        }
+    }
+
     /// The value as JSON (blobs as arrays of bytes): for logs, health output and HTTP APIs.
     pub fn to_json(&self) -> serde_json::Value {
         match self {

@@ -13,22 +13,17 @@ fn replica_with_rooms() -> NativeReplica {
     let r = NativeReplica::open_in_memory().unwrap();
     r.execute_batch(nanotype::schema::ddl::REPLICA_META)
         .unwrap();
-    let conn = r.connection();
+    let names = (0..1_372)
+        .map(|i| format!("a-{i:05}"))
+        .chain((0..7).map(|i| format!("b-{i}")));
     let mut n = 0;
-    for i in 0..1_372 {
-        conn.execute(
-            "INSERT INTO _nt_rooms (room_id, watermark, read_seq, primary_id, updated_at) VALUES (?1, 1, 1, 'p', 0)",
-            [format!("a-{i:05}")],
-        )
-        .unwrap();
-        n += 1;
-    }
-    for i in 0..7 {
-        conn.execute(
-            "INSERT INTO _nt_rooms (room_id, watermark, read_seq, primary_id, updated_at) VALUES (?1, 1, 1, 'p', 0)",
-            [format!("b-{i}")],
-        )
-        .unwrap();
+    for name in names {
+        r.connection()
+            .execute(
+                "INSERT INTO _nt_rooms (room_id, watermark, read_seq, primary_id) VALUES (?1, 1, 1, 'p')",
+                [name],
+            )
+            .unwrap();
         n += 1;
     }
     assert_eq!(n, 1_379);

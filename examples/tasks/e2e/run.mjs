@@ -94,6 +94,17 @@ async function drained(r, timeoutMs = 30000) {
   }, timeoutMs);
 }
 
+/// Waits until room `r` says it is blocked; then its replica reads must come from its Durable
+/// Object, saying why, with `rows` tasks. Returns its status.
+async function blockedAndFallingBack(r, rows) {
+  const h = await waitFor("the room to say it is blocked", async () => { const h = await sync(r); return h.blocked && h; }, 15000);
+  const page = await http("GET", `/rooms/${r}/tasks`);
+  assert.equal(page.body.source, "primary");
+  assert.match(page.headers.get("x-nanotype-fallback") || "", /refused/);
+  assert.equal(page.body.rows.length, rows);
+  return h;
+}
+
 async function assertD1EqualsPrimary(rooms, config = "main") {
   const d1by = await d1Rows(rooms, config);
   for (const r of rooms) {
@@ -711,13 +722,9 @@ try {
     let h;
     try {
       await createTask(P, `${P} refused`);
-      h = await waitFor("the room to say it is blocked", async () => { const h = await sync(P); return h.blocked && h; }, 15000);
+      h = await blockedAndFallingBack(P, 2);
       assert.match(h.blocked.code || "", /^SQLITE_CONSTRAINT/, JSON.stringify(h.blocked));
       assert.match(h.blocked.reason, /poison/);
-      const page = await http("GET", `/rooms/${P}/tasks`);
-      assert.equal(page.body.source, "primary");
-      assert.match(page.headers.get("x-nanotype-fallback") || "", /refused/);
-      assert.equal(page.body.rows.length, 2);
       await createTask(Q, `${Q} one`);
       await drained(Q);
     } finally {
@@ -742,16 +749,12 @@ try {
     const c = await http("POST", `/rooms/${P}/comments`, { task_id: t.task.id, body: "refused by D1" });
     assert.equal(c.status, 201, "the write is acknowledged: the room has it");
     await createTask(P, `${P} after`);
-    const h = await waitFor("the room to say it is blocked", async () => { const h = await sync(P); return h.blocked && h; }, 15000);
+    // Replica reads of the room go to its Durable Object, saying why.
+    const h = await blockedAndFallingBack(P, 2);
     assert.match(h.blocked.reason, /body/);
     // The oldest change waiting: the refused one, or the task before it if they shared its batch.
     assert.ok(h.blocked.seq >= t.seq && h.blocked.seq <= c.body.seq, `blocked at seq ${h.blocked.seq}`);
     assert.equal(h.isHealthy, false);
-    // Replica reads of the room go to its Durable Object, saying why.
-    const page = await http("GET", `/rooms/${P}/tasks`);
-    assert.equal(page.body.source, "primary");
-    assert.match(page.headers.get("x-nanotype-fallback") || "", /refused/);
-    assert.equal(page.body.rows.length, 2);
     // Other rooms go on.
     await createTask(Q, `${Q} one`);
     await drained(Q);

@@ -509,11 +509,12 @@ fn a_405_says_which_methods_the_route_takes_and_a_key_given_twice_is_refused() {
         body: nested,
         ..Default::default()
     };
-    assert_eq!(
-        api::room::serve(&e, &TaskHooks, &r, &req)
-            .unwrap_err()
-            .status,
-        400
+    let err = api::room::serve(&e, &TaskHooks, &r, &req).unwrap_err();
+    assert_eq!((err.status, err.code), (400, "invalid_json"));
+    assert!(
+        err.message.contains("`a` is given twice"),
+        "{}",
+        err.message
     );
     assert_eq!(e.current_seq().unwrap(), 0);
 }

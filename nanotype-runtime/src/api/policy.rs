@@ -155,12 +155,9 @@ impl Policy for RoomTokens {
             return Decision::unauthorized("send `Authorization: Bearer <token>`");
         };
         let tokens = env.var(self.var).unwrap_or_default();
-        match tokens
-            .split(',')
-            .filter_map(|e| e.trim().split_once('='))
-            .find(|(t, _)| *t == token)
-        {
-            Some((_, rooms)) if rooms == "*" || access.room.starts_with(rooms) => Decision::Allow,
+        let first = prefixes(&tokens, token).next();
+        match first {
+            Some(rooms) if rooms == "*" || access.room.starts_with(rooms) => Decision::Allow,
             Some(_) => {
                 Decision::forbidden(format!("this token may not use room `{}`", access.room))
             }
@@ -175,16 +172,21 @@ impl Policy for RoomTokens {
             return RoomScope::Prefixes(Vec::new());
         };
         let tokens = env.var(self.var).unwrap_or_default();
-        let prefixes: Vec<String> = tokens
-            .split(',')
-            .filter_map(|e| e.trim().split_once('='))
-            .filter(|(t, _)| *t == token)
-            .map(|(_, rooms)| rooms.to_owned())
-            .collect();
-        if prefixes.iter().any(|p| p == "*") {
-            RoomScope::All
-        } else {
-            RoomScope::Prefixes(prefixes)
+        // The token's first entry, as `authorize` reads it.
+        let first = prefixes(&tokens, token).next();
+        match first {
+            Some("*") => RoomScope::All,
+            Some(prefix) => RoomScope::Prefixes(vec![prefix.to_owned()]),
+            None => RoomScope::Prefixes(Vec::new()),
         }
     }
+}
+
+/// The room prefixes the secret `tokens` (`token=room-prefix,…`) gives `token`, in order.
+fn prefixes<'a>(tokens: &'a str, token: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    tokens
+        .split(',')
+        .filter_map(|e| e.trim().split_once('='))
+        .filter(move |(t, _)| *t == token)
+        .map(|(_, rooms)| rooms)
 }

@@ -104,8 +104,8 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
             }
             rooms.push(json!({
                 "room": room,
-                "watermark": int(row.get(1)),
-                "readSeq": int(row.get(2)),
+                "watermark": row.get(1).and_then(Value::as_integer),
+                "readSeq": row.get(2).and_then(Value::as_integer),
             }));
         }
         if !more {
@@ -180,12 +180,4 @@ pub fn page(ranges: Option<&[String]>, after: Option<&str>, limit: usize) -> Sta
         ),
         params,
     )
-}
-
-fn int(v: Option<&Value>) -> Option<i64> {
-    match v {
-        Some(Value::Integer(i)) => Some(*i),
-        Some(Value::Real(f)) => Some(*f as i64),
-        _ => None,
-    }
 }

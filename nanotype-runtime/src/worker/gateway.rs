@@ -132,7 +132,8 @@ async fn with_replica_rows<S: Schema>(
         let n = replica
             .as_ref()
             .and_then(|r| r.get(i))
-            .and_then(|rows| int(rows.first().and_then(|r| r.first())));
+            .and_then(|rows| rows.first().and_then(|r| r.first()))
+            .and_then(crate::Value::as_integer);
         body["rows"][&d.name[..]]["replica"] = n.into();
     }
     http::json(200, &body).map_err(http::internal)
@@ -320,12 +321,4 @@ async fn rooms(
         .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
     let page = api::rooms::list(&d1, policy, &parts, &vars, after.as_deref(), limit).await?;
     http::json(200, &page.to_json()).map_err(http::internal)
-}
-
-fn int(v: Option<&crate::Value>) -> Option<i64> {
-    match v {
-        Some(crate::Value::Integer(i)) => Some(*i),
-        Some(crate::Value::Real(f)) => Some(*f as i64),
-        _ => None,
-    }
 }
