@@ -71,6 +71,31 @@ subscribe<Tables>("demo", { onChange: (c) => {
     assert.match(out, /titel/);
   });
 
+  await check("feed cascade: deleting a task sends its comments' and watchers' deletes too, in order with no gap; a reconnecting client gets them from the log; its state equals a strong read", async () => {
+    const R = room("feed-cascade");
+    const state = new Map(); // "table key" -> row
+    const apply = (c) => { const k = `${c.table} ${JSON.stringify(c.key)}`; if (c.op === "delete") state.delete(k); else state.set(k, c.row); };
+    const live = recorder(subscribe, R, { extra: { onChange: (c) => { live.got.push(c); apply(c); } } });
+    await waitFor("the client live", async () => live.statuses.some((s) => s.s === "live"));
+    const task = (await http("POST", `/rooms/${R}/tasks`, { title: "parent" })).body.row;
+    for (const body of ["one", "two"]) assert.equal((await http("POST", `/rooms/${R}/comments`, { task_id: task.id, body })).status, 201);
+    for (const user of ["ada", "bo"]) assert.equal((await http("PUT", `/rooms/${R}/watchers/${task.id}/${user}`, {})).status, 200);
+    const del = await http("DELETE", `/rooms/${R}/tasks/${task.id}`);
+    assert.equal(del.status, 200);
+    const last = del.body.seq;
+    await waitFor("every change up to the delete", async () => live.sub.seq === last, 10000);
+    assertInOrderOnce(live.got, 1, last, "live");
+    const ops = live.got.map((c) => `${c.seq} ${c.table} ${c.op}`);
+    assert.equal(live.got.filter((c) => c.op === "delete").length, 5, `the task, two comments, two watchers: ${ops.join(", ")}`);
+    assert.equal(state.size, 0, "the client holds no deleted row");
+    // A client that connects from seq 0 gets the same changes from the room's log.
+    const late = recorder(subscribe, R);
+    await waitFor("the late client caught up", async () => late.sub.seq === last, 10000);
+    assertInOrderOnce(late.got, 1, last, "late");
+    live.sub.close(); late.sub.close();
+    return { seqs: last };
+  });
+
   await check("feed subprotocols: a client offering only bearer.<token> is served (the protocol echoed); the header is no credential on plain HTTP", async () => {
     const R = room("subproto");
     await http("POST", `/rooms/${R}/tasks`, { title: "one" });
