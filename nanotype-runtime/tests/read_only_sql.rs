@@ -68,8 +68,13 @@ fn only_one_bounded_query_runs() {
     let mut rng = Rng::new(5);
     e.primary()
         .transaction(|| {
-            for _ in 0..2_000 {
-                Item::insert(e.primary(), &random_item(&mut rng, "s"))?;
+            for i in 0..2_000 {
+                let mut item = random_item(&mut rng, "s");
+                if i < 6 {
+                    // Rows of a megabyte, for the result's byte cap below.
+                    item.note = Some("x".repeat(1_000_000));
+                }
+                Item::insert(e.primary(), &item)?;
             }
             Ok(())
         })
@@ -85,7 +90,12 @@ fn only_one_bounded_query_runs() {
 
     let ok = sql(&e, &Analytics, "SELECT COUNT(*) AS n FROM items").unwrap();
     assert_eq!(ok.body["rows"][0][0], 2_000);
-    assert!(sql(&e, &Analytics, "SELECT value FROM json_each('[1,2,3]')").is_ok());
+    assert!(sql(
+        &e,
+        &Analytics,
+        "SELECT kind, COUNT(*) FROM items WHERE id > 0 GROUP BY kind ORDER BY 2 DESC"
+    )
+    .is_ok());
     assert!(sql(
         &e,
         &Analytics,
@@ -130,7 +140,76 @@ fn only_one_bounded_query_runs() {
     );
     refused(
         "SELECT COUNT(*) FROM items a, items b",
-        "would scan about 4000000 rows",
+        "would scan about 4002000 rows",
+    );
+    // The shapes that walked around the first guard: each refused before it runs.
+    let values = |n: usize| {
+        let rows: Vec<String> = (0..n).map(|i| format!("({i})")).collect();
+        format!("(VALUES {})", rows.join(","))
+    };
+    let doubling = "WITH a(x) AS (VALUES (1), (2)), b AS (SELECT 1 FROM a, a AS a2), \
+        c AS (SELECT 1 FROM b, b AS b2), d AS (SELECT 1 FROM c, c AS c2), \
+        e AS (SELECT 1 FROM d, d AS d2), f AS (SELECT 1 FROM e, e AS e2) SELECT COUNT(*) FROM f";
+    for (text, needle) in [
+        (
+            "SELECT COUNT(*) FROM items a, items b, items c WHERE a.id > 0 AND b.id > 0 AND c.id > 0"
+                .to_owned(),
+            "would scan about",
+        ),
+        (doubling.to_owned(), "would scan about"),
+        (
+            format!("SELECT COUNT(*) FROM {} AS x, {} AS y", values(2_000), values(2_000)),
+            "would scan about",
+        ),
+        (
+            "SELECT COUNT(*) FROM json_each('[1,2,3]') a, json_each('[1,2,3]') b".to_owned(),
+            "table-valued",
+        ),
+        (
+            "SELECT value FROM json_each('[1,2,3]')".to_owned(),
+            "table-valued",
+        ),
+        (
+            "SELECT id FROM items ORDER BY (WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL \
+             SELECT n + 1 FROM r WHERE n < 1000000) SELECT COUNT(*) FROM r)"
+                .to_owned(),
+            "recursive",
+        ),
+        (
+            "SELECT (SELECT COUNT(*) FROM (WITH r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r \
+             WHERE n < 1000000) SELECT n FROM r))"
+                .to_owned(),
+            "recursive",
+        ),
+    ] {
+        refused(&text, needle);
+    }
+    // Functions that make values far larger than their inputs: refused before they run.
+    for text in [
+        "SELECT COUNT(*) FROM items WHERE length(printf('%.*c', 100000, 'x')) > 0",
+        "SELECT length(zeroblob(1000000000))",
+        "SELECT hex(hex(hex(hex(randomblob(1000000)))))",
+        "SELECT group_concat(a.note) FROM items a, items b WHERE a.id < 3",
+    ] {
+        refused(text, "is refused before it runs");
+    }
+    // Rows of a megabyte each (of the room's own data): the answer stops at the byte cap.
+    let big = serde_json::json!({
+        "sql": "SELECT note FROM items ORDER BY id",
+        "maxRows": 1000
+    })
+    .to_string();
+    let r = route::<Items>("POST", "/rooms/s/_sql").unwrap();
+    let req = api::RoomRequest {
+        body: big.as_bytes(),
+        ..Default::default()
+    };
+    let out = api::room::serve(&e, &Analytics, &r, &req).unwrap();
+    let rows = out.body["rows"].as_array().unwrap().len();
+    assert!(
+        (1..=4).contains(&rows) && out.body["truncated"] == true,
+        "{rows} rows of 1 MB under a {} byte cap",
+        nanotype::actor::analytics::MAX_RESULT_BYTES
     );
     let tight = sql(&e, &Tight, "SELECT COUNT(*) FROM items").unwrap_err();
     assert!(
@@ -152,4 +231,37 @@ fn only_one_bounded_query_runs() {
             .code,
         "sql_error"
     );
+}
+
+#[test]
+fn a_room_whose_keys_are_negative_is_sized_by_its_rowid_span() {
+    let dir = TempDir::new("sql-negative");
+    let e = Engine::builder("s")
+        .schema::<Items>()
+        .replica(None::<NativeReplica>)
+        .open(
+            primary(&dir.path("s.db")),
+            std::rc::Rc::new(ManualScheduler::new()),
+        )
+        .unwrap();
+    let mut rng = Rng::new(6);
+    e.primary()
+        .transaction(|| {
+            for id in 1..=400 {
+                let mut item = random_item(&mut rng, "s");
+                item.id = -id;
+                Item::upsert(e.primary(), &item)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    // 400 rows, three ways: 6.4e7 rows, over the budget however the keys run.
+    let err = sql(
+        &e,
+        &Analytics,
+        "SELECT COUNT(*) FROM items a, items b, items c",
+    )
+    .unwrap_err();
+    assert!(err.message.contains("would scan about"), "{}", err.message);
+    assert!(sql(&e, &Analytics, "SELECT COUNT(*) FROM items a, items b").is_ok());
 }

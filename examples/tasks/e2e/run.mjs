@@ -433,7 +433,7 @@ try {
     return { reads, whole, fallbacks: reasons };
   });
 
-  await check("read-only SQL tells the truth and has a budget: writes, several statements, pragmas, recursive CTEs and a cross join are refused before they run", async () => {
+  await check("read-only SQL tells the truth and has a budget: writes, several statements, pragmas, recursive CTEs, cross joins, range self-joins, doubling CTEs, VALUES and json_each products and amplifying functions are refused before they run", async () => {
     const n = (await ok("POST", `/rooms/${R}/_sql`, { sql: "SELECT COUNT(*) FROM tasks" })).rows[0][0];
     assert.equal(n, 2000);
     const refused = {};
@@ -445,6 +445,13 @@ try {
       ["10M recursive", "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 10000000) SELECT COUNT(*) FROM n"],
       ["30M recursive", "WITH n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 30000000) SELECT COUNT(*) FROM n"],
       ["cross join", "SELECT COUNT(*) FROM tasks a, tasks b"],
+      // The shapes that walked around the first guard.
+      ["range self-join", "SELECT COUNT(*) FROM tasks a, tasks b, tasks c WHERE a.id > 0 AND b.id > 0 AND c.id > 0"],
+      ["doubling CTEs", "WITH a(x) AS (VALUES (1), (2)), b AS (SELECT 1 FROM a, a AS a2), c AS (SELECT 1 FROM b, b AS b2), d AS (SELECT 1 FROM c, c AS c2), e AS (SELECT 1 FROM d, d AS d2), f AS (SELECT 1 FROM e, e AS e2) SELECT COUNT(*) FROM f"],
+      ["VALUES product", `SELECT COUNT(*) FROM (VALUES ${Array.from({ length: 1500 }, (_, i) => `(${i})`).join(",")}) AS x, (VALUES ${Array.from({ length: 1500 }, (_, i) => `(${i})`).join(",")}) AS y`],
+      ["json_each product", "SELECT COUNT(*) FROM json_each('[1,2,3]') a, json_each('[1,2,3]') b"],
+      ["recursive in ORDER BY", "SELECT id FROM tasks ORDER BY (WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000000) SELECT COUNT(*) FROM r)"],
+      ["printf per row", "SELECT COUNT(*) FROM tasks WHERE length(printf('%.*c', 100000, 'x')) > 0"],
     ]) {
       const t0 = performance.now();
       const res = await http("POST", `/rooms/${R}/_sql`, { sql });
@@ -452,6 +459,9 @@ try {
       assert.equal(res.body.error.code, "rejected", `${name}: ${JSON.stringify(res.body)}`);
       refused[name] = `${(performance.now() - t0).toFixed(0)} ms: ${res.body.error.message.slice(0, 60)}`;
     }
+    // A grouped, sorted query within the budget runs.
+    const grouped = await ok("POST", `/rooms/${R}/_sql`, { sql: "SELECT status, COUNT(*) FROM tasks GROUP BY status ORDER BY 2 DESC" });
+    assert.equal(grouped.rows.reduce((n, r) => n + r[1], 0), 2000);
     // Nothing ran: the table is whole, and the connection's settings are untouched (rows come
     // back in key order, not reversed).
     assert.equal((await ok("POST", `/rooms/${R}/_sql`, { sql: "SELECT COUNT(*) FROM tasks" })).rows[0][0], 2000);

@@ -22,9 +22,9 @@
 //!    write no page, yet they would change the primary's connection under the engine. So the
 //!    statement is compiled and run under a SQLite *authorizer* (`sqlite3_set_authorizer`)
 //!    that allows only reading: `SELECT`, reading a column, calling a function, recursive CTEs.
-//!    `PRAGMA` statements are refused; read pragmas through their table-valued form (`SELECT *
-//!    FROM pragma_table_info('tasks')`), which SQLite offers only for pragmas without side
-//!    effects. (SQLite's table-valued pragmas compile a `PRAGMA` of their own while the
+//!    `PRAGMA` statements are refused; their table-valued form (`SELECT * FROM
+//!    pragma_table_info('tasks')`), which SQLite offers only for pragmas without side effects,
+//!    passes here (the route's budget refuses table-valued functions before this runs). (SQLite's table-valued pragmas compile a `PRAGMA` of their own while the
 //!    statement runs; that one is allowed, since it can only read.)
 //! 4. *Nothing persists anyway.* The statement runs inside a savepoint that is rolled back, and
 //!    the connection's change counter must not move, the native twin of the Durable Object's
@@ -134,8 +134,24 @@ pub(crate) fn rejected_params(expected: usize, given: usize) -> Error {
     ))
 }
 
-/// Collects at most `max_rows` rows from `rows`, reading one more to learn whether the result
-/// was truncated (and no further).
+/// The most bytes a read-only query returns (its values' sizes summed: text and blobs by their
+/// length, numbers as 8): past it the result is cut like one past `maxRows`, `truncated: true`,
+/// so a caller cannot make the room hold a huge answer in memory.
+pub const MAX_RESULT_BYTES: usize = 4 << 20;
+
+/// The bytes `row` counts for against [`MAX_RESULT_BYTES`].
+pub(crate) fn row_bytes(row: &Row) -> usize {
+    row.iter()
+        .map(|v| match v {
+            Value::Text(t) => t.len(),
+            Value::Blob(b) => b.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
+/// Collects at most `max_rows` rows (and [`MAX_RESULT_BYTES`]) from `rows`, reading one more to
+/// learn whether the result was truncated (and no further).
 // Only the native backend refuses these before running the statement.
 #[cfg_attr(not(feature = "native"), allow(dead_code))]
 pub(crate) fn cap_rows(
@@ -143,9 +159,11 @@ pub(crate) fn cap_rows(
     max_rows: usize,
 ) -> Result<(Vec<Row>, bool)> {
     let mut out = Vec::new();
+    let mut bytes = 0;
     for row in rows {
         let row = row?;
-        if out.len() == max_rows {
+        bytes += row_bytes(&row);
+        if out.len() == max_rows || bytes > MAX_RESULT_BYTES {
             return Ok((out, true));
         }
         out.push(row);

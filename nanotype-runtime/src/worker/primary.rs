@@ -104,6 +104,8 @@ impl DoPrimary {
             self.meter
                 .crossed(1 + 2 * steps + rows.len() as u64, cells as u64);
         };
+        // A capped read (read-only SQL) is cut by bytes too.
+        let mut bytes = 0;
         loop {
             let next = it.next().map_err(err)?;
             if next.done() {
@@ -114,7 +116,15 @@ impl DoPrimary {
                 count(&rows, rows.len() as u64 + 1);
                 return Ok((rows, true));
             }
-            rows.push(row_from_array(next.value()));
+            let row = row_from_array(next.value());
+            if cap.is_some() {
+                bytes += crate::actor::analytics::row_bytes(&row);
+                if bytes > crate::actor::analytics::MAX_RESULT_BYTES {
+                    count(&rows, rows.len() as u64 + 1);
+                    return Ok((rows, true));
+                }
+            }
+            rows.push(row);
         }
     }
 
