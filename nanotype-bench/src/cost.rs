@@ -96,14 +96,15 @@ impl Room<'_> {
             let s = self.status()?;
             polls += 1;
             let h = &s["health"];
-            // The delivery alarm has run; the next alarm, if any, is the audit hours away.
+            // The delivery alarm has run (and its retries, 30 s apart at most); the next alarm,
+            // if any, is an app's timer or an audit, minutes away.
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as f64)
                 .unwrap_or(0.0);
             let alarm_far = s["alarmAt"]
                 .as_f64()
-                .is_none_or(|at| at > now_ms + 600_000.0);
+                .is_none_or(|at| at > now_ms + 60_000.0);
             let idle =
                 h["lag"].as_i64() == Some(0) && h["outboxDepth"].as_i64() == Some(0) && alarm_far;
             if idle {

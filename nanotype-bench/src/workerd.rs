@@ -99,7 +99,12 @@ fn write_config(ex: &Example, dir: &Path) -> PathBuf {
     let path = dir.join("wrangler.bench.toml");
     std::fs::write(&path, out).expect("write the bench config");
     // The bench Worker's policy reads its token from this secret (`.dev.vars` beside the config).
-    let vars = format!("BENCH_TOKEN=\"{}\"\n", crate::load::BENCH_TOKEN);
+    // Audits are off: the figures are what writes and reads cost, and a room's audit (every
+    // 5 min by default) would land in some runs' counters and not others'.
+    let vars = format!(
+        "BENCH_TOKEN=\"{}\"\nNANOTYPE_AUDIT_INTERVAL_MS=\"0\"\n",
+        crate::load::BENCH_TOKEN
+    );
     std::fs::write(dir.join(".dev.vars"), vars).expect("write the bench .dev.vars");
     path
 }

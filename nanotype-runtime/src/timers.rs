@@ -26,12 +26,19 @@ pub fn set<P: Primary>(db: &P, alarm: &dyn Scheduler, name: &str, at_ms: i64) ->
 
 /// Whether timer `name` is set.
 pub fn is_set<P: Primary>(db: &P, name: &str) -> Result<bool> {
-    Ok(!db
-        .query(
-            "SELECT 1 FROM \"_nt_timers\" WHERE \"name\" = ?1",
-            &[Value::Text(name.to_owned())],
-        )?
-        .is_empty())
+    Ok(due(db, name)?.is_some())
+}
+
+/// When timer `name` is due (ms since the epoch), if it is set.
+pub fn due<P: Primary>(db: &P, name: &str) -> Result<Option<i64>> {
+    let rows = db.query(
+        "SELECT \"at\" FROM \"_nt_timers\" WHERE \"name\" = ?1",
+        &[Value::Text(name.to_owned())],
+    )?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_integer))
 }
 
 /// Cancel timer `name`; whether it was set.

@@ -133,3 +133,84 @@ fn divergence_that_cannot_be_repaired_now_resyncs_the_room() {
     assert!(!e.health().unwrap().resync_in_progress);
     assert_converged(e.primary(), &native, "r");
 }
+
+#[test]
+fn the_audit_period_follows_the_rooms_size_and_a_shorter_one_reaches_a_room_at_its_next_open() {
+    let dir = TempDir::new("audit-period");
+    let native = replica(&dir.path("replica.db"));
+    let sched = Rc::new(ManualScheduler::at(T0));
+    let hours = SyncConfig {
+        audit_interval_ms: Some(6 * 3_600_000),
+        ..SyncConfig::default()
+    };
+    let open = |config: &SyncConfig| {
+        Engine::builder("p")
+            .schema::<Both>()
+            .replica(Some(native.clone()))
+            .config(config.clone())
+            .open(primary(&dir.path("p.db")), sched.clone())
+            .unwrap()
+    };
+    let e = open(&hours);
+    let mut rng = Rng::new(21);
+    for _ in 0..1_200 {
+        Item::insert(e.primary(), &random_item(&mut rng, "p")).unwrap();
+    }
+    block(e.sync()).unwrap();
+    arm_audit(&e).unwrap();
+    assert_eq!(
+        nanotype::timers::due(e.primary(), AUDIT_TIMER).unwrap(),
+        Some(T0 + 6 * 3_600_000)
+    );
+    drop(e);
+
+    // The next deploy's default (5 min) reaches the room when it opens again.
+    let config = SyncConfig::default();
+    let e = open(&config);
+    arm_audit(&e).unwrap();
+    let due = nanotype::timers::due(e.primary(), AUDIT_TIMER)
+        .unwrap()
+        .unwrap();
+    assert_eq!(due, T0 + 5 * 60_000);
+
+    // It audits 1,200 rows: at 120 ms a row that is 144 s, so the 5 min floor holds...
+    sched.set_now(due);
+    assert_eq!(run_timers(&e, &()).unwrap(), [AUDIT_TIMER]);
+    block(e.sync()).unwrap();
+    assert_eq!(e.last_audit().unwrap().rows_compared, 1_200);
+    let next = nanotype::timers::due(e.primary(), AUDIT_TIMER)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, due + 5 * 60_000, "the floor, for a room this size");
+    sched.set_now(next);
+    run_timers(&e, &()).unwrap();
+    block(e.sync()).unwrap();
+    // ... and a room of 10,000 rows 20 minutes: the period grows with what an audit reads.
+    for _ in 0..8_800 {
+        Item::insert(e.primary(), &random_item(&mut rng, "p")).unwrap();
+    }
+    block(e.sync()).unwrap();
+    let at = next + 1;
+    sched.set_now(at);
+    nanotype::timers::cancel(e.primary(), AUDIT_TIMER).unwrap();
+    e.request_audit();
+    block(e.sync()).unwrap();
+    assert_eq!(e.last_audit().unwrap().rows_compared, 10_000);
+    arm_audit(&e).unwrap();
+    assert_eq!(
+        nanotype::timers::due(e.primary(), AUDIT_TIMER).unwrap(),
+        Some(at + 20 * 60_000)
+    );
+    // Audits turned off: the timer goes.
+    drop(e);
+    let off = SyncConfig {
+        audit_interval_ms: None,
+        ..SyncConfig::default()
+    };
+    let e = open(&off);
+    arm_audit(&e).unwrap();
+    assert_eq!(
+        nanotype::timers::due(e.primary(), AUDIT_TIMER).unwrap(),
+        None
+    );
+}

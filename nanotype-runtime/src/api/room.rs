@@ -554,25 +554,25 @@ where
 /// The runtime's own timer for the room's periodic audit.
 pub const AUDIT_TIMER: &str = "_nt_audit";
 
-/// Set the room's next audit ([`crate::sync::SyncConfig::audit_interval_ms`] from now) unless
-/// one is set already. The room object calls it when it opens a room.
+/// Set the room's next audit, [`crate::sync::SyncConfig::audit_period_ms`] from now for the
+/// room's size at its last audit, unless one is set already that soon. The room object calls it
+/// when it opens a room, so a shorter period (a new default, a changed
+/// `NANOTYPE_AUDIT_INTERVAL_MS`) reaches a room that was armed under a longer one at its next
+/// open; with audits turned off, the timer is cancelled.
 pub fn arm_audit<P: Primary, R: Replica, S: Scheduler>(
     engine: &Engine<P, R, S>,
 ) -> Result<(), ApiError> {
-    let Some(every) = engine.config().audit_interval_ms else {
+    let db = engine.primary();
+    let rows = engine.last_audit().map_or(0, |a| a.rows_compared);
+    let Some(every) = engine.config().audit_period_ms(rows) else {
+        crate::timers::cancel(db, AUDIT_TIMER)?;
         return Ok(());
     };
-    let db = engine.primary();
-    let now = engine.scheduler().now_ms();
-    if crate::timers::is_set(db, AUDIT_TIMER)? {
+    let at = engine.scheduler().now_ms().saturating_add(every as i64);
+    if crate::timers::due(db, AUDIT_TIMER)?.is_some_and(|due| due <= at) {
         return Ok(());
     }
-    Ok(crate::timers::set(
-        db,
-        engine.scheduler(),
-        AUDIT_TIMER,
-        now.saturating_add(every as i64),
-    )?)
+    Ok(crate::timers::set(db, engine.scheduler(), AUDIT_TIMER, at)?)
 }
 
 fn not_found(table: &TableEntry, key: &Value) -> ApiError {

@@ -102,9 +102,16 @@ pub struct SyncConfig {
     /// earlier alarm is set), so it reaches the replica even if the host is evicted or dies
     /// before the fast path ran. Keep it above `flush_window_ms`.
     pub delivery_delay_ms: u64,
-    /// How often the room's alarm audits the replica against the room (anti-entropy); `None`:
-    /// only on request. An audit reads every row of the room once on each side.
+    /// The shortest time between two audits of the room by its alarm (anti-entropy, 5 min);
+    /// `None`: only on request. An audit reads every row of the room once on each side, so a
+    /// larger room waits longer ([`SyncConfig::audit_period_ms`]).
     pub audit_interval_ms: Option<u64>,
+    /// How long the room waits after an audit per row it compared (120 ms): an audit of N rows
+    /// reads 2N rows, and rows read cost a thousandth of a row written, so at this pace audits
+    /// cost a room at most one row written per minute.
+    pub audit_ms_per_row: u64,
+    /// The longest time between two audits, however large the room (6 h).
+    pub audit_max_interval_ms: u64,
     /// A change the replica refuses this many attempts in a row with the same code (a
     /// constraint, a missing table or column, a value too big or of the wrong type:
     /// [`crate::error::SqlKind::is_permanent`]) parks the room as [`Blocked`].
@@ -127,10 +134,33 @@ impl Default for SyncConfig {
             max_healthy_age_ms: 30_000,
             flush_window_ms: 50,
             delivery_delay_ms: 2_000,
-            audit_interval_ms: Some(6 * 60 * 60 * 1000),
+            audit_interval_ms: Some(5 * 60 * 1000),
+            audit_ms_per_row: 120,
+            audit_max_interval_ms: 6 * 60 * 60 * 1000,
             block_after_refusals: 2,
             stale_after_ms: Some(30_000),
         }
+    }
+}
+
+impl SyncConfig {
+    /// The time from one audit to the next for a room of `rows` rows:
+    /// [`SyncConfig::audit_interval_ms`] at least, [`SyncConfig::audit_ms_per_row`] per row, at
+    /// most [`SyncConfig::audit_max_interval_ms`]; `None` when audits run only on request.
+    ///
+    /// ```
+    /// let c = nanotype::sync::SyncConfig::default();
+    /// assert_eq!(c.audit_period_ms(100), Some(5 * 60_000)); // a small room: every 5 minutes
+    /// assert_eq!(c.audit_period_ms(10_000), Some(20 * 60_000)); // 10,000 rows: every 20 minutes
+    /// assert_eq!(c.audit_period_ms(10_000_000), Some(6 * 3_600_000)); // capped at 6 h
+    /// ```
+    pub fn audit_period_ms(&self, rows: u64) -> Option<u64> {
+        let shortest = self.audit_interval_ms?;
+        Some(
+            rows.saturating_mul(self.audit_ms_per_row)
+                .max(shortest)
+                .min(self.audit_max_interval_ms.max(shortest)),
+        )
     }
 }
 
