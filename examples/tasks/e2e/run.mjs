@@ -412,7 +412,23 @@ try {
         }
       }
     };
-    const readers = [reader(), reader(), reader()];
+    // What the rebuild costs the room's own answers: the slowest strong read (answered by its
+    // Durable Object) during the resync, against the slowest of as many before it. A figure, not
+    // a pass/fail: the machine is shared.
+    const strongMax = async (stop) => {
+      let max = 0, n = 0;
+      while (!stop()) {
+        const t0 = performance.now();
+        assert.equal((await http("GET", `/rooms/${R}/tasks/1?consistency=strong`)).status, 200);
+        max = Math.max(max, performance.now() - t0);
+        n++;
+      }
+      return { max, n };
+    };
+    let baselineN = 0;
+    const baseline = await strongMax(() => baselineN++ >= 50);
+    let stalls;
+    const readers = [reader(), reader(), reader(), strongMax(() => done).then((s) => { stalls = s; })];
     const res = await http("POST", `/rooms/${R}/_resync`);
     assert.equal(res.status, 202);
     try {
@@ -430,7 +446,10 @@ try {
     // (tests/replica_gate.rs).
     assert.ok(Object.keys(reasons).length > 0, "reads ran while the replica lacked the room");
     await assertD1EqualsPrimary([R]);
-    return { reads, whole, fallbacks: reasons };
+    return {
+      reads, whole, fallbacks: reasons,
+      strongReadMaxMs: { duringResync: +stalls.max.toFixed(1), before: +baseline.max.toFixed(1), reads: stalls.n },
+    };
   });
 
   await check("read-only SQL tells the truth and has a budget: writes, several statements, pragmas, recursive CTEs, cross joins, range self-joins, doubling CTEs, VALUES and json_each products and amplifying functions are refused before they run", async () => {
