@@ -265,3 +265,26 @@ fn a_room_whose_keys_are_negative_is_sized_by_its_rowid_span() {
     assert!(err.message.contains("would scan about"), "{}", err.message);
     assert!(sql(&e, &Analytics, "SELECT COUNT(*) FROM items a, items b").is_ok());
 }
+
+#[test]
+fn a_table_without_a_rowid_is_sized_by_its_count() {
+    let dir = TempDir::new("sql-without-rowid");
+    let e = Engine::builder("s")
+        .schema::<Items>()
+        .replica(None::<NativeReplica>)
+        .open(
+            primary(&dir.path("s.db")),
+            std::rc::Rc::new(ManualScheduler::new()),
+        )
+        .unwrap();
+    e.primary()
+        .execute_batch(
+            "CREATE TABLE pairs (a INTEGER, b INTEGER, PRIMARY KEY (a, b)) WITHOUT ROWID; \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) \
+             INSERT INTO pairs SELECT i, i FROM n;",
+        )
+        .unwrap();
+    assert!(sql(&e, &Analytics, "SELECT COUNT(*) FROM pairs").is_ok());
+    let err = sql(&e, &Analytics, "SELECT COUNT(*) FROM pairs x, pairs y").unwrap_err();
+    assert!(err.message.contains("would scan about"), "{}", err.message);
+}

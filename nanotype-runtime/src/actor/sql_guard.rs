@@ -203,14 +203,22 @@ pub fn check_plan<P: Primary>(db: &P, sql: &str, params: &[Value], budget: u64) 
 }
 
 /// The most rows `table` can hold: its rowid span, from two index probes (each end of the rowid
-/// b-tree), never a scan. An upper bound of its row count, since rowids are distinct integers;
+/// b-tree), never a scan (but for a table without a rowid). An upper bound of its row count, since rowids are distinct integers;
 /// loose for a table whose keys are far apart, which the budget then refuses, never the reverse.
 fn table_rows<P: Primary>(db: &P, table: &str) -> Result<u64> {
     let t = quote(table);
-    let span = db.query(
+    let span = match db.query(
         &format!("SELECT (SELECT MAX(rowid) FROM {t}) - (SELECT MIN(rowid) FROM {t}) + 1"),
         &[],
-    )?;
+    ) {
+        Ok(span) => span,
+        // A table without a rowid (`WITHOUT ROWID`, none of nanotype's own): counted, which
+        // reads its rows once.
+        Err(crate::Error::Primary(e)) if e.kind == crate::error::SqlKind::Statement => {
+            db.query(&format!("SELECT COUNT(*) FROM {t}"), &[])?
+        }
+        Err(e) => return Err(e),
+    };
     Ok(match span.first().and_then(|r| r.first()) {
         Some(Value::Integer(n)) => (*n).max(0) as u64,
         Some(Value::Null) | None => 0,
