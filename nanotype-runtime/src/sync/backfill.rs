@@ -63,9 +63,31 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let resync = meta_get(&self.primary, META_RESYNC)?;
         let now = self.primary.scheduler.now_ms();
         if resync.as_deref() == Some("1") {
-            // Claim the room for this primary before copying.
             let read_seq = self.current_seq()?;
             let guard = self.guard(read_seq);
+            // A small room (a new one above all) goes whole, in one batch.
+            if let Some((stmts, rows)) = self.whole_room(&guard, now)? {
+                let results = match replica.batch(&stmts).await {
+                    Ok(r) => r,
+                    Err(e) => return Err(self.refused(replica, as_replica(e), read_seq).await),
+                };
+                let Some(state) = self.applied(&results, read_seq) else {
+                    return Ok(false);
+                };
+                self.primary.transaction(|| {
+                    self.resync_changed();
+                    self.primary.execute(
+                        "UPDATE \"_nt_backfill\" SET \"cursor\" = NULL, \"done\" = 1",
+                        &[],
+                    )?;
+                    meta_set(&self.primary, META_RESYNC, "0")
+                })?;
+                // Every change up to the snapshot's seq is in it.
+                self.mark_applied(read_seq);
+                self.record_success(rows, &state);
+                return Ok(true);
+            }
+            // Claim the room for this primary before copying.
             let stmts = vec![statements::claim(&guard, now)];
             let results = replica.batch(&stmts).await.map_err(as_replica)?;
             return match self.applied(&results, read_seq) {
@@ -168,6 +190,53 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         )?;
         self.record_success(n, &state);
         Ok(true)
+    }
+
+    /// The whole room as one batch, when it holds at most [`super::SyncConfig::backfill_page`]
+    /// rows and the batch fits D1's limits: the claim, each table's sweep (children first) and
+    /// rows (parents first), and the watermark set to the seq all of it was read at (nothing
+    /// runs between these reads, so every change up to that seq is in them). One D1 call where
+    /// the paged copy makes two plus one per table; `None` for a larger room.
+    fn whole_room(
+        &self,
+        guard: &statements::Guard,
+        now: i64,
+    ) -> Result<Option<(Vec<crate::replica::Statement>, usize)>> {
+        let limit = self.config.backfill_page;
+        let tables = self.tables();
+        let mut copied: Vec<(&'static TableDef, Vec<Row>)> = Vec::with_capacity(tables.len());
+        let mut total = 0;
+        for def in tables {
+            let key = KeyColumns::of(def);
+            let cols: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+            let (sql, params) =
+                key.page(&quote(&def.name), &cols.join(", "), None, limit - total + 1)?;
+            let rows = self.primary.query(&sql, &params)?;
+            total += rows.len();
+            if total > limit {
+                return Ok(None);
+            }
+            copied.push((*def, rows));
+        }
+        let mut stmts = vec![statements::claim(guard, now)];
+        for (def, rows) in copied.iter().rev() {
+            let key = KeyColumns::of(def);
+            let keys: Vec<Value> = rows.iter().map(|r| key.of_row(r)).collect();
+            stmts.push(statements::sweep(def, None, None, &keys, guard)?);
+        }
+        let limits = &self.config.limits;
+        for (def, rows) in copied {
+            if !rows.is_empty() {
+                let referenced = super::is_referenced(tables, def);
+                stmts.extend(statements::upserts(def, rows, referenced, guard, limits));
+            }
+        }
+        stmts.push(statements::room_update(
+            guard,
+            Watermark::Set(guard.read_seq),
+            now,
+        ));
+        Ok((stmts.len() <= limits.max_statements).then_some((stmts, total)))
     }
 
     /// Every table copied: the replica holds the room as of each page, and every change since
