@@ -14,7 +14,17 @@ pub trait Clock {
 pub trait Alarm {
     /// Run the sync no later than `delay_ms` from now.
     fn schedule(&self, delay_ms: u64);
+
+    /// Let the host serve what is waiting (the room's requests) before the engine goes on: the
+    /// engine awaits it between the pages of a resync or an audit, so a long copy never holds
+    /// the room. The default returns at once (a host with nothing else to serve).
+    fn yield_now(&self) -> Yield {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// What [`Alarm::yield_now`] returns: a future the engine awaits.
+pub type Yield = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
 /// A [`Clock`] and an [`Alarm`] together: what the engine is opened with.
 pub trait Scheduler: Clock + Alarm {}
@@ -31,6 +41,9 @@ impl<A: Alarm + ?Sized> Alarm for &A {
     fn schedule(&self, delay_ms: u64) {
         (**self).schedule(delay_ms)
     }
+    fn yield_now(&self) -> Yield {
+        (**self).yield_now()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for std::rc::Rc<C> {
@@ -42,5 +55,8 @@ impl<C: Clock + ?Sized> Clock for std::rc::Rc<C> {
 impl<A: Alarm + ?Sized> Alarm for std::rc::Rc<A> {
     fn schedule(&self, delay_ms: u64) {
         (**self).schedule(delay_ms)
+    }
+    fn yield_now(&self) -> Yield {
+        (**self).yield_now()
     }
 }

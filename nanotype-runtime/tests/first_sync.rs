@@ -74,3 +74,58 @@ fn a_room_larger_than_a_page_is_still_copied_in_pages() {
     assert_eq!(counted.2.get(), 7);
     assert_converged(e.primary(), &native, "a");
 }
+
+/// A clock and alarm that counts the engine's yields to the host.
+struct Yields(nanotype::native::ManualScheduler, Cell<u32>);
+
+impl nanotype::Clock for Yields {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+}
+
+impl nanotype::Alarm for Yields {
+    fn schedule(&self, delay_ms: u64) {
+        self.0.schedule(delay_ms)
+    }
+    fn yield_now(&self) -> nanotype::clock::Yield {
+        self.1.set(self.1.get() + 1);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[test]
+fn a_paged_copy_and_an_audit_yield_to_the_host_between_pages() {
+    let dir = TempDir::new("first-sync-yields");
+    let native = replica(&dir.path("replica.db"));
+    let sched = std::rc::Rc::new(Yields(
+        nanotype::native::ManualScheduler::new(),
+        Cell::new(0),
+    ));
+    let config = SyncConfig {
+        backfill_page: 10,
+        ..SyncConfig::default()
+    };
+    let e = nanotype::sync::Engine::builder("a")
+        .tables(tables())
+        .replica(Some(native.clone()))
+        .config(config)
+        .open(primary(&dir.path("a.db")), sched.clone())
+        .unwrap();
+    let mut rng = Rng::new(32);
+    for _ in 0..35 {
+        Item::insert(e.primary(), &random_item(&mut rng, "a")).unwrap();
+    }
+    block(e.sync()).unwrap();
+    // Between the claim, the four pages of items, the page of tags and the finish.
+    assert!(sched.1.get() >= 6, "{} yields", sched.1.get());
+    let before = sched.1.get();
+    e.request_audit();
+    block(e.sync()).unwrap();
+    assert!(
+        sched.1.get() >= before + 5,
+        "the audit's pages: {} yields",
+        sched.1.get() - before
+    );
+    assert_converged(e.primary(), &native, "a");
+}

@@ -68,6 +68,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let page = self.config.backfill_page.max(1);
             let mut cursor: Option<Value> = None;
             loop {
+                // Between pages the room serves its requests.
+                self.primary.scheduler.yield_now().await;
                 let (sql, params) = key.page(&table, &cols, cursor.as_ref(), page)?;
                 let rows = self.primary.query(&sql, &params)?;
                 let read_seq = self.current_seq()?;

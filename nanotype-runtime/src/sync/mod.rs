@@ -946,7 +946,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             // Once nothing is left to copy the flush path skips the backfill table entirely;
             // `request_resync` clears this.
             if !self.backfill_idle.get() {
-                while self.backfill_step(replica).await? {}
+                while self.backfill_step(replica).await? {
+                    self.primary.scheduler.yield_now().await;
+                }
                 self.backfill_idle.set(!self.backfill_pending()?);
             }
             while self.flush_step(replica).await? {}

@@ -53,6 +53,12 @@ impl AlarmScheduler {
 }
 
 impl Alarm for AlarmScheduler {
+    /// A timer of 0 ms: the requests queued at the Durable Object run before the engine's next
+    /// page.
+    fn yield_now(&self) -> crate::clock::Yield {
+        Box::pin(worker::Delay::from(std::time::Duration::ZERO))
+    }
+
     fn schedule(&self, delay_ms: u64) {
         let now = js_sys::Date::now();
         let at = now + delay_ms as f64;
