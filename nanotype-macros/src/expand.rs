@@ -91,6 +91,17 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
     let primary_ddl = ddl::primary_ddl(t);
     let replica_ddl = ddl::replica_ddl(t);
 
+    // `validate`: the struct's `Validate` impl, reported on the flag when it is missing.
+    let validate = p.validate.map(|span| {
+        quote_spanned! {span=>
+            const VALIDATES: bool = true;
+
+            fn validate(&mut self, write: &__nt::WriteCtx<'_>) -> ::core::result::Result<(), __nt::ApiError> {
+                <Self as __nt::Validate>::validate(self, write)
+            }
+        }
+    });
+
     let mut to_row = Vec::new();
     let mut from_row = Vec::new();
     for (col, field) in t.columns.iter().zip(&p.fields) {
@@ -218,6 +229,8 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
                     static SQL: __nt::OnceLock<__nt::TableSql> = __nt::OnceLock::new();
                     SQL.get_or_init(|| __nt::TableSql::new(<Self as __nt::Table>::DEF))
                 }
+
+                #validate
             }
 
             impl #ident {

@@ -28,6 +28,7 @@ pub mod clock;
 mod declare;
 pub mod error;
 pub mod feed;
+pub mod host;
 pub mod key;
 pub mod meta;
 pub mod migrate;
@@ -39,6 +40,7 @@ pub mod replica;
 pub mod sync;
 pub mod table;
 pub mod timers;
+pub mod validate;
 pub mod value;
 pub mod write;
 
@@ -52,21 +54,28 @@ pub use clock::{Alarm, Clock, Scheduler};
 pub use error::{Error, Result};
 pub use nanotype_macros::{migrations, table};
 pub use nanotype_schema as schema;
+pub use primary::Database;
 pub use primary::Primary;
 pub use read::{Consistency, Order, Page, RoomReads};
 pub use registry::{Schema, TableEntry};
 pub use replica::{Replica, Statement};
+/// The JSON the API speaks (bodies of [`api::Reply`], claims of [`api::Caller`]).
+pub use serde_json;
+pub use serde_json::json;
 pub use table::Table;
+pub use validate::{Validate, WriteCtx};
 pub use value::{Row, Value};
 
 /// What generated code refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::api::ApiError;
     pub use crate::error::{Error, Result};
     pub use crate::key;
     pub use crate::primary::Primary;
     pub use crate::read::{self, Page, RoomReads};
     pub use crate::table::{Table, TableSql};
+    pub use crate::validate::{Validate, WriteCtx};
     pub use crate::value::{json, FromValue, Row, ToValue, Value};
     pub use crate::write;
     pub use nanotype_schema as schema;

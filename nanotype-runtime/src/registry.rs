@@ -90,6 +90,8 @@ pub struct TableEntry {
     from_json: fn(serde_json::Value) -> Result<Box<dyn Any>>,
     to_row: fn(&dyn Any) -> Result<Row>,
     row_to_json: fn(Row) -> Result<serde_json::Value>,
+    validate:
+        fn(&mut dyn Any, &crate::WriteCtx<'_>) -> std::result::Result<(), crate::api::ApiError>,
 }
 
 impl std::fmt::Debug for TableEntry {
@@ -114,6 +116,7 @@ impl TableEntry {
             def: T::DEF,
             sql: T::sql,
             from_json: from_json::<T>,
+            validate: validate_any::<T>,
             to_row: to_row::<T>,
             row_to_json: row_to_json::<T>,
         }
@@ -166,9 +169,27 @@ impl TypedRow {
         self.value.downcast_mut()
     }
 
+    /// The row through its table's validation ([`crate::Validate`]).
+    pub fn validate(
+        &mut self,
+        write: &crate::WriteCtx<'_>,
+    ) -> std::result::Result<(), crate::api::ApiError> {
+        (self.entry.validate)(self.value.as_mut(), write)
+    }
+
     /// Column values in model order.
     pub fn to_row(&self) -> Result<Row> {
         (self.entry.to_row)(self.value.as_ref())
+    }
+}
+
+fn validate_any<T: Table + 'static>(
+    row: &mut dyn Any,
+    write: &crate::WriteCtx<'_>,
+) -> std::result::Result<(), crate::api::ApiError> {
+    match row.downcast_mut::<T>() {
+        Some(row) => row.validate(write),
+        None => Err(crate::api::ApiError::internal("a row of another table")),
     }
 }
 

@@ -24,6 +24,18 @@ pub trait Table: Sized {
     fn key(&self) -> Result<Value>;
     /// Statements derived from [`Table::DEF`], built once.
     fn sql() -> &'static TableSql;
+
+    /// Whether the table's writes go through [`crate::Validate`] (`#[nanotype::table(validate)]`).
+    const VALIDATES: bool = false;
+
+    /// The table's validation: its [`crate::Validate`] impl when declared with `validate`, else
+    /// nothing.
+    fn validate(
+        &mut self,
+        _write: &crate::WriteCtx<'_>,
+    ) -> std::result::Result<(), crate::api::ApiError> {
+        Ok(())
+    }
 }
 
 /// Statements for one table, rendered once from its model. Identifiers are quoted; every value is

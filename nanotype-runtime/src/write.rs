@@ -2,6 +2,7 @@
 //! recorded in the outbox in the same transaction as the row: both or neither. In a room's engine
 //! the capture triggers record it ([`crate::capture`]); on a bare database this code does.
 
+use crate::api::WriteOp;
 use crate::error::{Error, Result};
 use crate::outbox;
 use crate::primary::Primary;
@@ -108,17 +109,35 @@ pub fn delete_row<P: Primary>(db: &P, sql: &TableSql, key: Value) -> Result<bool
 /// Insert `row`. An `i64` key is assigned by SQLite (the struct's key is ignored); any other key
 /// is taken from the struct. Returns the row as stored.
 pub fn insert<T: Table, P: Primary>(db: &P, row: &T) -> Result<T> {
-    T::from_row(insert_row(db, T::sql(), row.to_row()?)?)
+    let row = validated(db, row, WriteOp::Create)?;
+    T::from_row(insert_row(db, T::sql(), row)?)
 }
 
 /// Insert `row` with its own key, or replace the row with that key. Returns the row as stored.
 pub fn upsert<T: Table, P: Primary>(db: &P, row: &T) -> Result<T> {
-    T::from_row(upsert_row(db, T::sql(), row.to_row()?)?)
+    let row = validated(db, row, WriteOp::Put)?;
+    T::from_row(upsert_row(db, T::sql(), row)?)
 }
 
 /// Update the row with `row`'s key. [`Error::NotFound`] when there is none.
 pub fn update<T: Table, P: Primary>(db: &P, row: &T) -> Result<T> {
-    T::from_row(update_row(db, T::sql(), row.to_row()?)?)
+    let row = validated(db, row, WriteOp::Patch)?;
+    T::from_row(update_row(db, T::sql(), row)?)
+}
+
+/// `row`'s values, through its table's validation when it has one ([`crate::Validate`]): on a
+/// copy, since validation may change the row. Refused: [`Error::Rejected`].
+fn validated<T: Table, P: Primary>(db: &P, row: &T, op: WriteOp) -> Result<Row> {
+    if !T::VALIDATES {
+        return row.to_row();
+    }
+    let mut owned = T::from_row(row.to_row()?)?;
+    let caller = db.caller().unwrap_or_default();
+    let write = crate::WriteCtx::new(op, db.clock_ms().unwrap_or(0), &caller);
+    owned
+        .validate(&write)
+        .map_err(|e| Error::Rejected(e.message))?;
+    owned.to_row()
 }
 
 /// Delete the row with `key`. Returns whether a row was deleted.

@@ -6,7 +6,7 @@ mod support;
 
 use std::rc::Rc;
 
-use nanotype::api::room::{arm_audit, run_timers, AUDIT_TIMER};
+use nanotype::api::room::{arm_audit, take_due_timers, AUDIT_TIMER};
 use nanotype::native::ManualScheduler;
 use nanotype::sync::{Engine, SyncConfig};
 use nanotype::Statement;
@@ -64,7 +64,7 @@ fn the_alarm_audits_the_replica_and_repairs_only_what_differs() {
     // Nobody asks: the room's alarm reaches the audit timer, and the alarm's sync runs it.
     sched.set_now(T0 + EVERY as i64);
     assert!(sched.fire_if_due());
-    assert_eq!(run_timers(&e, &()).unwrap(), [AUDIT_TIMER]);
+    assert_eq!(take_due_timers(&e).unwrap(), [AUDIT_TIMER]);
     block(e.sync()).unwrap();
     let report = e.health().unwrap().last_audit.expect("an audit ran");
     assert_eq!((report.divergent, report.repaired), (3, 3));
@@ -175,7 +175,7 @@ fn the_audit_period_follows_the_rooms_size_and_a_shorter_one_reaches_a_room_at_i
 
     // It audits 1,200 rows: at 120 ms a row that is 144 s, so the 5 min floor holds...
     sched.set_now(due);
-    assert_eq!(run_timers(&e, &()).unwrap(), [AUDIT_TIMER]);
+    assert_eq!(take_due_timers(&e).unwrap(), [AUDIT_TIMER]);
     block(e.sync()).unwrap();
     assert_eq!(e.last_audit().unwrap().rows_compared, 1_200);
     let next = nanotype::timers::due(e.primary(), AUDIT_TIMER)
@@ -183,7 +183,7 @@ fn the_audit_period_follows_the_rooms_size_and_a_shorter_one_reaches_a_room_at_i
         .unwrap();
     assert_eq!(next, due + 5 * 60_000, "the floor, for a room this size");
     sched.set_now(next);
-    run_timers(&e, &()).unwrap();
+    take_due_timers(&e).unwrap();
     block(e.sync()).unwrap();
     // ... and a room of 10,000 rows 20 minutes: the period grows with what an audit reads.
     for _ in 0..8_800 {

@@ -1,104 +1,84 @@
-//! App timers over the room's one alarm, natively with injected time: a custom route sets a
-//! timer, the alarm runs it, what it writes is delivered by the same alarm's sync, and a timer
-//! survives the engine (eviction).
+//! App timers over the room's one alarm, as a whole app on the native host with injected time:
+//! a custom route sets a timer, the alarm runs it, what it writes is delivered by the same
+//! alarm's sync, and a timer survives the room's object (eviction).
 
 mod support;
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
-use nanotype::api::{self, route::route, ApiError, AppRequest, Reply, RoomCtx, RoomHooks};
-use nanotype::native::ManualScheduler;
-use nanotype::sync::Engine;
-use nanotype::Primary;
+use nanotype::api::{ApiError, AppRequest, Reply, RoomCtx, RoomHooks, RoomTokens, Router};
+use nanotype::native::TestApp;
+use serde_json::json;
 use support::*;
 
-nanotype::schema!(Items = [Item]);
-
-const T0: i64 = 1_900_000_000_000;
+nanotype::schema!(Items = [Item, Tag]);
 
 #[derive(Default)]
 struct Remind {
     fired: RefCell<Vec<(String, i64)>>,
 }
 
+async fn remind(room: RoomCtx, req: AppRequest) -> Result<Reply, ApiError> {
+    let name = req.param("name").unwrap_or_default().to_owned();
+    room.set_timer(&name, 1_000)?;
+    Ok(Reply::json(202, json!({ "timer": name })))
+}
+
+async fn forget(room: RoomCtx, req: AppRequest) -> Result<Reply, ApiError> {
+    let was = room.cancel_timer(req.param("name").unwrap_or_default())?;
+    Ok(Reply::json(200, json!({ "cancelled": was })))
+}
+
 impl RoomHooks for Remind {
-    fn route<P: Primary>(
-        &self,
-        room: &RoomCtx<'_, P>,
-        req: &AppRequest<'_>,
-    ) -> Option<Result<Reply, ApiError>> {
-        let [cmd, name] = req.path else { return None };
-        Some(match cmd.as_str() {
-            "remind" => room
-                .set_timer(name, 1_000)
-                .map(|()| Reply::json(202, serde_json::json!({ "timer": name }))),
-            "forget" => room
-                .cancel_timer(name)
-                .map(|was| Reply::json(200, serde_json::json!({ "cancelled": was }))),
-            _ => return None,
-        })
+    fn routes(self: std::rc::Rc<Self>) -> Router {
+        Router::new()
+            .post("remind/:name", remind)
+            .post("forget/:name", forget)
     }
 
-    fn timer<P: Primary>(&self, room: &RoomCtx<'_, P>, name: &str) {
+    async fn timer(&self, room: RoomCtx, name: &str) -> Result<(), ApiError> {
         self.fired
             .borrow_mut()
             .push((name.to_owned(), room.now_ms()));
-        let mut item = random_item(&mut Rng::new(1), room.room());
+        let mut item = random_item(&mut Rng::new(1), room.name());
         item.note = Some(name.to_owned());
-        Item::insert(room.db(), &item).expect("a timer writes");
+        Item::insert(room.db(), &item)?;
+        Ok(())
     }
 }
 
-fn custom(e: &TestEngine<nanotype::native::NativeReplica>, hooks: &Remind, path: &str) -> Reply {
-    let r = route::<Items>("POST", path).unwrap();
-    api::room::serve(e, hooks, &r, &Default::default()).unwrap()
-}
-
-fn open(
-    dir: &TempDir,
-    sched: &Rc<ManualScheduler>,
-    native: &nanotype::native::NativeReplica,
-) -> TestEngine<nanotype::native::NativeReplica> {
-    Engine::builder("t")
-        .schema::<Items>()
-        .replica(Some(native.clone()))
-        .open(primary(&dir.path("t.db")), sched.clone())
+fn app() -> TestApp<Items, Remind, RoomTokens> {
+    TestApp::new(RoomTokens::from_var("TOKENS"))
         .unwrap()
+        .var("TOKENS", "t=*")
+        .token("t")
 }
 
 #[test]
 fn timers_share_the_alarm_and_what_they_write_is_delivered() {
-    let dir = TempDir::new("timers");
-    let sched = Rc::new(ManualScheduler::at(T0));
-    let native = replica(&dir.path("replica.db"));
-    let e = open(&dir, &sched, &native);
-    pollster::block_on(e.sync()).unwrap();
-    let hooks = Remind::default();
+    let app = app();
+    let t0 = app.now_ms();
+    let post = |path: &str| app.post(path, serde_json::Value::Null);
 
-    assert_eq!(custom(&e, &hooks, "/rooms/t/remind/a").status, 202);
-    sched.advance(200);
-    custom(&e, &hooks, "/rooms/t/remind/b");
-    custom(&e, &hooks, "/rooms/t/remind/c");
+    assert_eq!(post("/rooms/t/remind/a").status, 202);
+    app.settle();
+    app.advance(200);
+    post("/rooms/t/remind/b");
+    post("/rooms/t/remind/c");
+    assert_eq!(post("/rooms/t/forget/c").json_body()["cancelled"], true);
+    app.settle();
     assert_eq!(
-        custom(&e, &hooks, "/rooms/t/forget/c").body["cancelled"],
-        true
-    );
-    assert_eq!(
-        sched.due_at(),
-        Some(T0 + 1_000),
+        app.alarm_at("t"),
+        Some(t0 + 1_000),
         "the alarm is set for the earliest timer"
     );
 
-    // The alarm fires at T0 + 1000: only `a` is due; the alarm is re-armed for `b`.
-    sched.set_now(T0 + 1_000);
-    assert!(sched.fire_if_due());
-    assert_eq!(api::room::run_timers(&e, &hooks).unwrap(), ["a"]);
-    assert_eq!(sched.due_at(), Some(T0 + 1_200), "re-armed for `b`");
-    // The same alarm's sync delivers what the timer wrote.
-    pollster::block_on(e.sync()).unwrap();
-    let notes = |r: &nanotype::native::NativeReplica| -> Vec<String> {
-        replica_rows(r, Item::table_def(), "t")
+    // The alarm fires at t0 + 1000: only `a` is due; the alarm is set again for `b`, and the
+    // same alarm's sync delivers what the timer wrote.
+    app.advance(800);
+    assert_eq!(app.alarm_at("t"), Some(t0 + 1_200), "re-armed for `b`");
+    let notes = || -> Vec<String> {
+        replica_rows(app.replica(), Item::table_def(), "t")
             .into_iter()
             .filter_map(|row| match &row[5] {
                 nanotype::Value::Text(s) => Some(s.clone()),
@@ -106,23 +86,47 @@ fn timers_share_the_alarm_and_what_they_write_is_delivered() {
             })
             .collect()
     };
-    assert_eq!(notes(&native), ["a"]);
-
-    // Evicted: a new engine over the same database still has `b`.
-    drop(e);
-    let e = open(&dir, &sched, &native);
-    sched.set_now(T0 + 1_200);
-    assert!(sched.fire_if_due());
-    assert_eq!(api::room::run_timers(&e, &hooks).unwrap(), ["b"]);
-    assert!(
-        api::room::run_timers(&e, &hooks).unwrap().is_empty(),
-        "a timer runs once"
-    );
-    pollster::block_on(e.sync()).unwrap();
-    assert_eq!(notes(&native), ["a", "b"]);
+    assert_eq!(notes(), ["a"]);
     assert_eq!(
-        hooks.fired.borrow().as_slice(),
-        [("a".to_owned(), T0 + 1_000), ("b".to_owned(), T0 + 1_200)]
+        app.hooks("t").fired.borrow().as_slice(),
+        [("a".to_owned(), t0 + 1_000)]
     );
-    assert_converged(e.primary(), &native, "t");
+
+    // Evicted: a new object of the room still has `b`, and runs it once.
+    app.restart("t");
+    app.advance(200);
+    app.advance(10_000);
+    assert_eq!(notes(), ["a", "b"]);
+    assert_eq!(
+        app.hooks("t").fired.borrow().as_slice(),
+        [("b".to_owned(), t0 + 1_200)],
+        "the new object ran `b` once"
+    );
+    assert_converged(&app.room_db("t").unwrap(), app.replica(), "t");
+}
+
+#[test]
+fn a_failing_timer_is_logged_and_the_room_goes_on() {
+    #[derive(Default)]
+    struct Failing;
+    impl RoomHooks for Failing {
+        fn routes(self: std::rc::Rc<Self>) -> Router {
+            Router::new().post("remind/:name", remind)
+        }
+        async fn timer(&self, _room: RoomCtx, name: &str) -> Result<(), ApiError> {
+            Err(ApiError::rejected(format!("{name} always fails")))
+        }
+    }
+    let app = TestApp::<Items, Failing, _>::new(RoomTokens::from_var("TOKENS"))
+        .unwrap()
+        .var("TOKENS", "t=*")
+        .token("t");
+    app.post("/rooms/f/remind/x", serde_json::Value::Null);
+    app.advance(1_000);
+    assert!(
+        app.logs().iter().any(|l| l.contains("timer `x` failed")),
+        "{:?}",
+        app.logs()
+    );
+    assert_eq!(app.get("/rooms/f/_sync").status, 200);
 }

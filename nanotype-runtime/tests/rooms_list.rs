@@ -94,7 +94,12 @@ fn a_prefix_token_sees_its_rooms_whatever_else_the_replica_holds() {
 struct OnlyB;
 
 impl Policy for OnlyB {
-    fn authorize(&self, _req: &RequestParts, _env: &dyn Vars, access: &Access<'_>) -> Decision {
+    async fn authorize(
+        &self,
+        _req: &RequestParts,
+        _env: &dyn Vars,
+        access: &Access<'_>,
+    ) -> Decision {
         if access.room.starts_with("b-") {
             Decision::Allow
         } else {
@@ -107,7 +112,7 @@ impl Policy for OnlyB {
 fn a_policy_that_decides_room_by_room_pages_with_a_cursor_and_misses_none() {
     let r = replica_with_rooms();
     assert_eq!(
-        OnlyB.visible_rooms(&bearer("x"), &env()),
+        pollster::block_on(OnlyB.visible_rooms(&bearer("x"), &env())),
         RoomScope::EachRoom
     );
     // A page scans a bounded number of rooms: the first pages may hold none of the caller's,

@@ -13,6 +13,8 @@
 //! #[nanotype::table(unique(owner, slug))]             composite unique index
 //! #[nanotype::table(index(status, where = "done = 0"))]  partial index (SQL condition)
 //! #[nanotype::table(check = "start_at <= end_at")]    CHECK constraint (may be repeated)
+//! #[nanotype::table(validate)]                        every write goes through the struct's
+//!                                                     `nanotype::Validate` impl
 //!
 //! #[nanotype(primary_key)]    the key: a lone i64 key is assigned by SQLite on insert; on
 //!                             several fields, a composite key in field order
@@ -48,6 +50,8 @@ pub struct ParsedTable {
     pub krate: Option<syn::Path>,
     /// Per column (same order as `table.columns`): the Rust field.
     pub fields: Vec<ParsedField>,
+    /// `validate`: the flag's span (where a missing `Validate` impl is reported).
+    pub validate: Option<Span>,
 }
 
 /// What the macro needs about one field.
@@ -162,6 +166,7 @@ struct TableArgs {
     renamed_from: Option<LitStr>,
     indexes: Vec<(Ident, Vec<Ident>, Option<LitStr>)>,
     checks: Vec<LitStr>,
+    validate: Option<Span>,
     errors: Vec<syn::Error>,
 }
 
@@ -253,6 +258,18 @@ impl TableArgs {
                     content.parse::<Token![,]>()?;
                 }
                 out.indexes.push((key, cols, predicate));
+            } else if k == VALIDATE {
+                if input.peek(Token![=]) || input.peek(syn::token::Paren) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`validate` is a flag and takes no value: write `#[nanotype::table(validate)]` and `impl nanotype::Validate`",
+                    ));
+                }
+                if out.validate.is_some() {
+                    out.errors
+                        .push(syn::Error::new(key.span(), format!("duplicate `{k}`")));
+                }
+                out.validate = Some(key.span());
             } else if k == CHECK {
                 input.parse::<Token![=]>()?;
                 let cond: LitStr = input.parse()?;
@@ -751,6 +768,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
         table,
         krate: args.krate,
         fields: parsed_fields,
+        validate: args.validate,
     })
 }
 

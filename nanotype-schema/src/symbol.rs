@@ -22,10 +22,13 @@ pub const ON_DELETE: &str = "on_delete";
 /// Table level: `crate = "path"`, where generated code finds the runtime when the dependency is
 /// renamed (default `::nanotype`).
 pub const CRATE: &str = "crate";
+/// Table level: `validate`, a flag: every write of the table goes through its
+/// `nanotype::Validate` impl.
+pub const VALIDATE: &str = "validate";
 /// The helper attribute on fields.
 pub const NANOTYPE: &str = "nanotype";
 
-pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE, CHECK, CRATE];
+pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE, CHECK, VALIDATE, CRATE];
 pub const FIELD_KEYS: &[&str] = &[
     PRIMARY_KEY,
     INDEX,

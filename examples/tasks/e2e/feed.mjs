@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import WebSocket from "ws";
-import { BASE, EXAMPLE, STATE, TOKENS, http, pool, sleep, waitFor } from "./harness.mjs";
+import { BASE, EXAMPLE, STATE, TOKENS, http, ok, pool, sleep, waitFor } from "./harness.mjs";
 
 /// The client module exactly as the Worker serves it.
 async function servedClient() {
@@ -98,7 +98,7 @@ subscribe<Tables>("demo", { onChange: (c) => {
 
   await check("feed subprotocols: a client offering only bearer.<token> is served (the protocol echoed); the header is no credential on plain HTTP", async () => {
     const R = room("subproto");
-    await http("POST", `/rooms/${R}/tasks`, { title: "one" });
+    await ok("POST", `/rooms/${R}/tasks`, { title: "one" });
     const ws = new WebSocket(`${BASE.replace("http", "ws")}/rooms/${R}/_feed?since=0`, [`bearer.${TOKENS.all}`]);
     const first = await new Promise((ok, fail) => {
       ws.once("message", (m) => ok(JSON.parse(String(m))));

@@ -1,7 +1,8 @@
 // The pieces of the end-to-end suite that are not checks: wrangler dev as a child process group,
 // HTTP on 127.0.0.1, the local D1 read directly with `wrangler d1 execute`, bounded waits.
+import { createHmac, createPrivateKey, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { spawn, execFile } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -31,6 +32,47 @@ export const CONFIGS = {
 export const AUDIT_EVERY_MS = 3000;
 /// The tokens of the test `.dev.vars`: one for every room, one for rooms starting `alpha-`.
 export const TOKENS = { all: "e2e-token-all", alpha: "e2e-token-alpha" };
+/// Users' JWTs (the example's `USERS` policy): an HS256 secret and an RSA and an EC key pair
+/// made by `prepare` for this state (kept in it, so the checks' process signs with the same),
+/// whose public halves are the `JWKS` variable.
+let jwtKeys = null;
+function keys() {
+  if (jwtKeys) return jwtKeys;
+  const file = join(STATE, "jwt-keys.json");
+  if (!existsSync(file)) {
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const pem = (k) => k.export({ type: "pkcs8", format: "pem" });
+    mkdirSync(STATE, { recursive: true });
+    writeFileSync(file, JSON.stringify({
+      secret: randomBytes(32).toString("hex"),
+      rsa: pem(rsa.privateKey),
+      ec: pem(ec.privateKey),
+      jwks: { keys: [
+        { ...rsa.publicKey.export({ format: "jwk" }), kid: "rsa-1", alg: "RS256", use: "sig" },
+        { ...ec.publicKey.export({ format: "jwk" }), kid: "ec-1", alg: "ES256", use: "sig" },
+      ] },
+    }));
+  }
+  const k = JSON.parse(readFileSync(file, "utf8"));
+  jwtKeys = { ...k, rsa: createPrivateKey(k.rsa), ec: createPrivateKey(k.ec) };
+  return jwtKeys;
+}
+
+/// A JWT signed here: `alg` HS256, RS256 or ES256, with `claims` (an hour's `exp` unless given).
+export function jwt(alg, claims) {
+  const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
+  const kid = { RS256: "rsa-1", ES256: "ec-1" }[alg];
+  const data = `${b64({ alg, typ: "JWT", ...(kid ? { kid } : {}) })}.${b64({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
+  const k = keys();
+  const sig = alg === "HS256"
+    ? createHmac("sha256", k.secret).update(data).digest()
+    : alg === "RS256"
+      ? sign("sha256", Buffer.from(data), k.rsa)
+      : sign("sha256", Buffer.from(data), { key: k.ec, dsaEncoding: "ieee-p1363" });
+  return `${data}.${sig.toString("base64url")}`;
+}
+
 /// The delivery alarm's delay in the `lazy` config.
 export const LAZY_DELIVERY_MS = 1500;
 
@@ -64,7 +106,7 @@ export function writeConfigs() {
     .replace(/^database_id = .*$/m, 'database_id = "00000000-0000-4000-8000-0000000dead2"')
     .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(partialDir)}`));
   // Secrets: wrangler dev reads `.dev.vars` next to the config.
-  const devVars = `API_TOKENS="${TOKENS.all}=*,${TOKENS.alpha}=alpha-"\n`;
+  const devVars = `API_TOKENS="${TOKENS.all}=*,${TOKENS.alpha}=alpha-"\nJWT_SECRET="${keys().secret}"\nJWKS='${JSON.stringify(keys().jwks)}'\n`;
   writeFileSync(join(STATE, ".dev.vars"), devVars);
   mkdirSync(dirname(CONFIGS.lazy), { recursive: true });
   writeFileSync(join(dirname(CONFIGS.lazy), ".dev.vars"), devVars);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  applyMigrations, d1, http, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS, AUDIT_EVERY_MS,
+  applyMigrations, d1, http, jwt, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS, AUDIT_EVERY_MS,
 } from "./harness.mjs";
 import { feedChecks } from "./feed.mjs";
 import { dashboardChecks } from "./dashboard.mjs";
@@ -191,6 +191,36 @@ try {
     assert.equal(later.source, "replica", "once the replica has the seq it answers");
     assert.ok(later.rows.some((t) => t.id === mine.task.id));
     return { reads, firstRywSource: ryw.body.source };
+  });
+
+  await check("users' JWTs: HS256, RS256 and ES256 tokens (WebCrypto) use the rooms their claim lists, as their subject; bad ones are 401", async () => {
+    const mine = room("team-jwt"), other = room("other-jwt");
+    for (const alg of ["HS256", "RS256", "ES256"]) {
+      const token = jwt(alg, { sub: `user-${alg}`, rooms: ["team-jwt"] });
+      const made = await http("POST", `/rooms/${mine}/tasks`, { title: alg }, { token });
+      assert.equal(made.status, 201, `${alg}: ${JSON.stringify(made.body)}`);
+      const stats = await http("GET", `/rooms/${mine}/stats`, undefined, { token });
+      assert.equal(stats.status, 200, JSON.stringify(stats.body));
+      assert.equal(stats.body.caller, `user-${alg}`, "the token's subject reached the room");
+      const elsewhere = await http("GET", `/rooms/${other}/tasks`, undefined, { token });
+      assert.equal(elsewhere.status, 403, `${alg} in another room: ${JSON.stringify(elsewhere.body)}`);
+    }
+    const good = jwt("ES256", { sub: "mallory", rooms: "*" });
+    const [head, body, sig] = good.split(".");
+    const forged = `${head}.${Buffer.from(JSON.stringify({ sub: "mallory", rooms: "*", exp: 9e9, admin: true })).toString("base64url")}.${sig}`;
+    const bad = {
+      expired: jwt("HS256", { sub: "x", rooms: "*", exp: Math.floor(Date.now() / 1000) - 3600 }),
+      forged,
+      unsigned: `${Buffer.from('{"alg":"none"}').toString("base64url")}.${body}.`,
+      garbage: "not.a.token",
+    };
+    for (const [what, token] of Object.entries(bad)) {
+      const res = await http("GET", `/rooms/${mine}/tasks`, undefined, { token });
+      assert.equal(res.status, 401, `${what}: ${JSON.stringify(res.body)}`);
+    }
+    // The service tokens still work beside them.
+    assert.equal((await http("GET", `/rooms/${mine}/tasks?consistency=strong`)).body.rows.length, 3);
+    return { algorithms: 3, refused: Object.keys(bad).length };
   });
 
   await check("auth: no token 401, another room's token 403, its own room 2xx; a second table and the custom route", async () => {

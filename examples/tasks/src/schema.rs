@@ -1,10 +1,19 @@
 //! The tasks app's tables and schema. `cargo run --bin gen-migrations` reads this file to
 //! generate `migrations/` (D1) and `migrations/do/` (the room Durable Object).
 
+use nanotype::api::{ApiError, WriteOp};
+use nanotype::{Validate, WriteCtx};
 use serde::{Deserialize, Serialize};
 
+/// Longest task title or comment, in characters.
+pub const MAX_TEXT_CHARS: usize = 500;
+
+fn text_ok(s: &str) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= MAX_TEXT_CHARS
+}
+
 /// A task in a room.
-#[nanotype::table(name = "tasks", index(status, created_at))]
+#[nanotype::table(name = "tasks", index(status, created_at), validate)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     #[nanotype(primary_key)]
@@ -23,8 +32,25 @@ pub struct Task {
     pub tags: Vec<String>,
 }
 
+/// Every write of a task: a title and a status of sensible length; `done` follows the status;
+/// the creation time is the room's.
+impl Validate for Task {
+    fn validate(&mut self, write: &WriteCtx<'_>) -> Result<(), ApiError> {
+        if !text_ok(&self.title) || self.status.is_empty() || self.status.len() > 32 {
+            return Err(ApiError::rejected(format!(
+                "`title` must be 1 to {MAX_TEXT_CHARS} characters, `status` 1 to 32"
+            )));
+        }
+        self.done = self.status == "done";
+        if write.op() == WriteOp::Create {
+            self.created_at = write.now_ms();
+        }
+        Ok(())
+    }
+}
+
 /// A comment on a task.
-#[nanotype::table(name = "comments")]
+#[nanotype::table(name = "comments", validate)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comment {
     #[nanotype(primary_key)]
@@ -35,6 +61,18 @@ pub struct Comment {
     pub body: String,
     #[serde(default)]
     pub created_at: i64,
+}
+
+impl Validate for Comment {
+    fn validate(&mut self, write: &WriteCtx<'_>) -> Result<(), ApiError> {
+        if !text_ok(&self.body) {
+            return Err(ApiError::rejected("`body` must be 1 to 500 characters"));
+        }
+        if write.op() == WriteOp::Create {
+            self.created_at = write.now_ms();
+        }
+        Ok(())
+    }
 }
 
 /// Who watches a task: keyed by both fields (`/rooms/{room}/watchers/{task_id}/{user}`).

@@ -21,10 +21,10 @@ pub mod baseline;
 pub mod schema;
 
 use nanotype::api::{
-    Access, ApiError, AppRequest, Decision, Policy, Reply, RequestParts, RoomCtx, RoomHooks, Vars,
+    Access, ApiError, AppRequest, Decision, Policy, Reply, RequestParts, RoomCtx, RoomHooks,
+    Router, Vars,
 };
 use nanotype::feed::FeedConfig;
-use nanotype::Primary;
 
 nanotype::room!(Room, schema::App, Baselines);
 
@@ -33,23 +33,11 @@ nanotype::room!(Room, schema::App, Baselines);
 pub struct Baselines;
 
 impl RoomHooks for Baselines {
-    fn route<P: Primary>(
-        &self,
-        room: &RoomCtx<'_, P>,
-        req: &AppRequest<'_>,
-    ) -> Option<Result<Reply, ApiError>> {
-        match (req.method, req.path) {
-            ("POST", [b, p]) if b == "bench" && p == "plain" => {
-                Some(baseline::plain_route(room.db(), req.body, room.now_ms()))
-            }
-            ("POST", [b, p, id, action]) if b == "bench" && p == "plain" => Some(
-                baseline::plain_change_route(room.db(), id, action, req.body),
-            ),
-            ("POST", [b, r, kind, n]) if b == "bench" && r == "repeat" => {
-                Some(baseline::repeat_route(room.db(), kind, n))
-            }
-            _ => None,
-        }
+    fn routes(self: std::rc::Rc<Self>) -> Router {
+        Router::new()
+            .post("bench/plain", plain)
+            .post("bench/plain/:id/:action", plain_change)
+            .post("bench/repeat/:kind/:n", repeat)
     }
 
     /// Rooms `tp-defer-…` send nothing to D1 for ten minutes after a write: the bench's measure
@@ -68,11 +56,30 @@ impl RoomHooks for Baselines {
     }
 }
 
+async fn plain(room: RoomCtx, req: AppRequest) -> Result<Reply, ApiError> {
+    baseline::plain_route(room.db(), req.body(), room.now_ms())
+}
+
+async fn plain_change(room: RoomCtx, req: AppRequest) -> Result<Reply, ApiError> {
+    let (id, action) = (req.param("id"), req.param("action"));
+    baseline::plain_change_route(
+        room.db(),
+        id.unwrap_or_default(),
+        action.unwrap_or_default(),
+        req.body(),
+    )
+}
+
+async fn repeat(room: RoomCtx, req: AppRequest) -> Result<Reply, ApiError> {
+    let (kind, n) = (req.param("kind"), req.param("n"));
+    baseline::repeat_route(room.db(), kind.unwrap_or_default(), n.unwrap_or_default())
+}
+
 /// The bench's token, from the `BENCH_TOKEN` variable.
 pub struct BenchToken;
 
 impl Policy for BenchToken {
-    fn authorize(&self, req: &RequestParts, env: &dyn Vars, _: &Access<'_>) -> Decision {
+    async fn authorize(&self, req: &RequestParts, env: &dyn Vars, _: &Access<'_>) -> Decision {
         match (req.bearer_token(), env.var("BENCH_TOKEN")) {
             (Some(t), Some(expected)) if t == expected => Decision::Allow,
             _ => Decision::unauthorized("the bench's token is required"),

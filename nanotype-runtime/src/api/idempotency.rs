@@ -30,12 +30,28 @@ pub fn check_key(key: &str) -> Result<(), ApiError> {
     }
 }
 
-/// What identifies a request under one key: the route and the body.
-pub fn request_hash(route: &str, body: &[u8]) -> String {
+/// What identifies a request under one key, in a canonical form that stays the same across
+/// deploys: the write (`create`, `put`, `patch`, `delete`), the table, the key as JSON and the
+/// body as JSON with its object keys sorted (the bytes as sent, when it is not JSON). The same
+/// request retried gets the same hash whatever the spacing or key order of its body.
+pub fn request_hash(
+    write: &str,
+    table: &str,
+    key: Option<&serde_json::Value>,
+    body: &[u8],
+) -> String {
     let mut h = Sha256::new();
-    h.update(route.as_bytes());
+    for part in [write, table] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(key.map(|k| k.to_string()).unwrap_or_default().as_bytes());
     h.update([0]);
-    h.update(body);
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        // `serde_json::Map` is ordered by key: the text is canonical.
+        Ok(json) => h.update(json.to_string().as_bytes()),
+        Err(_) => h.update(body),
+    }
     h.finalize()
         .iter()
         .take(16)

@@ -13,19 +13,23 @@
 //! * [`room`]: a request served in the room ([`room::serve`]) and the app's [`RoomHooks`];
 //! * [`rooms`]: the paged list of the rooms a caller may see (`GET /_rooms`).
 
+pub mod app;
 pub mod assets;
 pub mod body;
 pub mod error;
 pub mod idempotency;
+pub mod jwt;
 pub mod params;
 pub mod policy;
 pub mod room;
 pub mod rooms;
 pub mod route;
 
+pub use app::{AppRequest, Caller, Environment, RoomCtx, Router};
 pub use error::ApiError;
+pub use jwt::Jwt;
 pub use policy::{Access, Decision, Policy, RequestParts, RoomTokens, Vars};
-pub use room::{AppRequest, Reply, RoomCtx, RoomHooks, RoomRequest, RouteKind, Write, WriteOp};
+pub use room::{Reply, RoomHooks, RoomRequest, RouteKind, Write, WriteOp};
 pub use route::{Operation, Route, TableOp};
 
 /// Header carrying the room's seq after a write; send it back for read-your-writes.
@@ -34,5 +38,8 @@ pub const SEQ_HEADER: &str = "x-nanotype-seq";
 pub const FALLBACK_HEADER: &str = "x-nanotype-fallback";
 /// Header the gateway sets when it forwards a request to the room's Durable Object.
 pub const ROOM_HEADER: &str = "x-nanotype-room";
+/// Who the caller is, as the gateway's policy decided ([`Caller`]): set by the gateway on what it
+/// sends a room, never taken from a client.
+pub const CALLER_HEADER: &str = "x-nanotype-caller";
 /// Header saying where a read was answered: `replica` or `primary`.
 pub const SOURCE_HEADER: &str = "x-nanotype-source";

@@ -9,7 +9,7 @@
 //! /// Tokens from a secret, `TOKENS = "token=room-prefix,..."` (`*`: every room).
 //! struct Tokens;
 //! impl Policy for Tokens {
-//!     fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
+//!     async fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
 //!         let Some(token) = req.bearer_token() else { return Decision::unauthorized("no token") };
 //!         let tokens = env.var("TOKENS").unwrap_or_default();
 //!         match tokens.split(',').filter_map(|e| e.split_once('=')).find(|(t, _)| *t == token) {
@@ -38,8 +38,10 @@ pub struct Access<'a> {
 /// A policy's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Serve it.
+    /// Serve it; the caller is nobody in particular (a shared token).
     Allow,
+    /// Serve it, for this caller: routes, timers and validation see who it is.
+    AllowAs(super::app::Caller),
     /// 401: no or unknown credentials (the message says what to send).
     Unauthorized(String),
     /// 403: these credentials may not do this.
@@ -57,10 +59,11 @@ impl Decision {
         Decision::Forbidden(message.into())
     }
 
-    /// `Ok` for [`Decision::Allow`], else the 401 or 403 error.
-    pub fn into_result(self) -> Result<(), ApiError> {
+    /// The caller when allowed, else the 401 or 403 error.
+    pub fn into_result(self) -> Result<super::app::Caller, ApiError> {
         match self {
-            Decision::Allow => Ok(()),
+            Decision::Allow => Ok(super::app::Caller::anonymous()),
+            Decision::AllowAs(caller) => Ok(caller),
             Decision::Unauthorized(m) => Err(ApiError::new(401, "unauthorized", m)),
             Decision::Forbidden(m) => Err(ApiError::new(403, "forbidden", m)),
         }
@@ -109,14 +112,16 @@ impl<F: Fn(&str) -> Option<String>> Vars for F {
 }
 
 /// Who may do what. Called by the gateway for every room route, before any data is read.
+#[allow(async_fn_in_trait)]
 pub trait Policy {
-    /// Allow `access`, or refuse it with 401 or 403.
-    fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision;
+    /// Allow `access` (saying who the caller is, when the policy knows), or refuse it with 401
+    /// or 403. It may `await` (a key set fetched and cached, a lookup).
+    async fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision;
 
     /// Which rooms the caller of `req` may see, when the policy can say it before reading any
     /// (`GET /_rooms` then reads only those: a prefix is a range of the replica's key). The
     /// default puts each room to [`Policy::authorize`].
-    fn visible_rooms(&self, _req: &RequestParts, _env: &dyn Vars) -> super::rooms::RoomScope {
+    async fn visible_rooms(&self, _req: &RequestParts, _env: &dyn Vars) -> super::rooms::RoomScope {
         super::rooms::RoomScope::EachRoom
     }
 }
@@ -134,8 +139,8 @@ pub trait Policy {
 ///     ..RequestParts::default()
 /// };
 /// let access = |room| Access { room, table: None, operation: Operation::Read };
-/// assert_eq!(policy.authorize(&req, &env, &access("alpha-1")), Decision::Allow);
-/// assert!(matches!(policy.authorize(&req, &env, &access("beta-1")), Decision::Forbidden(_)));
+/// assert_eq!(pollster::block_on(policy.authorize(&req, &env, &access("alpha-1"))), Decision::Allow);
+/// assert!(matches!(pollster::block_on(policy.authorize(&req, &env, &access("beta-1"))), Decision::Forbidden(_)));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RoomTokens {
@@ -150,7 +155,7 @@ impl RoomTokens {
 }
 
 impl Policy for RoomTokens {
-    fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
+    async fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
         let Some(token) = req.bearer_token() else {
             return Decision::unauthorized("send `Authorization: Bearer <token>`");
         };
@@ -166,7 +171,7 @@ impl Policy for RoomTokens {
     }
 
     /// A token's prefix (`*`: every room); an unknown token sees none (and is a 401).
-    fn visible_rooms(&self, req: &RequestParts, env: &dyn Vars) -> super::rooms::RoomScope {
+    async fn visible_rooms(&self, req: &RequestParts, env: &dyn Vars) -> super::rooms::RoomScope {
         use super::rooms::RoomScope;
         let Some(token) = req.bearer_token() else {
             return RoomScope::Prefixes(Vec::new());
@@ -178,6 +183,31 @@ impl Policy for RoomTokens {
             Some("*") => RoomScope::All,
             Some(prefix) => RoomScope::Prefixes(vec![prefix.to_owned()]),
             None => RoomScope::Prefixes(Vec::new()),
+        }
+    }
+}
+
+/// Either policy: the first's decision, unless it does not know the credentials (401), when the
+/// second decides. `(RoomTokens, Jwt)` takes service tokens and users' JWTs side by side.
+impl<A: Policy, B: Policy> Policy for (A, B) {
+    async fn authorize(&self, req: &RequestParts, env: &dyn Vars, access: &Access<'_>) -> Decision {
+        match self.0.authorize(req, env, access).await {
+            Decision::Unauthorized(first) => match self.1.authorize(req, env, access).await {
+                Decision::Unauthorized(second) => {
+                    Decision::Unauthorized(format!("{first}; or {second}"))
+                }
+                decided => decided,
+            },
+            decided => decided,
+        }
+    }
+
+    async fn visible_rooms(&self, req: &RequestParts, env: &dyn Vars) -> super::rooms::RoomScope {
+        match self.0.visible_rooms(req, env).await {
+            super::rooms::RoomScope::Prefixes(p) if p.is_empty() => {
+                self.1.visible_rooms(req, env).await
+            }
+            scope => scope,
         }
     }
 }

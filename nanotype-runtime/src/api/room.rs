@@ -5,7 +5,9 @@
 
 use serde_json::{json, Value as Json};
 
+use super::app::{Caller, RoomCtx, Router};
 use super::body;
+
 use super::error::ApiError;
 use super::params::ReadParams;
 use super::route::{Route, TableOp};
@@ -61,6 +63,8 @@ pub struct RoomRequest<'a> {
     pub fallback: Option<&'a str>,
     /// The `Idempotency-Key` header of a write.
     pub idempotency_key: Option<&'a str>,
+    /// Who made the request, as the policy decided.
+    pub caller: Option<&'a Caller>,
 }
 
 /// The kind of write an app's validation sees.
@@ -83,6 +87,7 @@ pub struct Write<'a> {
     row: Option<&'a mut TypedRow>,
     key: Option<&'a Value>,
     now_ms: i64,
+    caller: Option<&'a Caller>,
 }
 
 impl Write<'_> {
@@ -107,61 +112,11 @@ impl Write<'_> {
     pub fn now_ms(&self) -> i64 {
         self.now_ms
     }
-}
-
-/// A request to one of the app's custom routes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AppRequest<'a> {
-    /// `GET`, `POST`, …
-    pub method: &'a str,
-    /// Path segments after `/rooms/{room}/`.
-    pub path: &'a [String],
-    /// The query string's pairs.
-    pub query: &'a [(String, String)],
-    /// The body.
-    pub body: &'a [u8],
-}
-
-/// The room as an app's hook sees it.
-pub struct RoomCtx<'a, P> {
-    db: &'a P,
-    room: &'a str,
-    now_ms: i64,
-    alarm: &'a dyn Scheduler,
-}
-
-impl<'a, P: Primary> RoomCtx<'a, P> {
-    /// The room's database: generated writes through it replicate like the gateway's.
-    pub fn db(&self) -> &'a P {
-        self.db
-    }
-    /// The room's name.
-    pub fn room(&self) -> &'a str {
-        self.room
-    }
-    /// The room's clock (ms since the epoch).
-    pub fn now_ms(&self) -> i64 {
-        self.now_ms
-    }
-    /// Run [`RoomHooks::timer`] with `name` in `delay_ms` (replacing a timer of that name). Timers
-    /// are stored in the room's SQLite and share the room's one alarm with replication.
-    pub fn set_timer(&self, name: &str, delay_ms: u64) -> Result<(), ApiError> {
-        if name.starts_with(crate::schema::RESERVED_PREFIX) {
-            return Err(ApiError::internal(format!(
-                "timer names starting with `{}` are the runtime's",
-                crate::schema::RESERVED_PREFIX
-            )));
-        }
-        Ok(crate::timers::set(
-            self.db,
-            self.alarm,
-            name,
-            self.now_ms.saturating_add(delay_ms as i64),
-        )?)
-    }
-    /// Cancel the timer `name`; whether it was set.
-    pub fn cancel_timer(&self, name: &str) -> Result<bool, ApiError> {
-        Ok(crate::timers::cancel(self.db, name)?)
+    /// Who is writing, as the policy decided (anonymous for a write from app code).
+    pub fn caller(&self) -> &Caller {
+        static ANONYMOUS: std::sync::OnceLock<Caller> = std::sync::OnceLock::new();
+        self.caller
+            .unwrap_or_else(|| ANONYMOUS.get_or_init(Caller::anonymous))
     }
 }
 
@@ -189,6 +144,7 @@ impl<'a, P: Primary> RoomCtx<'a, P> {
 ///     }
 /// }
 /// ```
+#[allow(async_fn_in_trait)]
 pub trait RoomHooks: Default + 'static {
     /// Check (and adjust) a write before it commits; an error refuses it and nothing is
     /// written.
@@ -196,32 +152,22 @@ pub trait RoomHooks: Default + 'static {
         Ok(())
     }
 
-    /// Answer a custom route (`/rooms/{room}/{path}` that is not a table or a runtime route),
-    /// or `None` for 404. Runs in the room's Durable Object after the policy allowed it.
-    fn route<P: Primary>(
-        &self,
-        _room: &RoomCtx<'_, P>,
-        _req: &AppRequest<'_>,
-    ) -> Option<Result<Reply, ApiError>> {
-        None
-    }
-
-    /// Whether `method /rooms/{room}/{path}` is one of the app's custom routes, and whether it
-    /// writes: `None` is no such route (404, without running [`RoomHooks::route`]). Only a
-    /// route that writes brings a room never written into being; any other custom path on such
-    /// a room is a 404 that stores nothing. The default takes every path, as writing unless its
-    /// method is `GET` or `HEAD` (what HTTP calls safe); an app that declares its routes here
-    /// keeps typos and probes from creating rooms.
-    fn route_kind(&self, method: &str, _path: &[String]) -> Option<RouteKind> {
-        Some(match method {
-            "GET" | "HEAD" => RouteKind::Reads,
-            _ => RouteKind::Writes,
-        })
+    /// The app's custom routes under `/rooms/{room}/` ([`Router`]): built once when a room's
+    /// object starts. Nothing else under a room is a route, and only a route that writes brings
+    /// a room never written into being: typos and probes of unknown rooms store nothing.
+    ///
+    /// A handler that needs the hooks' own state (a memory store, a debouncer) captures this
+    /// `Rc` in a closure.
+    fn routes(self: std::rc::Rc<Self>) -> Router {
+        Router::new()
     }
 
     /// A timer set with [`RoomCtx::set_timer`] is due. Runs in the room's alarm, before the
-    /// alarm's sync, so what it writes is delivered by that sync.
-    fn timer<P: Primary>(&self, _room: &RoomCtx<'_, P>, _name: &str) {}
+    /// alarm's sync, so what it writes is delivered by that sync. An error is logged; the timer
+    /// is not run again.
+    async fn timer(&self, _room: RoomCtx, _name: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
 
     /// Whether `POST /rooms/{room}/_sql` (one read-only statement, enforced by SQLite) is
     /// served. Off unless the app turns it on.
@@ -252,7 +198,7 @@ pub trait RoomHooks: Default + 'static {
 
 impl RoomHooks for () {}
 
-/// What a custom route does to its room ([`RoomHooks::route_kind`]).
+/// What a custom route does to its room ([`Router::route`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteKind {
     /// It only reads: on a room never written it is a 404, and the room is not created.
@@ -287,7 +233,20 @@ where
     };
     super::idempotency::check_key(key)?;
     let db = engine.primary();
-    let hash = super::idempotency::request_hash(&format!("{route:?}"), req.body);
+    let hash = match route {
+        Route::Table { table, op, .. } => {
+            let (write, key) = match op {
+                TableOp::Create => ("create", None),
+                TableOp::Put(k) => ("put", Some(k)),
+                TableOp::Patch(k) => ("patch", Some(k)),
+                TableOp::Delete(k) => ("delete", Some(k)),
+                TableOp::Get(_) | TableOp::List => ("read", None),
+            };
+            let key = key.map(|k| table.sql().key_json(k));
+            super::idempotency::request_hash(write, table.name(), key.as_ref(), req.body)
+        }
+        _ => return serve_once(engine, hooks, route, req),
+    };
     // The lookup, the write and the record of its reply commit together or not at all.
     let mut refused: Option<ApiError> = None;
     let out = db.transaction(|| {
@@ -348,13 +307,19 @@ where
                     ..Reply::json(status, Json::Object(body))
                 })
             };
-            let check = |op: WriteOp, row: Option<&mut TypedRow>, key: Option<&Value>| {
+            let anonymous = Caller::anonymous();
+            let caller = req.caller.unwrap_or(&anonymous);
+            let check = |op: WriteOp, mut row: Option<&mut TypedRow>, key: Option<&Value>| {
+                if let Some(row) = row.as_deref_mut() {
+                    row.validate(&crate::WriteCtx::new(op, now_ms, caller))?;
+                }
                 hooks.before_write(&mut Write {
                     op,
                     table,
                     row,
                     key,
                     now_ms,
+                    caller: req.caller,
                 })
             };
             match op {
@@ -438,41 +403,23 @@ where
         Route::Rooms | Route::Asset(_) => Err(ApiError::not_found(
             "this route is served by the Worker, not by a room",
         )),
-        Route::Custom { method, path, .. } => {
-            let ctx = RoomCtx {
-                db,
-                room,
-                now_ms,
-                alarm: engine.scheduler(),
-            };
-            let req = AppRequest {
-                method,
-                path,
-                query,
-                body,
-            };
-            let no_route = || Err(ApiError::not_found(format!("no route /{}", path.join("/"))));
-            if hooks.route_kind(method, path).is_none() {
-                return no_route();
-            }
-            hooks.route(&ctx, &req).unwrap_or_else(no_route)
-        }
+        Route::Custom { .. } => Err(ApiError::internal(
+            "a custom route is run by the room's host",
+        )),
     }
 }
 
 /// Whether `route` may bring a room into being: a create, a put, or a custom route the app
-/// declares as writing ([`RoomHooks::route_kind`]). Everything else on a room never written is
+/// declares as writing ([`Router`]). Everything else on a room never written is
 /// answered by [`unborn`], which stores nothing: reads, typos and probes of unknown rooms cannot
 /// fill the database with empty rooms.
-pub fn creates_room<H: RoomHooks>(route: &Route, hooks: &H) -> bool {
+pub fn creates_room(route: &Route, routes: &Router) -> bool {
     match route {
         Route::Table {
             op: TableOp::Create | TableOp::Put(_),
             ..
         } => true,
-        Route::Custom { method, path, .. } => {
-            hooks.route_kind(method, path) == Some(RouteKind::Writes)
-        }
+        Route::Custom { method, path, .. } => routes.kind(method, path) == Some(RouteKind::Writes),
         _ => false,
     }
 }
@@ -521,31 +468,20 @@ pub fn unborn(
     }
 }
 
-/// The alarm fired: run the app's due timers, then ask the alarm for the next one. The caller
-/// then runs the engine's sync, which delivers what the timers wrote. Returns the timers run.
-pub fn run_timers<H, P, R, S>(engine: &Engine<P, R, S>, hooks: &H) -> Result<Vec<String>, ApiError>
+/// The alarm fired: take the timers due (the runtime's audit among them, which this asks the
+/// next sync to run and sets again), and arm the alarm for the next one. The host then runs the
+/// app's ([`RoomHooks::timer`]) and the engine's sync, which delivers what they wrote.
+pub fn take_due_timers<P, R, S>(engine: &Engine<P, R, S>) -> Result<Vec<String>, ApiError>
 where
-    H: RoomHooks,
     P: Primary,
     R: Replica,
     S: Scheduler,
 {
     let db = engine.primary();
-    let ctx = RoomCtx {
-        db,
-        room: engine.room(),
-        now_ms: engine.scheduler().now_ms(),
-        alarm: engine.scheduler(),
-    };
-    let due = crate::timers::take_due(db, ctx.now_ms)?;
-    for name in &due {
-        if name == AUDIT_TIMER {
-            // The caller's sync runs it; the next one is set now.
-            engine.request_audit();
-            arm_audit(engine)?;
-        } else {
-            hooks.timer(&ctx, name);
-        }
+    let due = crate::timers::take_due(db, engine.scheduler().now_ms())?;
+    if due.iter().any(|name| name == AUDIT_TIMER) {
+        engine.request_audit();
+        arm_audit(engine)?;
     }
     crate::timers::arm_next(db, engine.scheduler())?;
     Ok(due)

@@ -64,12 +64,12 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
 ) -> Result<RoomsPage, ApiError> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let unavailable = |e: crate::Error| ApiError::new(503, "replica_unavailable", e.to_string());
-    let scope = policy.visible_rooms(req, env);
+    let scope = policy.visible_rooms(req, env).await;
     let (ranges, check_each) = match &scope {
         RoomScope::All => (None, false),
         RoomScope::Prefixes(p) if p.is_empty() => {
             // No room to see: the policy's word on why (an unknown token is a 401).
-            return refuse_or_empty(policy, req, env);
+            return refuse_or_empty(policy, req, env).await;
         }
         RoomScope::Prefixes(p) => (Some(p.as_slice()), false),
         RoomScope::EachRoom => (None, true),
@@ -97,7 +97,7 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
                     table: None,
                     operation: Operation::SyncStatus,
                 };
-                if let Err(e) = policy.authorize(req, env, &access).into_result() {
+                if let Err(e) = policy.authorize(req, env, &access).await.into_result() {
                     refused = Some(e);
                     continue;
                 }
@@ -127,7 +127,7 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
 }
 
 /// No room in scope: a 401 when the policy refuses the credentials outright, else an empty page.
-fn refuse_or_empty<P: Policy + ?Sized>(
+async fn refuse_or_empty<P: Policy + ?Sized>(
     policy: &P,
     req: &RequestParts,
     env: &dyn Vars,
@@ -137,7 +137,7 @@ fn refuse_or_empty<P: Policy + ?Sized>(
         table: None,
         operation: Operation::SyncStatus,
     };
-    match policy.authorize(req, env, &access).into_result() {
+    match policy.authorize(req, env, &access).await.into_result() {
         Err(e) if e.status == 401 => Err(e),
         _ => Ok(RoomsPage {
             rooms: Vec::new(),

@@ -3,10 +3,12 @@
 //! This is a real backend, not a mock: the same engine code runs here as in a Durable Object,
 //! which is what makes the fast tests, the fault injection and the benchmarks meaningful.
 
+mod app;
 mod primary;
 mod replica;
 mod scheduler;
 
+pub use app::{NativeRoom, TestAlarm, TestApp, TestReplica, TestSocket, TestVars};
 pub use primary::NativePrimary;
 pub use replica::NativeReplica;
 pub use scheduler::ManualScheduler;

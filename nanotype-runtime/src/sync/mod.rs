@@ -444,6 +444,10 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
     fn captures_changes(&self) -> bool {
         true
     }
+    fn clock_ms(&self) -> Option<i64> {
+        Some(self.scheduler.now_ms())
+    }
+
     fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
         if self.feed.is_some() {
             // The triggers recorded the change (and whatever it cascaded to) in the outbox:

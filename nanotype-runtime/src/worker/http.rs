@@ -1,64 +1,78 @@
-//! JSON responses and request plumbing shared by the gateway and the room Durable Object.
+//! Cloudflare's request and response types to and from the runtime's ([`crate::host::http`]).
 
 use worker::{Env, Request, Response, Result};
 
-use crate::api::{self, room::Reply, ApiError, RequestParts, Vars};
+use crate::api::{self, ApiError, Vars};
+use crate::host::{HttpRequest, HttpResponse};
 
-/// A JSON response with `status`.
-pub fn json(status: u16, body: &serde_json::Value) -> Result<Response> {
-    Ok(Response::from_json(body)?.with_status(status))
-}
-
-/// The error's JSON response.
-pub fn error(e: &ApiError) -> Result<Response> {
-    let resp = json(e.status, &e.body())?;
-    if let Some(allow) = e.allow {
-        resp.headers().set("allow", allow)?;
-    }
-    Ok(resp)
-}
-
-/// A route's reply: its body and status, the seq header after a write, where it was answered,
-/// and why it fell back (header values are printable ASCII).
-pub fn reply(reply: &Reply, source: &str, fallback: Option<&str>) -> Result<Response> {
-    let resp = json(reply.status, &reply.body)?;
-    let headers = resp.headers();
-    if let Some(seq) = reply.seq {
-        headers.set(api::SEQ_HEADER, &seq.to_string())?;
-    }
-    headers.set(api::SOURCE_HEADER, source)?;
-    if reply.replayed {
-        headers.set(api::idempotency::REPLAYED_HEADER, "true")?;
-    }
-    if let Some(why) = fallback {
-        headers.set(api::FALLBACK_HEADER, &header_text(why))?;
-    }
-    Ok(resp)
-}
-
-/// `text` as a header value: printable ASCII, at most 200 characters.
-pub fn header_text(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(200)
-        .collect()
-}
-
-/// The whole body. Always read, even when the route takes none: `wrangler dev` drops requests
-/// whose bodies are left unread.
-pub async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+/// The whole request as the runtime's. The body is always read, even when the route takes
+/// none: `wrangler dev` drops requests whose bodies are left unread.
+pub async fn request(req: &mut Request) -> std::result::Result<HttpRequest, ApiError> {
+    let url = req.url().map_err(internal)?;
     let body = req
         .bytes()
         .await
         .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
     api::body::check_body_size(body.len())?;
-    Ok(body)
+    Ok(HttpRequest {
+        method: req.method().to_string(),
+        path: url.path().to_owned(),
+        query: url.query().unwrap_or("").to_owned(),
+        headers: req
+            .headers()
+            .entries()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body,
+    })
+}
+
+/// The runtime's request as one for a Durable Object (which reads only its path and query).
+pub fn to_worker(req: &HttpRequest) -> Result<Request> {
+    let headers = worker::Headers::new();
+    for (k, v) in &req.headers {
+        headers.set(k, v)?;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::from(req.method.clone()))
+        .with_headers(headers);
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        init.with_body(Some(js_sys::Uint8Array::from(req.body.as_slice()).into()));
+    }
+    let query = if req.query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", req.query)
+    };
+    Request::new_with_init(&format!("https://room.nanotype{}{query}", req.path), &init)
+}
+
+/// The runtime's response as the platform's.
+pub fn response(resp: &HttpResponse) -> Result<Response> {
+    let mut out = Response::from_bytes(resp.body.clone())?.with_status(resp.status);
+    for (k, v) in &resp.headers {
+        out.headers_mut().set(k, v)?;
+    }
+    Ok(out)
+}
+
+/// A Durable Object's response as the runtime's.
+pub async fn from_worker(mut resp: Response) -> std::result::Result<HttpResponse, ApiError> {
+    let body = resp.bytes().await.map_err(internal)?;
+    Ok(HttpResponse {
+        status: resp.status_code(),
+        headers: resp
+            .headers()
+            .entries()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body,
+    })
+}
+
+/// The error's JSON response.
+pub fn error(e: &ApiError) -> Result<Response> {
+    response(&HttpResponse::error(e))
 }
 
 /// A platform error as a 500.
@@ -66,42 +80,31 @@ pub fn internal(e: worker::Error) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-/// What a policy sees of a request.
-pub fn parts(req: &Request, path: &str) -> RequestParts {
-    let mut headers: Vec<(String, String)> = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
-    // A browser's WebSocket cannot send headers: its token comes as the subprotocol
-    // `bearer.<token>` (next to `nanotype`), and reaches the policy as a bearer token. Only on
-    // the feed's upgrade: on any other request that header is no credential.
-    let token = feed_subprotocol_token(req, path, &headers);
-    if let Some(token) = token {
-        if !headers.iter().any(|(k, _)| k == "authorization") {
-            headers.push(("authorization".into(), format!("Bearer {token}")));
-        }
-    }
-    RequestParts {
-        method: req.method().to_string(),
-        path: path.to_owned(),
-        headers,
+/// The Worker's variables and secrets, for a policy and the room's settings.
+#[derive(Clone)]
+pub struct EnvVars(pub Env);
+
+impl crate::api::app::EnvSource for EnvVars {
+    fn as_any(&self) -> &dyn std::any::Any {
+        &self.0
     }
 }
 
-/// Whether `req` asks for a WebSocket.
-pub fn is_websocket_upgrade(req: &Request) -> bool {
-    req.headers()
-        .get("upgrade")
-        .ok()
-        .flatten()
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+/// The Worker's own environment behind app code's [`crate::api::Environment`]: its bindings (KV, R2,
+/// Queues, service bindings, other Durable Objects).
+///
+/// ```ignore
+/// async fn notify(room: RoomCtx, _req: AppRequest) -> Result<Reply, ApiError> {
+///     let env = nanotype::worker::bindings(room.env()).expect("in a Worker");
+///     let kv = env.kv("NOTES").map_err(|e| ApiError::internal(e.to_string()))?;
+///     // ...
+/// }
+/// ```
+pub fn bindings(env: &crate::api::Environment) -> Option<&Env> {
+    env.platform::<Env>()
 }
 
-/// The Worker's variables and secrets, for a policy.
-pub struct EnvVars<'a>(pub &'a Env);
-
-impl Vars for EnvVars<'_> {
+impl Vars for EnvVars {
     fn var(&self, name: &str) -> Option<String> {
         self.0
             .secret(name)
@@ -109,29 +112,4 @@ impl Vars for EnvVars<'_> {
             .map(|s| s.to_string())
             .or_else(|| self.0.var(name).ok().map(|v| v.to_string()))
     }
-}
-
-/// A static file of the runtime ([`crate::api::assets`]).
-pub fn asset(asset: &crate::api::assets::Asset) -> Result<Response> {
-    let mut resp = Response::ok(asset.body)?;
-    let _ = resp.headers_mut().set("content-type", asset.content_type);
-    let _ = resp.headers_mut().set("cache-control", "no-cache");
-    Ok(resp)
-}
-
-/// The token a feed client offers as the subprotocol `bearer.<token>`, on the feed's WebSocket
-/// upgrade only.
-fn feed_subprotocol_token(
-    req: &Request,
-    path: &str,
-    headers: &[(String, String)],
-) -> Option<String> {
-    if !is_websocket_upgrade(req) || !path.trim_end_matches('/').ends_with("/_feed") {
-        return None;
-    }
-    headers
-        .iter()
-        .find(|(k, _)| k == "sec-websocket-protocol")
-        .and_then(|(_, v)| v.split(',').find_map(|p| p.trim().strip_prefix("bearer.")))
-        .map(str::to_owned)
 }

@@ -28,10 +28,10 @@ mod room;
 mod scheduler;
 
 pub use gateway::serve;
-pub use http::EnvVars;
+pub use http::{bindings, EnvVars};
 pub use primary::DoPrimary;
 pub use replica::D1Replica;
-pub use room::{RoomObject, D1_BINDING, ROOM_BINDING};
+pub use room::{DurableObject, RoomObject, D1_BINDING, ROOM_BINDING};
 pub use scheduler::AlarmScheduler;
 
 /// The runtime's error from a JavaScript exception: its message (and cause), else its text.

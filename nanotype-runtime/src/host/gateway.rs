@@ -1,0 +1,312 @@
+//! The Worker's side, whatever runs it: [`serve`] routes every request of a [`Schema`]'s API
+//! over a [`GatewayPlatform`] (the Worker in `nanotype::worker`, the native test app).
+//!
+//! Every room route is first put to the app's [`Policy`]. Replica reads (the default consistency)
+//! are answered here from D1 in one round trip: a batch (one transaction) that reads the room's
+//! replication state and the rows together, so the rows are served only when that state says
+//! they are whole (the room is known, not being rebuilt, and has the caller's seq for
+//! read-your-writes). Otherwise, and for strong reads and every write, the request goes to the
+//! room, with the reason for a fallback in `x-nanotype-fallback`.
+
+use super::http::{HttpRequest, HttpResponse};
+use crate::api::params::{self, ReadParams};
+use crate::api::room::{rows_json, Reply};
+use crate::api::{self, Access, ApiError, Caller, Policy, Route, TableOp, Vars};
+use crate::read::{get_query_of, Consistency, RoomQuery};
+use crate::registry::{Schema, TableEntry};
+use crate::replica::{Replica, Statement};
+use crate::sync::statements::room_state;
+use crate::sync::RoomState;
+
+/// What a platform gives the gateway: the replica, the rooms, the variables.
+#[allow(async_fn_in_trait)]
+pub trait GatewayPlatform {
+    /// The shared replica (D1).
+    type Replica: Replica;
+    /// The replica, or why there is none.
+    fn replica(&self) -> Result<Self::Replica, crate::Error>;
+    /// The environment's variables and secrets.
+    fn vars(&self) -> &dyn Vars;
+    /// `req` sent to the room `room` (its Durable Object, by name), and its answer.
+    async fn forward(&self, room: &str, req: HttpRequest) -> Result<HttpResponse, ApiError>;
+}
+
+/// What the gateway answers.
+#[derive(Debug)]
+pub enum Outcome {
+    /// This response.
+    Respond(HttpResponse),
+    /// A feed subscription the policy allowed: the platform passes the upgrade to the room's
+    /// object as it is, with the room header set, and returns its socket.
+    Upgrade {
+        /// The room subscribed to.
+        room: String,
+    },
+}
+
+/// Serve `req` for the app's schema `S` under `policy`: the Worker's whole `fetch`.
+pub async fn serve<S: Schema, G: GatewayPlatform>(
+    platform: &G,
+    policy: &(impl Policy + ?Sized),
+    req: &HttpRequest,
+) -> Outcome {
+    if let Err(e) = api::body::check_body_size(req.body.len()) {
+        return Outcome::Respond(HttpResponse::error(&e));
+    }
+    match route_and_serve::<S, G>(platform, policy, req).await {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Respond(HttpResponse::error(&e)),
+    }
+}
+
+async fn route_and_serve<S: Schema, G: GatewayPlatform>(
+    platform: &G,
+    policy: &(impl Policy + ?Sized),
+    req: &HttpRequest,
+) -> Result<Outcome, ApiError> {
+    let route = api::route::route::<S>(&req.method, &req.path)?;
+    let respond = |r: HttpResponse| Ok(Outcome::Respond(r));
+    match &route {
+        Route::Asset(asset) => return respond(HttpResponse::asset(asset)),
+        Route::Rooms => return respond(rooms(platform, policy, req).await?),
+        _ => {}
+    }
+    let Some(room) = route.room().map(str::to_owned) else {
+        return respond(HttpResponse::json(200, &serde_json::json!({ "ok": true })));
+    };
+    let access = Access {
+        room: &room,
+        table: route.table().map(|t| t.name()),
+        operation: route.operation(),
+    };
+    let caller = policy
+        .authorize(&req.parts(), platform.vars(), &access)
+        .await
+        .into_result()?;
+    if let Route::Feed { .. } = route {
+        if !req.is_websocket_upgrade() {
+            return Err(ApiError::new(
+                426,
+                "upgrade_required",
+                "the feed is a WebSocket: send `Upgrade: websocket`",
+            ));
+        }
+        return Ok(Outcome::Upgrade { room });
+    }
+    api::body::check_content_type(&route, req.header("content-type"), req.body.len())?;
+
+    let mut fallback = None;
+    if let Route::Table { table, op, .. } = &route {
+        let query = params::query_pairs(&req.query)?;
+        let seq = req.header(api::SEQ_HEADER);
+        let read = match op {
+            TableOp::List => Some(ReadParams::parse(table, &query, seq)?),
+            TableOp::Get(_) => Some(get_params(&query, seq)?),
+            _ => None,
+        };
+        if let Some(read) = read {
+            match replica_read(platform, &room, table, op, &read).await {
+                Ok(reply) => return respond(HttpResponse::reply(&reply, "replica", None)),
+                Err(why) => fallback = why,
+            }
+        }
+    }
+    let rows_asked = matches!(route, Route::Sync { .. })
+        && params::query_pairs(&req.query)?
+            .iter()
+            .any(|(k, v)| k == "rows" && v == "1");
+    let resp = platform
+        .forward(&room, to_room(req, &room, &caller, fallback.as_deref()))
+        .await?;
+    if rows_asked && resp.status == 200 {
+        return respond(with_replica_rows::<S, G>(platform, resp, &room).await);
+    }
+    respond(resp)
+}
+
+/// The request as its room gets it: the room named, the headers a room reads, the body.
+fn to_room(req: &HttpRequest, room: &str, caller: &Caller, fallback: Option<&str>) -> HttpRequest {
+    let mut inner = HttpRequest::new(&req.method, &req.path)
+        .with_header(api::ROOM_HEADER, room)
+        .with_header(api::CALLER_HEADER, &caller.to_header())
+        .with_header("content-type", "application/json");
+    inner.query = req.query.clone();
+    for name in [api::SEQ_HEADER, api::idempotency::HEADER] {
+        if let Some(value) = req.header(name) {
+            inner = inner.with_header(name, value);
+        }
+    }
+    if let Some(why) = fallback {
+        inner = inner.with_header(api::FALLBACK_HEADER, &super::http::header_text(why));
+    }
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        inner.body = req.body.clone();
+    }
+    inner
+}
+
+/// `GET /rooms/{room}/_sync?rows=1`: the room's row counts (from its Durable Object) next to
+/// D1's for the same room, one D1 batch.
+async fn with_replica_rows<S: Schema, G: GatewayPlatform>(
+    platform: &G,
+    resp: HttpResponse,
+    room: &str,
+) -> HttpResponse {
+    let mut body = resp.json_body();
+    let defs = S::defs();
+    let counts: Vec<Statement> = defs
+        .iter()
+        .map(|d| {
+            Statement::new(
+                format!("SELECT COUNT(*) FROM \"{}\" WHERE \"room_id\" = ?1", d.name),
+                vec![crate::Value::Text(room.to_owned())],
+            )
+        })
+        .collect();
+    let replica = match platform.replica() {
+        Ok(d1) => d1.batch(&counts).await.ok(),
+        Err(_) => None,
+    };
+    for (i, d) in defs.iter().enumerate() {
+        let n = replica
+            .as_ref()
+            .and_then(|r| r.get(i))
+            .and_then(|rows| rows.first().and_then(|r| r.first()))
+            .and_then(crate::Value::as_integer);
+        body["rows"][&d.name[..]]["replica"] = n.into();
+    }
+    let mut out = HttpResponse::json(200, &body);
+    for (k, v) in &resp.headers {
+        if k != "content-type" {
+            out.set_header(k, v);
+        }
+    }
+    out
+}
+
+/// A single-row read takes only `consistency` and `seq`.
+fn get_params(query: &[(String, String)], seq: Option<&str>) -> Result<ReadParams, ApiError> {
+    let mut mode = None;
+    let mut seq = seq.map(|s| s.to_owned());
+    for (k, v) in query {
+        match k.as_str() {
+            "consistency" => mode = Some(v.as_str()),
+            "seq" => seq = Some(v.clone()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}`"
+                )))
+            }
+        }
+    }
+    let seq = match seq {
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("`seq` must be a non-negative integer"))?,
+        ),
+        None => None,
+    };
+    Ok(ReadParams {
+        consistency: params::consistency(mode, seq)?,
+        page: crate::read::Page::first(1),
+        filter: None,
+    })
+}
+
+/// The read answered from D1, or `Err(reason)` when the room must answer it (`Err(None)`:
+/// strong consistency was asked for).
+async fn replica_read<G: GatewayPlatform>(
+    platform: &G,
+    room: &str,
+    table: &'static TableEntry,
+    op: &TableOp,
+    read: &ReadParams,
+) -> Result<Reply, Option<String>> {
+    let need = match read.consistency {
+        Consistency::Strong => return Err(None),
+        Consistency::Replica => 0,
+        Consistency::ReadYourWrites(seq) => seq,
+    };
+    let query: RoomQuery = match op {
+        // A key or cursor that does not fit: the room answers, with the error.
+        TableOp::Get(key) => {
+            get_query_of(table.sql(), key.clone()).map_err(|e| Some(e.to_string()))?
+        }
+        _ => read.list_query(table).map_err(|e| Some(e.message))?,
+    };
+    let d1 = platform.replica().map_err(|e| Some(e.to_string()))?;
+    // One round trip, one snapshot: the room's state and the rows.
+    let results = d1
+        .batch(&[room_state(room), query.for_replica(room)])
+        .await
+        .map_err(|e| Some(e.to_string()))?;
+    let state = results.first().and_then(|rows| RoomState::from_rows(rows));
+    params::replica_gate(room, state.as_ref(), need).map_err(Some)?;
+    let rows = results.into_iter().nth(1).unwrap_or_default();
+    let body = match op {
+        TableOp::Get(key) => match rows.into_iter().next() {
+            Some(row) => serde_json::json!({
+                "row": table.row_to_json(row).map_err(|e| Some(e.to_string()))?,
+                "source": "replica",
+            }),
+            None => {
+                let e = ApiError::not_found(format!(
+                    "no `{}` row with key {} (replica)",
+                    table.name(),
+                    table.sql().key_json(key)
+                ));
+                return Ok(Reply::json(404, e.body()));
+            }
+        },
+        _ => serde_json::json!({
+            "rows": rows_json(table, rows).map_err(|e| Some(e.message))?,
+            "source": "replica",
+        }),
+    };
+    Ok(Reply::json(200, body))
+}
+
+/// `GET /_rooms?after=&limit=`: a page of the rooms D1 knows that the policy lets the caller
+/// see, with their replication state and the cursor of the next page ([`api::rooms`]).
+async fn rooms<G: GatewayPlatform>(
+    platform: &G,
+    policy: &(impl Policy + ?Sized),
+    req: &HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (mut after, mut limit) = (None, api::rooms::DEFAULT_LIMIT);
+    for (k, v) in params::query_pairs(&req.query)? {
+        match k.as_str() {
+            "after" => after = Some(v),
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=api::rooms::MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "`limit` must be 1 to {}",
+                            api::rooms::MAX_LIMIT
+                        ))
+                    })?
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}` (after, limit)"
+                )))
+            }
+        }
+    }
+    let d1 = platform
+        .replica()
+        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
+    let page = api::rooms::list(
+        &d1,
+        policy,
+        &req.parts(),
+        platform.vars(),
+        after.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(HttpResponse::json(200, &page.to_json()))
+}
