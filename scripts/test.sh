@@ -2,8 +2,9 @@
 # Sets up and runs every test of nanotype on a fresh machine (rustup/cargo, node/npm, apt):
 #   1. the native suite: `cargo test --workspace` (schema model, macro + trybuild UI cases,
 #      round trips, migrations, the sync engine with fault injection, actor extras);
-#   2. the docs build with no warnings, and the migrations drift check: the committed migrations
-#      match the example's structs;
+#   2. clippy with the workspace's lints and `-D warnings` (native and wasm32), the docs build
+#      with no warnings, and the migrations drift check: the committed migrations match the
+#      example's structs;
 #   3. the end-to-end suite: the example Worker built to wasm, run in local workerd
 #      (`wrangler dev`), driven over HTTP and WebSockets on 127.0.0.1, with the local D1
 #      inspected directly, and its dashboard in headless Chromium (Debian's `chromium`);
@@ -27,6 +28,11 @@ fi
 
 stamp "cargo test --workspace"
 cargo test --workspace
+
+stamp "cargo clippy -D warnings (the workspace's lints, Cargo.toml [workspace.lints]; native and wasm32)"
+cargo clippy -q --workspace --all-targets -- -D warnings
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+cargo clippy -q -p nanotype-runtime -p tasks-example -p nanotype-bench-worker --target wasm32-unknown-unknown -- -D warnings
 
 stamp "cargo doc (no warnings: every public item documented, every link resolves)"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps

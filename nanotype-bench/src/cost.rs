@@ -100,8 +100,7 @@ impl Room<'_> {
             // if any, is an app's timer or an audit, minutes away.
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as f64)
-                .unwrap_or(0.0);
+                .map_or(0.0, |d| d.as_millis() as f64);
             let alarm_far = s["alarmAt"]
                 .as_f64()
                 .is_none_or(|at| at > now_ms + 60_000.0);

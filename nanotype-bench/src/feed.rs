@@ -158,7 +158,7 @@ pub fn measure(port: u16, writes: usize, stamp: &str) -> Vec<Outcome> {
                     r.rate,
                     p(&r.latencies, 0.5),
                     p(&r.latencies, 0.99),
-                    r.latencies.iter().cloned().fold(0.0, f64::max),
+                    r.latencies.iter().copied().fold(0.0, f64::max),
                     p(&r.round_trips, 0.5),
                     p(&r.round_trips, 0.99),
                     r.complete

@@ -40,12 +40,11 @@ impl Client {
         path: &str,
         body: Option<&str>,
     ) -> std::io::Result<Response> {
-        match self.try_request(method, path, body) {
-            Ok(r) => Ok(r),
-            Err(_) => {
-                self.conn = None;
-                self.try_request(method, path, body)
-            }
+        if let Ok(r) = self.try_request(method, path, body) {
+            Ok(r)
+        } else {
+            self.conn = None;
+            self.try_request(method, path, body)
         }
     }
 
@@ -211,7 +210,7 @@ pub fn open_loop(
                     let (m, p, b) = request(i);
                     match c.request(m, &p, b.as_deref()) {
                         Ok(r) if r.status < 300 => {
-                            lat.lock().unwrap().push(due.elapsed().as_secs_f64() * 1e3)
+                            lat.lock().unwrap().push(due.elapsed().as_secs_f64() * 1e3);
                         }
                         _ => {
                             failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

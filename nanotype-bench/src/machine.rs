@@ -30,11 +30,13 @@ impl Machine {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory = field(&meminfo, "MemTotal")
             .and_then(|v| v.trim_end_matches(" kB").trim().parse::<f64>().ok())
-            .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-            .unwrap_or_else(|| "unknown".into());
+            .map_or_else(
+                || "unknown".into(),
+                |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0),
+            );
         Machine {
             // `nproc`: the CPUs this process may use.
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             cpu_model: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown CPU".into()),
             memory,
             os: command("uname", &["-srm"]).unwrap_or_else(|| std::env::consts::OS.into()),

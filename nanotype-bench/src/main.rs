@@ -94,7 +94,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
-        only: PARTS.iter().map(|s| s.to_string()).collect(),
+        only: PARTS.iter().map(std::string::ToString::to_string).collect(),
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -142,8 +142,7 @@ pub fn workspace_root() -> PathBuf {
 /// Where cargo puts build output (and the bench its scratch files).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 fn main() {

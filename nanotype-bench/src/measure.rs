@@ -76,10 +76,10 @@ pub fn percentile(xs: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
+    v.sort_by(f64::total_cmp);
     if p == 0.5 && v.len().is_multiple_of(2) {
         let m = v.len() / 2;
-        return (v[m - 1] + v[m]) / 2.0;
+        return f64::midpoint(v[m - 1], v[m]);
     }
     let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]

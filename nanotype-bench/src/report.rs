@@ -136,11 +136,8 @@ fn cells(f: &Figure) -> [String; 7] {
         f.subject.show(),
         f.baseline
             .as_ref()
-            .map(|(name, a)| format!("{} ({name})", a.show()))
-            .unwrap_or_else(|| "—".into()),
-        f.ratio()
-            .map(|r| format!("{:.2}×", r))
-            .unwrap_or_else(|| "—".into()),
+            .map_or_else(|| "—".into(), |(name, a)| format!("{} ({name})", a.show())),
+        f.ratio().map_or_else(|| "—".into(), |r| format!("{r:.2}×")),
         f.target_text(),
         f.status().into(),
     ]

@@ -20,12 +20,13 @@ fn skipped(reason: impl Into<String>) -> Vec<Outcome> {
 }
 
 fn tools_dir() -> PathBuf {
-    std::env::var_os("NANOTYPE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    std::env::var_os("NANOTYPE_TOOLS").map_or_else(
+        || {
             PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
                 .join(".cache/nanotype/tools")
-        })
+        },
+        PathBuf::from,
+    )
 }
 
 pub(crate) struct Tools {

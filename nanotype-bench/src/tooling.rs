@@ -114,7 +114,7 @@ fn gen_migrations(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
             .arg("--out")
             .arg(&out_dir);
         let mut ok = true;
-        let s = timed(|| ok = c.output().map(|o| o.status.success()).unwrap_or(false));
+        let s = timed(|| ok = c.output().is_ok_and(|o| o.status.success()));
         (s, ok)
     };
     let mut times = Vec::new();
@@ -187,8 +187,7 @@ fn macro_cost(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
             .args(["build", "-q"])
             // The runtime's own warnings are not this bench's output.
             .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+            .is_ok_and(|o| o.status.success())
     };
     // Dependencies first (not timed); both crates share them.
     for root in [&annotated, &serde_only] {

@@ -200,7 +200,7 @@ fn start(ex: &Example, dir: &Path, config: &Path, port: u16) -> Result<Dev, Stri
     let dev = Dev { child };
     let t = Instant::now();
     let mut c = Client::connect(port);
-    while t.elapsed() < Duration::from_secs(60) {
+    while t.elapsed() < Duration::from_mins(1) {
         if let Ok(r) = c.request("GET", "/health", None) {
             if r.status == 200 {
                 return Ok(dev);
@@ -238,8 +238,7 @@ pub fn run(sizes: &Sizes, dir: &Path) -> Vec<Outcome> {
     let mut out = measure(sizes, port);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs())
         .to_string();
     out.extend(crate::feed::measure(
         port,
@@ -720,7 +719,7 @@ fn lag(sizes: &Sizes, port: u16, rate: f64) -> Vec<Outcome> {
                         if let Some(tasks) = v.get("rows").and_then(|t| t.as_array()) {
                             let mut s = seen.lock().unwrap();
                             for t in tasks {
-                                if let Some(id) = t.get("id").and_then(|i| i.as_i64()) {
+                                if let Some(id) = t.get("id").and_then(serde_json::Value::as_i64) {
                                     s.entry((k, id)).or_insert(now);
                                     after = after.max(id);
                                 }

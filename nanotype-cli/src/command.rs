@@ -85,16 +85,15 @@ struct Paths {
 fn paths(args: &Args) -> Result<Paths, String> {
     let needs_config = args.sources.is_empty() || args.out.is_none();
     let config: Option<Config> = if needs_config || args.manifest.is_some() {
-        let manifest = match &args.manifest {
-            Some(m) => m.clone(),
-            None => {
-                let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
-                config::find_manifest(&cwd).ok_or_else(|| {
-                    "no Cargo.toml with [workspace.metadata.nanotype] here or above; add the \
-                     section, or pass --manifest, or --source and --out"
-                        .to_owned()
-                })?
-            }
+        let manifest = if let Some(m) = &args.manifest {
+            m.clone()
+        } else {
+            let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+            config::find_manifest(&cwd).ok_or_else(|| {
+                "no Cargo.toml with [workspace.metadata.nanotype] here or above; add the \
+                 section, or pass --manifest, or --source and --out"
+                    .to_owned()
+            })?
         };
         Some(config::load(&manifest)?)
     } else {
@@ -427,18 +426,17 @@ fn contract(
     if !d1.blocked.is_empty() {
         return Err(format!("nothing written:\n{}", bullets(&d1.blocked)));
     }
-    let name = match &args.name {
-        Some(n) => slug(n, 60),
-        None => {
-            let base = p
-                .file
-                .split_once('_')
-                .map_or(p.file.as_str(), |(_, rest)| rest);
-            slug(
-                &format!("contract_{}", base.strip_prefix("expand_").unwrap_or(base)),
-                60,
-            )
-        }
+    let name = if let Some(n) = &args.name {
+        slug(n, 60)
+    } else {
+        let base = p
+            .file
+            .split_once('_')
+            .map_or(p.file.as_str(), |(_, rest)| rest);
+        slug(
+            &format!("contract_{}", base.strip_prefix("expand_").unwrap_or(base)),
+            60,
+        )
     };
     let number = layout::next_number(&current.replica_files, &current.primary_files);
     let file = layout::file_name(number, &name);

@@ -58,8 +58,7 @@ pub fn list(dir: &Path) -> Result<Vec<MigrationFile>, String> {
         };
         let number = name
             .split_once('_')
-            .map(|(n, _)| n)
-            .unwrap_or(&name)
+            .map_or(name.as_str(), |(n, _)| n)
             .parse::<u32>()
             .map_err(|_| {
                 format!(
@@ -86,7 +85,7 @@ pub fn next_number(replica: &[MigrationFile], primary: &[MigrationFile]) -> u32 
 
 /// `0003_add_tasks_due`.
 pub fn file_name(number: u32, name: &str) -> String {
-    format!("{number:0width$}_{name}", width = NUMBER_WIDTH)
+    format!("{number:0NUMBER_WIDTH$}_{name}")
 }
 
 /// Names present in one folder but not the other: each migration has both files.

@@ -142,7 +142,11 @@ fn render(table: &Table) -> String {
     let mut field_indexes: Vec<(String, bool)> = Vec::new();
     let mut notes = Vec::new();
     for index in table.indexes.iter() {
-        let cols: Vec<&str> = index.columns.iter().map(|c| c.as_ref()).collect();
+        let cols: Vec<&str> = index
+            .columns
+            .iter()
+            .map(std::convert::AsRef::as_ref)
+            .collect();
         let default = Index::default_name(&table.name, &cols, index.unique);
         if index.name != default.as_str() {
             notes.push(format!(
@@ -150,19 +154,18 @@ fn render(table: &Table) -> String {
                 index.name
             ));
         }
-        match (cols.as_slice(), &index.predicate) {
-            ([one], None) => field_indexes.push(((*one).to_owned(), index.unique)),
-            _ => {
-                let mut parts: Vec<String> = cols.iter().map(|c| field_name(c)).collect();
-                if let Some(p) = &index.predicate {
-                    parts.push(format!("where = {:?}", p.as_ref()));
-                }
-                args.push(format!(
-                    "{}({})",
-                    if index.unique { "unique" } else { "index" },
-                    parts.join(", ")
-                ));
+        if let ([one], None) = (cols.as_slice(), &index.predicate) {
+            field_indexes.push(((*one).to_owned(), index.unique));
+        } else {
+            let mut parts: Vec<String> = cols.iter().map(|c| field_name(c)).collect();
+            if let Some(p) = &index.predicate {
+                parts.push(format!("where = {:?}", p.as_ref()));
             }
+            args.push(format!(
+                "{}({})",
+                if index.unique { "unique" } else { "index" },
+                parts.join(", ")
+            ));
         }
     }
     for c in table.checks.iter() {

@@ -102,7 +102,7 @@ pub fn project_name(p: &NewProject) -> Result<String, String> {
             .dir
             .file_name()
             .and_then(|n| n.to_str())
-            .map(|n| n.to_owned())
+            .map(std::borrow::ToOwned::to_owned)
             .ok_or_else(|| format!("cannot name a crate after {}", p.dir.display()))?,
     };
     if name.is_empty()
@@ -266,12 +266,12 @@ const BUILD: &str = "WASM_BINDGEN_BIN=$(which wasm-bindgen) WASM_OPT_BIN=node_mo
 /// How to run a new project locally: install the tools, build, migrate the local D1, serve.
 pub fn run_steps() -> String {
     format!(
-        r#"npm install                                        # wrangler, wasm-opt, esbuild (pinned)
+        r"npm install                                        # wrangler, wasm-opt, esbuild (pinned)
 cargo install worker-build --version {WORKER} --locked
 cargo install wasm-bindgen-cli --version {WASM_BINDGEN}
 {BUILD}
 npx wrangler d1 migrations apply DB --local
-npx wrangler dev"#
+npx wrangler dev"
     )
 }
 
@@ -279,7 +279,7 @@ npx wrangler dev"#
 /// scaffold prints and writes into its README, and what this repository's README shows.
 pub fn deploy_steps(name: &str) -> String {
     format!(
-        r#"# Once: sign in, create the D1 replica (put the database_id it prints into
+        r"# Once: sign in, create the D1 replica (put the database_id it prints into
 # wrangler.toml) and set the policy's tokens: token=room-prefix,... (a prefix of * allows every room).
 npx wrangler login
 npx wrangler d1 create {name}
@@ -298,7 +298,7 @@ npx wrangler deploy
 # only by restoring D1 to a moment before it.
 npx wrangler deployments list
 npx wrangler rollback VERSION_ID
-npx wrangler d1 time-travel restore DB --timestamp=UNIX_TIMESTAMP"#
+npx wrangler d1 time-travel restore DB --timestamp=UNIX_TIMESTAMP"
     )
 }
 

@@ -69,7 +69,7 @@ fn pulled_structs_parse_back_to_the_same_tables() {
     let tables =
         nanotype_cli::sources::read_tables(&[src]).unwrap_or_else(|p| panic!("{p:?}\n{text}"));
     let mut names: Vec<&str> = tables.iter().map(|t| t.name.as_ref()).collect();
-    names.sort();
+    names.sort_unstable();
     assert_eq!(names, ["pairs", "projects", "tasks"]);
     let live = nanotype_cli::replay::introspect(&conn).unwrap();
     for t in &tables {
@@ -81,7 +81,7 @@ fn pulled_structs_parse_back_to_the_same_tables() {
             .clone();
         // Index names aside (the note above says which one the first migration renames).
         let strip = |mut s: shape::TableShape| {
-            for i in s.indexes.iter_mut() {
+            for i in &mut s.indexes {
                 i.name.clear();
             }
             s.indexes.sort_by(|a, b| a.columns.cmp(&b.columns));

@@ -258,7 +258,7 @@ fn steps() -> Vec<Step> {
                 each(rows, "todo", |r| {
                     r.insert("due".into(), "n".into());
                     r.insert("priority".into(), "i:1".into());
-                })
+                });
             },
         },
         Step {
@@ -277,7 +277,7 @@ fn steps() -> Vec<Step> {
                 each(rows, "todo", |r| {
                     let v = r.remove("title").unwrap();
                     r.insert("name".into(), v);
-                })
+                });
             },
         },
         Step {
@@ -301,7 +301,7 @@ fn steps() -> Vec<Step> {
                     if let Some(i) = v.strip_prefix("i:") {
                         *v = format!("t:{i}");
                     }
-                })
+                });
             },
         },
         Step {
@@ -315,7 +315,7 @@ fn steps() -> Vec<Step> {
                     if v == "n" {
                         *v = "i:0".into();
                     }
-                })
+                });
             },
         },
         Step {
@@ -326,7 +326,7 @@ fn steps() -> Vec<Step> {
             rows: |rows| {
                 each(rows, "tasks", |r| {
                     r.remove("priority");
-                })
+                });
             },
         },
         Step {

@@ -39,9 +39,10 @@ pub fn table(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// The runtime's path in generated code: `crate = "..."`, else `::nanotype`.
 fn crate_path(krate: Option<&syn::Path>) -> TokenStream {
-    match krate {
-        Some(path) => quote!(#path),
-        None => quote!(::nanotype),
+    if let Some(path) = krate {
+        quote!(#path)
+    } else {
+        quote!(::nanotype)
     }
 }
 
@@ -77,7 +78,7 @@ fn stub(input: &DeriveInput, krate: &TokenStream) -> TokenStream {
 /// `#[nanotype(..)]` is ours to read; the compiler must not see it.
 fn strip_field_attrs(input: &mut DeriveInput) {
     if let syn::Data::Struct(s) = &mut input.data {
-        for f in s.fields.iter_mut() {
+        for f in &mut s.fields {
             f.attrs
                 .retain(|a| !a.path().is_ident(nanotype_schema::symbol::NANOTYPE));
         }

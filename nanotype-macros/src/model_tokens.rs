@@ -6,12 +6,11 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 fn opt_str(s: &Option<std::borrow::Cow<'static, str>>) -> TokenStream {
-    match s {
-        Some(s) => {
-            let s = s.as_ref();
-            quote!(::core::option::Option::Some(__nt::Cow::Borrowed(#s)))
-        }
-        None => quote!(::core::option::Option::None),
+    if let Some(s) = s {
+        let s = s.as_ref();
+        quote!(::core::option::Option::Some(__nt::Cow::Borrowed(#s)))
+    } else {
+        quote!(::core::option::Option::None)
     }
 }
 
@@ -60,7 +59,7 @@ fn reference(r: &Option<Reference>) -> TokenStream {
         OnDelete::Cascade => quote!(Cascade),
         OnDelete::SetNull => quote!(SetNull),
     };
-    let problems = r.problems.iter().map(|p| p.as_ref());
+    let problems = r.problems.iter().map(std::convert::AsRef::as_ref);
     quote! {
         ::core::option::Option::Some(__nt::schema::Reference {
             table: __nt::Cow::Borrowed(#table),
@@ -96,7 +95,7 @@ fn column(c: &Column) -> TokenStream {
 
 fn index(i: &Index) -> TokenStream {
     let name = i.name.as_ref();
-    let cols = i.columns.iter().map(|c| c.as_ref());
+    let cols = i.columns.iter().map(std::convert::AsRef::as_ref);
     let unique = i.unique;
     let predicate = opt_str(&i.predicate);
     quote! {
@@ -116,7 +115,7 @@ pub fn table(t: &Table) -> TokenStream {
     let renamed = opt_str(&t.renamed_from);
     let columns = t.columns.iter().map(column);
     let indexes = t.indexes.iter().map(index);
-    let checks = t.checks.iter().map(|c| c.as_ref());
+    let checks = t.checks.iter().map(std::convert::AsRef::as_ref);
     quote! {
         &__nt::schema::Table {
             name: __nt::Cow::Borrowed(#name),

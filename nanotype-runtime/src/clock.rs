@@ -39,7 +39,7 @@ impl<C: Clock + ?Sized> Clock for &C {
 
 impl<A: Alarm + ?Sized> Alarm for &A {
     fn schedule(&self, delay_ms: u64) {
-        (**self).schedule(delay_ms)
+        (**self).schedule(delay_ms);
     }
     fn yield_now(&self) -> Yield {
         (**self).yield_now()
@@ -54,7 +54,7 @@ impl<C: Clock + ?Sized> Clock for std::rc::Rc<C> {
 
 impl<A: Alarm + ?Sized> Alarm for std::rc::Rc<A> {
     fn schedule(&self, delay_ms: u64) {
-        (**self).schedule(delay_ms)
+        (**self).schedule(delay_ms);
     }
     fn yield_now(&self) -> Yield {
         (**self).yield_now()

@@ -39,6 +39,7 @@ pub const CLOSE_FULL: u16 = 4029;
 /// Close code: a client message was over [`FeedConfig::max_message_bytes`] or not understood.
 pub const CLOSE_BAD_MESSAGE: u16 = 4400;
 /// The log is trimmed when a seq is a multiple of this.
+#[doc(hidden)]
 pub const TRIM_EVERY: i64 = 256;
 
 /// A room's feed limits. The defaults suit rooms of tens of clients.
@@ -109,6 +110,7 @@ impl Message {
 }
 
 /// The text of a change message: `row` is the row as its struct's JSON (`None` for a delete).
+#[doc(hidden)]
 pub fn change_text(
     seq: i64,
     table: &str,
@@ -135,6 +137,7 @@ const INSERT: &str = "INSERT INTO \"_nt_changes\" (\"seq\", \"msg\") VALUES (?1,
 
 /// Append a change to the log; call inside the write's transaction. Trims the log every
 /// [`TRIM_EVERY`] seqs.
+#[doc(hidden)]
 pub fn record<P: Primary>(db: &P, config: &FeedConfig, seq: i64, text: &str) -> Result<()> {
     db.query(INSERT, &[Value::Integer(seq), Value::Text(text.to_owned())])?;
     if seq % TRIM_EVERY == 0 {
@@ -145,6 +148,7 @@ pub fn record<P: Primary>(db: &P, config: &FeedConfig, seq: i64, text: &str) -> 
 
 /// Delete what the log no longer keeps: changes more than `retain_changes` behind `seq`, and,
 /// among the oldest [`TRIM_EVERY`], those older than `retain_ms`.
+#[doc(hidden)]
 pub fn trim<P: Primary>(db: &P, config: &FeedConfig, seq: i64) -> Result<()> {
     let keep_from = seq.saturating_sub(config.retain_changes.min(i64::MAX as u64) as i64);
     db.query(
@@ -163,6 +167,7 @@ pub fn trim<P: Primary>(db: &P, config: &FeedConfig, seq: i64) -> Result<()> {
 /// What a client connecting with `since` gets first: the changes after it, then
 /// [`Message::Live`]; or a [`Message::Reset`] when the log no longer holds them all (or `since`
 /// is `None`, or ahead of the room). `current` is the room's seq.
+#[doc(hidden)]
 pub fn catch_up<P: Primary>(db: &P, since: Option<i64>, current: i64) -> Result<Vec<Message>> {
     let reset = |reason: &str| {
         Ok(vec![Message::Reset {
@@ -218,6 +223,7 @@ pub fn catch_up<P: Primary>(db: &P, since: Option<i64>, current: i64) -> Result<
 }
 
 /// [`catch_up`] for a room never written (seq 0, no log), which a subscriber does not create.
+#[doc(hidden)]
 pub fn catch_up_unborn(since: Option<i64>) -> Vec<Message> {
     match since {
         Some(0) => vec![Message::Live { seq: 0 }],
@@ -242,6 +248,7 @@ pub enum ClientMessage {
 }
 
 /// Parse a client's message; `Err` is the reason to close it with [`CLOSE_BAD_MESSAGE`].
+#[doc(hidden)]
 pub fn parse_client(text: &str, config: &FeedConfig) -> std::result::Result<ClientMessage, String> {
     if text.len() > config.max_message_bytes {
         return Err(format!(

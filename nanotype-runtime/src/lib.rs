@@ -20,29 +20,15 @@
 
 #![deny(missing_docs)]
 
+// What an app uses: the prelude, the app API (`api`), the extras (`actor`), the feed's settings
+// and protocol (`feed`), errors, validation, the hosts (`host`, `native`, `worker`).
 pub mod actor;
 pub mod api;
-pub mod billing;
-pub mod capture;
-pub mod clock;
-mod declare;
 pub mod error;
 pub mod feed;
 pub mod host;
-pub mod key;
-pub mod meta;
-pub mod migrate;
-pub mod outbox;
-pub mod primary;
-pub mod read;
-pub mod registry;
-pub mod replica;
-pub mod sync;
-pub mod table;
-pub mod timers;
+pub mod prelude;
 pub mod validate;
-pub mod value;
-pub mod write;
 
 #[cfg(feature = "native")]
 pub mod native;
@@ -50,18 +36,62 @@ pub mod native;
 #[cfg(feature = "worker")]
 pub mod worker;
 
-pub use clock::{Alarm, Clock, Scheduler};
+// The engine and the model's runtime side: public for the macros' generated code, this crate's
+// own tests and the bench, not part of the API an app is written against (hidden from the docs;
+// what an app needs of them is re-exported below).
+#[doc(hidden)]
+pub mod billing;
+#[doc(hidden)]
+pub mod capture;
+#[doc(hidden)]
+pub mod clock;
+mod declare;
+#[doc(hidden)]
+pub mod key;
+#[doc(hidden)]
+pub mod meta;
+#[doc(hidden)]
+pub mod migrate;
+#[doc(hidden)]
+pub mod outbox;
+#[doc(hidden)]
+pub mod primary;
+#[doc(hidden)]
+pub mod read;
+#[doc(hidden)]
+pub mod registry;
+#[doc(hidden)]
+pub mod replica;
+#[doc(hidden)]
+pub mod sync;
+#[doc(hidden)]
+pub mod table;
+#[doc(hidden)]
+pub mod timers;
+#[doc(hidden)]
+pub mod value;
+#[doc(hidden)]
+pub mod write;
+
+pub use clock::{Alarm, Clock, Scheduler, Yield};
 pub use error::{Error, Result};
-pub use nanotype_macros::{migrations, table};
+#[doc(hidden)]
+pub use nanotype_macros::migrations;
+pub use nanotype_macros::table;
+#[doc(hidden)]
 pub use nanotype_schema as schema;
 pub use primary::Database;
 pub use primary::Primary;
 pub use read::{Consistency, Order, Page, RoomReads};
-pub use registry::{Schema, TableEntry};
+pub use registry::Schema;
+#[doc(hidden)]
+pub use registry::TableEntry;
 pub use replica::{Replica, Statement};
 /// The JSON the API speaks (bodies of [`api::Reply`], claims of [`api::Caller`]).
 pub use serde_json;
 pub use serde_json::json;
+pub use sync::SyncConfig;
+#[doc(hidden)]
 pub use table::Table;
 pub use validate::{Validate, WriteCtx};
 pub use value::{Row, Value};

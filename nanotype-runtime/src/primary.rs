@@ -79,7 +79,7 @@ impl<P: Primary + ?Sized> Primary for &P {
         (**self).check_table(table)
     }
     fn changed(&self) {
-        (**self).changed()
+        (**self).changed();
     }
     fn captures_changes(&self) -> bool {
         (**self).captures_changes()
@@ -112,7 +112,7 @@ impl<P: Primary + ?Sized> Primary for std::rc::Rc<P> {
         (**self).check_table(table)
     }
     fn changed(&self) {
-        (**self).changed()
+        (**self).changed();
     }
     fn captures_changes(&self) -> bool {
         (**self).captures_changes()
@@ -189,7 +189,7 @@ impl<P: Primary> DynPrimary for P {
         Primary::check_table(self, table)
     }
     fn changed(&self) {
-        Primary::changed(self)
+        Primary::changed(self);
     }
     fn captures_changes(&self) -> bool {
         Primary::captures_changes(self)
@@ -230,7 +230,7 @@ impl Primary for Database {
         self.db.check_table(table)
     }
     fn changed(&self) {
-        self.db.changed()
+        self.db.changed();
     }
     fn captures_changes(&self) -> bool {
         self.db.captures_changes()

@@ -98,7 +98,7 @@ impl std::fmt::Debug for TableEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TableEntry")
             .field("table", &self.def.name)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

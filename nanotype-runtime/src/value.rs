@@ -235,7 +235,7 @@ impl FromValue for Value {
 
 /// `#[nanotype(json)]` columns: any serde type as JSON text.
 pub mod json {
-    use super::*;
+    use super::{decode, Error, Result, Value};
 
     /// A `#[nanotype(json)]` value as JSON text; NaN and infinities are refused.
     pub fn to_value<T: serde::Serialize + ?Sized>(v: &T, column: &str) -> Result<Value> {
@@ -495,9 +495,9 @@ impl Value {
         match self {
             Value::Null => serde_json::Value::Null,
             Value::Integer(i) => (*i).into(),
-            Value::Real(f) => serde_json::Number::from_f64(*f)
-                .map(Into::into)
-                .unwrap_or(serde_json::Value::Null),
+            Value::Real(f) => {
+                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+            }
             Value::Text(s) => s.clone().into(),
             Value::Blob(b) => b.clone().into(),
         }

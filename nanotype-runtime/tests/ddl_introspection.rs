@@ -197,7 +197,7 @@ fn expected_primary_column(table: &Table, col: &Column) -> ColumnInfo {
         // The i64 key is the rowid alias, declared `INTEGER PRIMARY KEY`: never NULL in fact
         // (SQLite assigns it), but not declared NOT NULL.
         notnull: !(col.nullable || rowid_key),
-        default: col.default.as_ref().map(|d| d.to_sql()),
+        default: col.default.as_ref().map(nanotype_schema::Literal::to_sql),
         pk: i64::from(col.primary_key),
     }
 }
@@ -234,7 +234,11 @@ fn check_primary(table: &Table, primary_ddl: &str) {
     expected_indexes.sort();
     assert_eq!(index_list(&conn, &table.name), expected_indexes);
     for index in table.indexes.iter() {
-        let cols: Vec<String> = index.columns.iter().map(|c| c.to_string()).collect();
+        let cols: Vec<String> = index
+            .columns
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(index_columns(&conn, &index.name), cols, "{}", index.name);
     }
     if !table.key_is_rowid() {
@@ -261,7 +265,7 @@ fn check_replica(table: &Table, replica_ddl: &str) {
         name: c.name.to_string(),
         declared: c.sql_type().as_sql().to_owned(),
         notnull: !c.nullable,
-        default: c.default.as_ref().map(|d| d.to_sql()),
+        default: c.default.as_ref().map(nanotype_schema::Literal::to_sql),
         // The replica's key is (room_id, key).
         pk: if c.primary_key { 2 } else { 0 },
     }));
@@ -284,7 +288,7 @@ fn check_replica(table: &Table, replica_ddl: &str) {
     );
     for index in table.indexes.iter() {
         let mut cols = vec![ROOM_COLUMN.to_owned()];
-        cols.extend(index.columns.iter().map(|c| c.to_string()));
+        cols.extend(index.columns.iter().map(std::string::ToString::to_string));
         assert_eq!(index_columns(&conn, &index.name), cols, "{}", index.name);
     }
 }

@@ -169,7 +169,10 @@ fn a_table_outside_the_schema_is_refused_and_its_queued_changes_are_never_skippe
 #[test]
 fn the_schema_lists_its_tables_and_refuses_an_engine_without_tables() {
     assert_eq!(ItemsOnly::TABLES.len(), 1);
-    assert_eq!(ItemsOnly::table("items").map(|t| t.name()), Some("items"));
+    assert_eq!(
+        ItemsOnly::table("items").map(nanotype::TableEntry::name),
+        Some("items")
+    );
     assert!(ItemsOnly::table("nope").is_none());
     assert_eq!(ItemsOnly::fingerprint().len(), 16);
     let dir = TempDir::new("notables");
@@ -240,7 +243,7 @@ impl Pausable {
                 std::task::Poll::Ready(())
             }
         })
-        .await
+        .await;
     }
 }
 

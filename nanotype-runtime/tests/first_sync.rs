@@ -86,7 +86,7 @@ impl nanotype::Clock for Yields {
 
 impl nanotype::Alarm for Yields {
     fn schedule(&self, delay_ms: u64) {
-        self.0.schedule(delay_ms)
+        self.0.schedule(delay_ms);
     }
     fn yield_now(&self) -> nanotype::clock::Yield {
         self.1.set(self.1.get() + 1);

@@ -80,7 +80,7 @@ impl RoomHooks for Hooks {
         }
         let db = room.db();
         self.counters.flush(|name, inc| {
-            let count = Tag::get(db, name)?.map(|t| t.count).unwrap_or(0);
+            let count = Tag::get(db, name)?.map_or(0, |t| t.count);
             let tag = Tag {
                 name: name.clone(),
                 room_tag: room.name().to_owned(),

@@ -323,7 +323,7 @@ fn a_primary_answers_only_for_its_own_room() {
     // Another room: refused, whatever the read.
     let wrong = |e: Error| match e {
         Error::WrongRoom { asked, own } => {
-            assert_eq!((asked.as_str(), own.as_str()), ("beta", "alpha"))
+            assert_eq!((asked.as_str(), own.as_str()), ("beta", "alpha"));
         }
         other => panic!("expected WrongRoom, got {other:?}"),
     };

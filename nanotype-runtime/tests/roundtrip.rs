@@ -263,7 +263,7 @@ fn stored_values_that_do_not_fit_the_field_are_decode_errors() {
             .unwrap();
         match Task::get(&db, t.id) {
             Err(Error::Decode { column: c, .. } | Error::Json { column: c, .. }) => {
-                assert_eq!(c, column)
+                assert_eq!(c, column);
             }
             other => panic!("{column}: expected a decode error, got {other:?}"),
         }

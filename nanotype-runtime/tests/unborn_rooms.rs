@@ -115,7 +115,12 @@ fn reads_of_a_room_never_written_store_nothing() {
     // Once the engine opened the room, it is known.
     let dir = TempDir::new("unborn");
     let native = replica(&dir.path("replica.db"));
-    let (e, _) = engine(&dir.path("born.db"), native, "born", Default::default());
+    let (e, _) = engine(
+        &dir.path("born.db"),
+        native,
+        "born",
+        nanotype::SyncConfig::default(),
+    );
     assert_eq!(
         nanotype::sync::stored_room(e.primary()).unwrap().as_deref(),
         Some("born")

@@ -41,7 +41,10 @@ use syn::{
 use crate::check::{check_table, Location};
 use crate::ident::snake_case;
 use crate::model::{Column, Index, Literal, Table, ValueKind};
-use crate::symbol::*;
+use crate::symbol::{
+    CHECK, CRATE, DEFAULT, FIELD_KEYS, INDEX, JSON, NAME, NANOTYPE, ON_DELETE, PRIMARY_KEY,
+    REFERENCES, RENAME, RENAMED_FROM, TABLE_KEYS, UNIQUE, VALIDATE,
+};
 
 /// A parsed table with what code generation needs besides the model.
 pub struct ParsedTable {
@@ -432,23 +435,21 @@ fn reference_of(
     }
     let on_delete = match &fa.on_delete {
         None => crate::model::OnDelete::NoAction,
-        Some(l) => match crate::model::OnDelete::from_keyword(&l.value()) {
-            Some(o) => o,
-            None => {
+        Some(l) => {
+            if let Some(o) = crate::model::OnDelete::from_keyword(&l.value()) {
+                o
+            } else {
                 errors.at(
                     l.span(),
                     "`on_delete` is one of \"cascade\", \"restrict\", \"set_null\", \"no_action\"",
                 );
                 return None;
             }
-        },
+        }
     };
     if on_delete == crate::model::OnDelete::SetNull && !nullable {
         errors.at(
-            fa.on_delete
-                .as_ref()
-                .map(|l| l.span())
-                .unwrap_or(lit.span()),
+            fa.on_delete.as_ref().map_or(lit.span(), syn::LitStr::span),
             "`on_delete = \"set_null\"` needs an `Option` field: the reference becomes NULL",
         );
         return None;
@@ -604,20 +605,17 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
     let table_name = args
         .name
         .as_ref()
-        .map(|l| l.value())
-        .unwrap_or_else(|| snake_case(&rust_name));
+        .map_or_else(|| snake_case(&rust_name), syn::LitStr::value);
     let mut spans = Spans {
         table: item.ident.span(),
         table_name: args
             .name
             .as_ref()
-            .map(|l| l.span())
-            .unwrap_or(item.ident.span()),
+            .map_or(item.ident.span(), syn::LitStr::span),
         table_renamed_from: args
             .renamed_from
             .as_ref()
-            .map(|l| l.span())
-            .unwrap_or(item.ident.span()),
+            .map_or(item.ident.span(), syn::LitStr::span),
         columns: Vec::new(),
         types: Vec::new(),
         defaults: Vec::new(),
@@ -651,9 +649,8 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
         let col_name = fa
             .rename
             .as_ref()
-            .map(|l| l.value())
-            .unwrap_or_else(|| field_name.clone());
-        let col_span = fa.rename.as_ref().map(|l| l.span()).unwrap_or(ident.span());
+            .map_or_else(|| field_name.clone(), syn::LitStr::value);
+        let col_span = fa.rename.as_ref().map_or(ident.span(), syn::LitStr::span);
         if fa.json.is_some() && fa.primary_key.is_some() {
             errors.at(
                 fa.json.unwrap_or(ident.span()),
@@ -680,13 +677,10 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
         spans.types.push(field.ty.span());
         spans
             .defaults
-            .push(fa.default.as_ref().map(|d| d.1).unwrap_or(col_span));
-        spans.renamed_from.push(
-            fa.renamed_from
-                .as_ref()
-                .map(|l| l.span())
-                .unwrap_or(col_span),
-        );
+            .push(fa.default.as_ref().map_or(col_span, |d| d.1));
+        spans
+            .renamed_from
+            .push(fa.renamed_from.as_ref().map_or(col_span, syn::LitStr::span));
         let references = reference_of(&fa, &table_name, &col_name, nullable, kind, errors);
         columns.push(Column {
             name: Cow::Owned(col_name),

@@ -6,9 +6,7 @@
 
 pub mod schema;
 
-use nanotype::api::{ApiError, AppRequest, Jwt, Reply, RoomCtx, RoomHooks, RoomTokens, Router};
-use nanotype::feed::FeedConfig;
-use nanotype::{json, Primary, Value};
+use nanotype::prelude::*;
 
 pub use schema::MAX_TEXT_CHARS;
 

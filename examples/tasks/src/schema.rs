@@ -1,8 +1,7 @@
 //! The tasks app's tables and schema. `cargo run --bin gen-migrations` reads this file to
 //! generate `migrations/` (D1) and `migrations/do/` (the room Durable Object).
 
-use nanotype::api::{ApiError, WriteOp};
-use nanotype::{Validate, WriteCtx};
+use nanotype::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Longest task title or comment, in characters.

@@ -154,8 +154,7 @@ fn doctor(dir: &std::path::Path, wrangler: Option<PathBuf>) -> Result<Vec<String
     })?;
     let config = config::load(&manifest)?;
     let cli = std::env::var_os("WASM_BINDGEN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("wasm-bindgen"));
+        .map_or_else(|| PathBuf::from("wasm-bindgen"), PathBuf::from);
     doctor::check(&Project {
         crate_dir: dir.to_path_buf(),
         wrangler: wrangler.unwrap_or_else(|| dir.join("wrangler.toml")),

@@ -246,7 +246,10 @@ pub fn rows(conn: &Connection) -> Rows {
     let mut out = Rows::new();
     for t in names {
         let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let cols: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+        let cols: Vec<String> = stmt
+            .column_names()
+            .map(std::string::ToString::to_string)
+            .collect();
         let mut rows: Vec<Row> = stmt
             .query_map([], |r| {
                 Ok(cols

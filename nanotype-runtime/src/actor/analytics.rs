@@ -226,7 +226,10 @@ mod native {
 
     use rusqlite::ffi;
 
-    use super::*;
+    use super::{
+        cap_rows, rejected_empty, rejected_params, rejected_several, rejected_writes, Error,
+        ReadOnlyRows, ReadOnlySql, Result, Row, Value,
+    };
     use crate::native::NativePrimary;
 
     fn sqlite_err(e: rusqlite::Error) -> Error {
@@ -370,7 +373,7 @@ mod native {
                 ffi::sqlite3_set_authorizer(
                     conn.handle(),
                     Some(authorize),
-                    state as *const AuthState as *mut c_void,
+                    std::ptr::from_ref::<AuthState>(state) as *mut c_void,
                 );
             }
             ReadOnlyAuthorizer { conn }

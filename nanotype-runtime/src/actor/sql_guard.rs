@@ -132,6 +132,7 @@ fn words(sql: &str) -> Result<(Vec<Word>, bool)> {
 }
 
 /// Refuse, before anything runs, a text that is not exactly one query (rules 1 and 2).
+#[doc(hidden)]
 pub fn check_statement(sql: &str) -> Result<()> {
     let (words, more) = words(sql)?;
     if more {
@@ -139,7 +140,7 @@ pub fn check_statement(sql: &str) -> Result<()> {
             "send exactly one statement: nothing may follow its `;`",
         ));
     }
-    let first = words.first().map(|w| w.text.as_str()).unwrap_or("");
+    let first = words.first().map_or("", |w| w.text.as_str());
     let main = match first {
         "SELECT" | "VALUES" => first,
         "WITH" => words
@@ -173,6 +174,7 @@ pub fn check_statement(sql: &str) -> Result<()> {
 /// recursive step; the bytecode (`EXPLAIN`) gives every loop the statement can run, each
 /// bounded as the module says, whatever aliases, subqueries or common table expressions the
 /// text uses.
+#[doc(hidden)]
 pub fn check_plan<P: Primary>(db: &P, sql: &str, params: &[Value], budget: u64) -> Result<u64> {
     // Syntax errors and unknown tables surface here, as the statement's own errors.
     let plan = db.query(&format!("EXPLAIN QUERY PLAN {sql}"), params)?;
@@ -384,8 +386,7 @@ impl Program {
             .ops
             .iter()
             .find(|(_, op, ..)| op == "Init")
-            .map(|(_, _, _, p2, _)| *p2)
-            .unwrap_or(i64::MAX);
+            .map_or(i64::MAX, |(_, _, _, p2, _)| *p2);
         // What each cursor walks: a table of the main database (by root page), or rows the
         // statement makes.
         let mut roots: HashMap<i64, i64> = HashMap::new();

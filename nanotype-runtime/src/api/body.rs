@@ -67,7 +67,7 @@ pub fn check_content_type(
 /// The body as a JSON object: 413 when too large, 400 when empty, not JSON, or not an object.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
     check_body_size(body.len())?;
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
+    if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(400, "invalid_json", "expected a JSON body"));
     }
     let Strict(v) = serde_json::from_slice(body)
@@ -190,28 +190,6 @@ pub fn patch(table: &'static TableEntry, current: Json, body: &[u8]) -> Result<T
     Ok(table.from_json(Json::Object(obj))?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::Route;
-
-    #[test]
-    fn json_routes_take_only_json() {
-        let sql = Route::Sql { room: "r".into() };
-        assert!(check_content_type(&sql, Some("application/json"), 2).is_ok());
-        assert!(check_content_type(&sql, Some("Application/JSON; charset=utf-8"), 2).is_ok());
-        let e = check_content_type(&sql, Some("text/plain"), 2).unwrap_err();
-        assert_eq!((e.status, e.code), (415, "unsupported_media_type"));
-        assert_eq!(check_content_type(&sql, None, 2).unwrap_err().status, 415);
-        // No body: nothing to misread (an empty body is `invalid_json` where one is needed).
-        assert!(check_content_type(&sql, None, 0).is_ok());
-        // Routes without a JSON body take anything.
-        assert!(
-            check_content_type(&Route::Resync { room: "r".into() }, Some("text/plain"), 2).is_ok()
-        );
-    }
-}
-
 /// JSON that refuses an object with a key given twice (at any depth): serde_json keeps the last
 /// value silently, so `{"title":"a","title":"b"}` would store "b" with no word said.
 struct Strict(Json);
@@ -275,5 +253,27 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
             }
         }
         Ok(Json::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Route;
+
+    #[test]
+    fn json_routes_take_only_json() {
+        let sql = Route::Sql { room: "r".into() };
+        assert!(check_content_type(&sql, Some("application/json"), 2).is_ok());
+        assert!(check_content_type(&sql, Some("Application/JSON; charset=utf-8"), 2).is_ok());
+        let e = check_content_type(&sql, Some("text/plain"), 2).unwrap_err();
+        assert_eq!((e.status, e.code), (415, "unsupported_media_type"));
+        assert_eq!(check_content_type(&sql, None, 2).unwrap_err().status, 415);
+        // No body: nothing to misread (an empty body is `invalid_json` where one is needed).
+        assert!(check_content_type(&sql, None, 0).is_ok());
+        // Routes without a JSON body take anything.
+        assert!(
+            check_content_type(&Route::Resync { room: "r".into() }, Some("text/plain"), 2).is_ok()
+        );
     }
 }

@@ -45,7 +45,11 @@ pub fn request_hash(
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.update(key.map(|k| k.to_string()).unwrap_or_default().as_bytes());
+    h.update(
+        key.map(std::string::ToString::to_string)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     h.update([0]);
     match serde_json::from_slice::<serde_json::Value>(body) {
         // `serde_json::Map` is ordered by key: the text is canonical.

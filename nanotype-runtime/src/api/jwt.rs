@@ -186,17 +186,16 @@ impl Jwt {
     ) -> Result<Jwk, String> {
         let pick = |set: &[Jwk]| -> Option<Jwk> {
             let of_type = set.iter().filter(|k| k.kty == alg.kty());
-            match kid {
-                Some(kid) => of_type
+            if let Some(kid) = kid {
+                of_type
                     .into_iter()
                     .find(|k| k.kid.as_deref() == Some(kid))
-                    .cloned(),
-                None => {
-                    let mut all = of_type;
-                    match (all.next(), all.next()) {
-                        (Some(only), None) => Some(only.clone()),
-                        _ => None,
-                    }
+                    .cloned()
+            } else {
+                let mut all = of_type;
+                match (all.next(), all.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
                 }
             }
         };
@@ -522,8 +521,7 @@ mod crypto {
     pub fn now_s() -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+            .map_or(0, |d| d.as_secs() as i64)
     }
 
     pub async fn verify_hs256(secret: &[u8], data: &[u8], sig: &[u8]) -> Result<bool, String> {

@@ -1,36 +1,46 @@
-//! The HTTP API the runtime serves for a [`crate::Schema`], in plain Rust (no Worker types):
-//! routes, the error format, request bodies and read parameters, the authorization policy, and
-//! what a room does with a request. The Durable Object and the Worker gateway
-//! (`nanotype::worker`) are thin layers over it, and the native backend runs the same code.
+//! The app's API, in plain Rust (no Worker types): the hooks a room runs ([`RoomHooks`]: custom
+//! routes on a [`Router`], timers, read-only SQL, the feed), what a handler gets ([`RoomCtx`],
+//! [`AppRequest`], [`Caller`], [`Environment`]) and answers ([`Reply`], [`ApiError`] with its
+//! `{"error": {"code", "message"}}` format), and who may do what ([`Policy`]: [`RoomTokens`],
+//! [`Jwt`], or the app's own).
 //!
-//! * [`route`]: which route a method and path are ([`route::route`]);
-//! * [`error`]: `{"error": {"code", "message"}}` and the list of codes;
-//! * [`body`]: a table's row from a JSON body, with the model's defaults;
-//! * [`params`]: consistency, keyset pages and filters of a read;
-//! * [`policy`]: who may do what ([`Policy`]);
-//! * [`idempotency`]: retried writes applied once (`Idempotency-Key`);
-//! * [`assets`]: the feed client and the dashboard page the Worker serves;
-//! * [`room`]: a request served in the room ([`room::serve`]) and the app's [`RoomHooks`];
+//! * [`app`]: the room, the request and the router of custom routes;
+//! * [`error`]: the error format and the list of codes;
+//! * [`policy`]: the [`Policy`] trait, its decision and [`RoomTokens`];
+//! * [`jwt`]: the [`Jwt`] policy;
+//! * [`room`]: the hooks, and what validation sees of a write;
 //! * [`rooms`]: the paged list of the rooms a caller may see (`GET /_rooms`).
+//!
+//! Routing, bodies and read parameters are the runtime's own (hidden modules the hosts use).
 
 pub mod app;
+#[doc(hidden)]
 pub mod assets;
+#[doc(hidden)]
 pub mod body;
 pub mod error;
+#[doc(hidden)]
 pub mod idempotency;
 pub mod jwt;
+#[doc(hidden)]
 pub mod params;
 pub mod policy;
 pub mod room;
 pub mod rooms;
+#[doc(hidden)]
 pub mod route;
 
 pub use app::{AppRequest, Caller, Environment, RoomCtx, Router};
 pub use error::ApiError;
 pub use jwt::Jwt;
 pub use policy::{Access, Decision, Policy, RequestParts, RoomTokens, Vars};
-pub use room::{Reply, RoomHooks, RoomRequest, RouteKind, Write, WriteOp};
-pub use route::{Operation, Route, TableOp};
+#[doc(hidden)]
+pub use room::RoomRequest;
+pub use room::{Reply, RoomHooks, RouteKind, Write, WriteOp};
+pub use rooms::RoomScope;
+pub use route::Operation;
+#[doc(hidden)]
+pub use route::{Route, TableOp};
 
 /// Header carrying the room's seq after a write; send it back for read-your-writes.
 pub const SEQ_HEADER: &str = "x-nanotype-seq";

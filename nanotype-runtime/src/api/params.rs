@@ -115,11 +115,7 @@ impl ReadParams {
                 Page::after(composite_after(table, a)?, limit)
             }
             Some(a) => {
-                let key = table
-                    .def
-                    .primary_key()
-                    .map(|c| c.kind)
-                    .unwrap_or(ValueKind::I64);
+                let key = table.def.primary_key().map_or(ValueKind::I64, |c| c.kind);
                 Page::after(parse_value("after", key, a)?, limit)
             }
             None => Page::first(limit),
@@ -230,11 +226,7 @@ fn filterable_names(table: &TableEntry) -> Vec<String> {
 }
 
 fn col_kind(table: &TableEntry, col: &str) -> ValueKind {
-    table
-        .def
-        .column(col)
-        .map(|c| c.kind)
-        .unwrap_or(ValueKind::String)
+    table.def.column(col).map_or(ValueKind::String, |c| c.kind)
 }
 
 /// A query-string value as a column value of `kind`.

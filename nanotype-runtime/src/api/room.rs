@@ -52,6 +52,7 @@ impl Reply {
 
 /// A request routed to a room, as the room sees it.
 #[derive(Clone, Copy, Debug, Default)]
+#[doc(hidden)]
 pub struct RoomRequest<'a> {
     /// The query string's pairs.
     pub query: &'a [(String, String)],
@@ -209,6 +210,7 @@ pub enum RouteKind {
 
 /// Serve `route` in the room of `engine` (writes, strong reads, fallback reads, status). A table
 /// write with an `Idempotency-Key` is applied once ([`super::idempotency`]).
+#[doc(hidden)]
 pub fn serve<H, P, R, S>(
     engine: &Engine<P, R, S>,
     hooks: &H,
@@ -413,6 +415,7 @@ where
 /// declares as writing ([`Router`]). Everything else on a room never written is
 /// answered by [`unborn`], which stores nothing: reads, typos and probes of unknown rooms cannot
 /// fill the database with empty rooms.
+#[doc(hidden)]
 pub fn creates_room(route: &Route, routes: &Router) -> bool {
     match route {
         Route::Table {
@@ -426,6 +429,7 @@ pub fn creates_room(route: &Route, routes: &Router) -> bool {
 
 /// The answer for a room that was never written (no engine state in its database), without
 /// creating any: an empty page for a listing, 404 for a row, the status or a resync.
+#[doc(hidden)]
 pub fn unborn(
     route: &Route,
     query: &[(String, String)],
@@ -471,6 +475,7 @@ pub fn unborn(
 /// The alarm fired: take the timers due (the runtime's audit among them, which this asks the
 /// next sync to run and sets again), and arm the alarm for the next one. The host then runs the
 /// app's ([`RoomHooks::timer`]) and the engine's sync, which delivers what they wrote.
+#[doc(hidden)]
 pub fn take_due_timers<P, R, S>(engine: &Engine<P, R, S>) -> Result<Vec<String>, ApiError>
 where
     P: Primary,
@@ -488,6 +493,7 @@ where
 }
 
 /// The runtime's own timer for the room's periodic audit.
+#[doc(hidden)]
 pub const AUDIT_TIMER: &str = "_nt_audit";
 
 /// Set the room's next audit, [`crate::sync::SyncConfig::audit_period_ms`] from now for the
@@ -495,6 +501,7 @@ pub const AUDIT_TIMER: &str = "_nt_audit";
 /// when it opens a room, so a shorter period (a new default, a changed
 /// `NANOTYPE_AUDIT_INTERVAL_MS`) reaches a room that was armed under a longer one at its next
 /// open; with audits turned off, the timer is cancelled.
+#[doc(hidden)]
 pub fn arm_audit<P: Primary, R: Replica, S: Scheduler>(
     engine: &Engine<P, R, S>,
 ) -> Result<(), ApiError> {
@@ -520,6 +527,7 @@ fn not_found(table: &TableEntry, key: &Value) -> ApiError {
 }
 
 /// Rows (model column order) as the struct's JSON.
+#[doc(hidden)]
 pub fn rows_json(table: &TableEntry, rows: Vec<crate::value::Row>) -> Result<Vec<Json>, ApiError> {
     rows.into_iter()
         .map(|r| table.row_to_json(r).map_err(ApiError::from))

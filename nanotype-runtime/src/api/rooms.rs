@@ -24,6 +24,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// The most rooms a page holds.
 pub const MAX_LIMIT: usize = 1_000;
 /// Replica reads one page may make when each room is put to the policy.
+#[doc(hidden)]
 pub const SCAN_PAGES: usize = 8;
 
 /// Which rooms a caller may see, as a policy can tell before any is read.
@@ -39,6 +40,7 @@ pub enum RoomScope {
 
 /// One page of rooms, and the cursor of the next (`None`: there is no more).
 #[derive(Clone, Debug, PartialEq)]
+#[doc(hidden)]
 pub struct RoomsPage {
     /// `{"room", "watermark", "readSeq"}` for each room, by name.
     pub rooms: Vec<Json>,
@@ -54,6 +56,7 @@ impl RoomsPage {
 }
 
 /// The page of rooms after `after` (at most `limit`) that `policy` lets the caller of `req` see.
+#[doc(hidden)]
 pub async fn list<R: Replica, P: Policy + ?Sized>(
     replica: &R,
     policy: &P,
@@ -148,6 +151,7 @@ async fn refuse_or_empty<P: Policy + ?Sized>(
 
 /// The statement of one page: rooms after `after` within `ranges` (each prefix a range of the
 /// key: `room_id >= p AND room_id < p || char(127)`, as names are ASCII below 127), by name.
+#[doc(hidden)]
 pub fn page(ranges: Option<&[String]>, after: Option<&str>, limit: usize) -> Statement {
     let col = quote(ROOM_COLUMN);
     let mut params = Vec::new();

@@ -76,7 +76,7 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
     };
     let access = Access {
         room: &room,
-        table: route.table().map(|t| t.name()),
+        table: route.table().map(super::super::registry::TableEntry::name),
         operation: route.operation(),
     };
     let caller = policy
@@ -187,7 +187,7 @@ async fn with_replica_rows<S: Schema, G: GatewayPlatform>(
 /// A single-row read takes only `consistency` and `seq`.
 fn get_params(query: &[(String, String)], seq: Option<&str>) -> Result<ReadParams, ApiError> {
     let mut mode = None;
-    let mut seq = seq.map(|s| s.to_owned());
+    let mut seq = seq.map(std::borrow::ToOwned::to_owned);
     for (k, v) in query {
         match k.as_str() {
             "consistency" => mode = Some(v.as_str()),
@@ -244,12 +244,13 @@ async fn replica_read<G: GatewayPlatform>(
     params::replica_gate(room, state.as_ref(), need).map_err(Some)?;
     let rows = results.into_iter().nth(1).unwrap_or_default();
     let body = match op {
-        TableOp::Get(key) => match rows.into_iter().next() {
-            Some(row) => serde_json::json!({
-                "row": table.row_to_json(row).map_err(|e| Some(e.to_string()))?,
-                "source": "replica",
-            }),
-            None => {
+        TableOp::Get(key) => {
+            if let Some(row) = rows.into_iter().next() {
+                serde_json::json!({
+                    "row": table.row_to_json(row).map_err(|e| Some(e.to_string()))?,
+                    "source": "replica",
+                })
+            } else {
                 let e = ApiError::not_found(format!(
                     "no `{}` row with key {} (replica)",
                     table.name(),
@@ -257,7 +258,7 @@ async fn replica_read<G: GatewayPlatform>(
                 ));
                 return Ok(Reply::json(404, e.body()));
             }
-        },
+        }
         _ => serde_json::json!({
             "rows": rows_json(table, rows).map_err(|e| Some(e.message))?,
             "source": "replica",
@@ -287,7 +288,7 @@ async fn rooms<G: GatewayPlatform>(
                             "`limit` must be 1 to {}",
                             api::rooms::MAX_LIMIT
                         ))
-                    })?
+                    })?;
             }
             _ => {
                 return Err(ApiError::bad_request(format!(

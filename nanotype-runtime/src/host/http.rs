@@ -186,6 +186,7 @@ impl HttpResponse {
 }
 
 /// `text` as a header value: printable ASCII, at most 200 characters.
+#[doc(hidden)]
 pub fn header_text(text: &str) -> String {
     text.chars()
         .map(|c| {

@@ -326,7 +326,7 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
                 "since" => {
                     since = Some(v.parse::<i64>().ok().filter(|s| *s >= 0).ok_or_else(|| {
                         ApiError::bad_request("`since` must be a non-negative integer")
-                    })?)
+                    })?);
                 }
                 _ => {
                     return Err(ApiError::bad_request(format!(
@@ -588,7 +588,7 @@ impl<Pl: RoomPlatform> Primary for EngineDb<Pl> {
         self.0.primary().check_table(table)
     }
     fn changed(&self) {
-        self.0.primary().changed()
+        self.0.primary().changed();
     }
     fn captures_changes(&self) -> bool {
         self.0.primary().captures_changes()

@@ -50,9 +50,13 @@ pub struct TestApp<S: Schema, H: RoomHooks, P> {
     policy: P,
     shared: Shared,
     token: Option<String>,
-    rooms: RefCell<BTreeMap<String, Rc<RoomHost<S, H, NativeRoom>>>>,
+    rooms: RefCell<BTreeMap<String, Rc<Host<S, H>>>>,
     _dir: tempfile::TempDir,
 }
+
+type Host<S, H> = RoomHost<S, H, NativeRoom>;
+/// A room's feed sockets (shared by its instances).
+type Sockets = Rc<RefCell<Vec<TestSocket>>>;
 
 /// What every room of the app shares.
 #[derive(Clone)]
@@ -66,7 +70,7 @@ struct Shared {
     /// Each room's alarm: kept in its storage, so it outlives an instance.
     alarms: Rc<RefCell<BTreeMap<String, Rc<TestAlarm>>>>,
     /// Each room's feed sockets: hibernated ones outlive an instance too.
-    sockets: Rc<RefCell<BTreeMap<String, Rc<RefCell<Vec<TestSocket>>>>>>,
+    sockets: Rc<RefCell<BTreeMap<String, Sockets>>>,
     logs: Rc<RefCell<Vec<String>>>,
 }
 
@@ -276,7 +280,7 @@ impl<S: Schema, H: RoomHooks, P: Policy> TestApp<S, H, P> {
         }
     }
 
-    fn host(&self, room: &str) -> Rc<RoomHost<S, H, NativeRoom>> {
+    fn host(&self, room: &str) -> Rc<Host<S, H>> {
         if let Some(h) = self.rooms.borrow().get(room) {
             return h.clone();
         }
@@ -330,7 +334,7 @@ impl Shared {
         self.dir.join(format!("room-{hex}.sqlite"))
     }
 
-    fn sockets_of(&self, room: &str) -> Rc<RefCell<Vec<TestSocket>>> {
+    fn sockets_of(&self, room: &str) -> Sockets {
         self.sockets
             .borrow_mut()
             .entry(room.to_owned())
@@ -395,7 +399,7 @@ pub struct NativeRoom {
     file: PathBuf,
     shared: Shared,
     alarm: Rc<TestAlarm>,
-    sockets: Rc<RefCell<Vec<TestSocket>>>,
+    sockets: Sockets,
 }
 
 impl RoomPlatform for NativeRoom {
@@ -534,7 +538,7 @@ impl TestSocket {
 
 impl FeedSocket for TestSocket {
     fn state(&self) -> ClientState {
-        self.0.borrow().state.clone()
+        self.0.borrow().state
     }
     fn set_state(&self, state: ClientState) {
         self.0.borrow_mut().state = state;

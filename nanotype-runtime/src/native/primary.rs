@@ -109,7 +109,7 @@ impl Primary for NativePrimary {
 
     fn changed(&self) {
         if let Some(f) = &self.on_change {
-            f()
+            f();
         }
     }
 }

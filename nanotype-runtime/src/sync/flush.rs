@@ -61,9 +61,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let mut hi = 0;
         for e in entries {
             let mut it = e.into_iter();
-            let seq = match it.next() {
-                Some(Value::Integer(i)) => i,
-                _ => continue,
+            let Some(Value::Integer(seq)) = it.next() else {
+                continue;
             };
             let tbl = match it.next() {
                 Some(Value::Text(t)) => t,
@@ -290,7 +289,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 })
                 .unwrap_or(read_seq);
             let mut st = self.stats.borrow_mut();
-            let since = st.blocked.as_ref().map(|b| b.since).unwrap_or(now);
+            let since = st.blocked.as_ref().map_or(now, |b| b.since);
             st.blocked = Some(super::Blocked {
                 reason: e.to_string(),
                 code: e.sql().and_then(|f| f.code.clone()),

@@ -71,7 +71,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
              WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
             &[Value::Integer(self.applied_through.get())],
         )?;
-        let (depth, oldest, oldest_seq) = match rows.first().map(|r| r.as_slice()) {
+        let (depth, oldest, oldest_seq) = match rows.first().map(std::vec::Vec::as_slice) {
             Some([Value::Integer(n), Value::Integer(at), Value::Integer(seq)]) => {
                 (*n, Some(*at), Some(*seq))
             }
@@ -90,7 +90,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let known = if resync {
             0
         } else {
-            oldest_seq.map(|s| s - 1).unwrap_or(current_seq)
+            oldest_seq.map_or(current_seq, |s| s - 1)
         };
         let watermark = self.watermark.get().max(known);
         Ok(Health {

@@ -596,9 +596,7 @@ pub fn stored_room<P: Primary>(db: &P) -> Result<Option<String>> {
 pub async fn replica_watermark<R: Replica>(replica: &R, room: &str) -> Result<i64> {
     check_room(room)?;
     let rows = replica.query(&statements::room_state(room)).await?;
-    Ok(RoomState::from_rows(&rows)
-        .map(|s| s.watermark)
-        .unwrap_or(0))
+    Ok(RoomState::from_rows(&rows).map_or(0, |s| s.watermark))
 }
 
 /// The replica's record of `room` (`None` when the replica has not seen it): what the gateway
@@ -639,7 +637,7 @@ fn new_primary_id(room: &str, now_ms: i64, seq: i64) -> String {
     h.update(room.as_bytes());
     h.update(now_ms.to_le_bytes());
     h.update(seq.to_le_bytes());
-    let addr = &h as *const _ as usize;
+    let addr = &raw const h as usize;
     h.update(addr.to_le_bytes());
     h.finalize()
         .iter()
@@ -725,13 +723,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 Some(_) => {}
                 None => meta_set(&primary, META_ROOM, room)?,
             }
-            let id = match meta_get(&primary, META_PRIMARY_ID)? {
-                Some(id) => id,
-                None => {
-                    let id = new_primary_id(room, scheduler.now_ms(), outbox::current_seq(&primary)?);
-                    meta_set(&primary, META_PRIMARY_ID, &id)?;
-                    id
-                }
+            let id = if let Some(id) = meta_get(&primary, META_PRIMARY_ID)? { id } else {
+                let id = new_primary_id(room, scheduler.now_ms(), outbox::current_seq(&primary)?);
+                meta_set(&primary, META_PRIMARY_ID, &id)?;
+                id
             };
             for t in &tables {
                 primary.execute(
@@ -848,7 +843,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
         let on = matches!(
             meta_get(&self.primary, META_RESYNC)?.as_deref(),
-            Some("1") | Some("2")
+            Some("1" | "2")
         );
         self.resync.set(Some(on));
         Ok(on)
@@ -1041,7 +1036,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         match RoomState::from_rows(&rows) {
             None => self.request_resync()?,
             Some(state) if state.primary_id != *self.primary_id.borrow() => {
-                self.request_resync()?
+                self.request_resync()?;
             }
             Some(state) if state.read_seq > seq || state.watermark > seq => {
                 // The primary is behind what the replica saw: it was restored from an earlier

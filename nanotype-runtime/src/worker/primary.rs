@@ -51,7 +51,7 @@ impl DoPrimary {
             storage,
             sql,
             depth: Cell::new(0),
-            meter: Default::default(),
+            meter: crate::billing::Meter::default(),
         }
     }
 
@@ -66,7 +66,7 @@ impl DoPrimary {
         let (read, written) = (cursor.rows_read() as u64, cursor.rows_written() as u64);
         self.meter.statement(read, written);
         self.meter.crossed(2, 0);
-        if TRACE.with(|t| t.get()) {
+        if TRACE.with(std::cell::Cell::get) {
             let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
             let head: String = head.chars().take(110).collect();
             worker::console_log!("billed read={read} written={written} :: {head}");

@@ -45,7 +45,7 @@ impl D1Replica {
     pub fn new(db: D1Database) -> D1Replica {
         D1Replica {
             db,
-            meter: Default::default(),
+            meter: std::rc::Rc::default(),
         }
     }
 

@@ -73,7 +73,7 @@ impl RoomPlatform for DurableObject {
     fn billed(&self, storage: &DoPrimary, replica: Option<&D1Replica>) -> serde_json::Value {
         serde_json::json!({
             "durableObject": storage.billed(),
-            "d1": replica.map(|r| r.billed()),
+            "d1": replica.map(super::replica::D1Replica::billed),
         })
     }
 }

@@ -71,7 +71,7 @@ impl Alarm for AlarmScheduler {
         match self.storage.set_alarm(at) {
             Ok(_) => self.pending.set(Some(at)),
             Err(e) => {
-                worker::console_error!("nanotype: setAlarm failed: {}", super::js_error_text(&e))
+                worker::console_error!("nanotype: setAlarm failed: {}", super::js_error_text(&e));
             }
         }
     }

@@ -29,7 +29,7 @@ pub fn diff(current: &[Table], target: &[Table]) -> Plan {
         }
         pairs.push((ti, found));
     }
-    for pair in pairs.iter_mut() {
+    for pair in &mut pairs {
         let t = &target[pair.0];
         if pair.1.is_some() {
             continue;
@@ -158,7 +158,7 @@ impl<'a> TablePlan<'a> {
                 // A foreign key is part of the table: SQLite adds none in place (and the
                 // replica's is a table constraint over `(room_id, column)`).
                 None if tc.references.is_some() => {
-                    reasons.push(format!("new column `{}` with a reference", tc.name))
+                    reasons.push(format!("new column `{}` with a reference", tc.name));
                 }
                 None => {}
             }
@@ -254,8 +254,7 @@ impl<'a> TablePlan<'a> {
                 .iter()
                 .zip(&self.sources)
                 .find(|(_, s)| s.is_some_and(|s| s.name == col))
-                .map(|(tc, _)| tc.name.clone())
-                .unwrap_or_else(|| Cow::Owned(col.to_owned()))
+                .map_or_else(|| Cow::Owned(col.to_owned()), |(tc, _)| tc.name.clone())
         };
         let current_indexes: Vec<Index> = c
             .indexes
@@ -291,44 +290,44 @@ impl<'a> TablePlan<'a> {
         let name = &t.name;
         let mut copy = Vec::new();
         for (tc, source) in t.columns.iter().zip(&self.sources) {
-            match source {
-                Some(cc) => {
-                    let old = quote(&cc.name);
-                    let may_be_null = !cc.primary_key && cc.nullable;
-                    let must_not_be_null = tc.primary_key || !tc.nullable;
-                    let expr = if may_be_null && must_not_be_null {
-                        match (&tc.default, tc.primary_key) {
-                            (Some(d), false) => format!("COALESCE({old}, {})", d.to_sql()),
-                            _ => {
-                                plan.blocked.push(format!(
-                                    "column `{name}.{}` becomes {} but existing rows may hold NULL \
-                                     there: {}",
-                                    tc.name,
-                                    if tc.primary_key { "the key" } else { "NOT NULL" },
-                                    if tc.primary_key {
-                                        "fill it in a migration of its own first"
-                                    } else {
-                                        "give it `#[nanotype(default = …)]` for those rows"
-                                    }
-                                ));
-                                old
-                            }
-                        }
+            if let Some(cc) = source {
+                let old = quote(&cc.name);
+                let may_be_null = !cc.primary_key && cc.nullable;
+                let must_not_be_null = tc.primary_key || !tc.nullable;
+                let expr = if may_be_null && must_not_be_null {
+                    if let (Some(d), false) = (&tc.default, tc.primary_key) {
+                        format!("COALESCE({old}, {})", d.to_sql())
                     } else {
-                        old
-                    };
-                    copy.push((tc.name.clone(), expr));
-                }
-                None => {
-                    let assigned = tc.primary_key && t.key_is_rowid();
-                    if !assigned && !tc.nullable && tc.default.is_none() {
                         plan.blocked.push(format!(
-                            "new column `{name}.{}` is NOT NULL without a default, so the rows \
-                             already in `{name}` would have no value: give it \
-                             `#[nanotype(default = …)]` or make it an `Option`",
-                            tc.name
+                            "column `{name}.{}` becomes {} but existing rows may hold NULL \
+                             there: {}",
+                            tc.name,
+                            if tc.primary_key {
+                                "the key"
+                            } else {
+                                "NOT NULL"
+                            },
+                            if tc.primary_key {
+                                "fill it in a migration of its own first"
+                            } else {
+                                "give it `#[nanotype(default = …)]` for those rows"
+                            }
                         ));
+                        old
                     }
+                } else {
+                    old
+                };
+                copy.push((tc.name.clone(), expr));
+            } else {
+                let assigned = tc.primary_key && t.key_is_rowid();
+                if !assigned && !tc.nullable && tc.default.is_none() {
+                    plan.blocked.push(format!(
+                        "new column `{name}.{}` is NOT NULL without a default, so the rows \
+                         already in `{name}` would have no value: give it \
+                         `#[nanotype(default = …)]` or make it an `Option`",
+                        tc.name
+                    ));
                 }
             }
         }
@@ -438,7 +437,7 @@ mod tests {
     #[test]
     fn rename_column_is_in_place() {
         let target = with(&tasks(), |cols| {
-            cols[1] = Column::new("name", ValueKind::String).renamed_from("title")
+            cols[1] = Column::new("name", ValueKind::String).renamed_from("title");
         });
         let plan = diff(&[tasks()], std::slice::from_ref(&target));
         assert_eq!(
@@ -459,12 +458,12 @@ mod tests {
     #[test]
     fn not_null_needs_a_default() {
         let target = with(&tasks(), |cols| {
-            cols[2] = Column::new("due", ValueKind::I64)
+            cols[2] = Column::new("due", ValueKind::I64);
         });
         let plan = diff(&[tasks()], &[target]);
         assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
         let target = with(&tasks(), |cols| {
-            cols[2] = Column::new("due", ValueKind::I64).default(Literal::Integer(0))
+            cols[2] = Column::new("due", ValueKind::I64).default(Literal::Integer(0));
         });
         let plan = diff(&[tasks()], &[target]);
         assert!(plan.blocked.is_empty());
@@ -477,7 +476,7 @@ mod tests {
     #[test]
     fn add_not_null_without_default_is_blocked() {
         let target = with(&tasks(), |cols| {
-            cols.push(Column::new("owner", ValueKind::String))
+            cols.push(Column::new("owner", ValueKind::String));
         });
         assert_eq!(diff(&[tasks()], &[target]).blocked.len(), 1);
     }
@@ -485,7 +484,7 @@ mod tests {
     #[test]
     fn same_sql_type_is_no_change() {
         let target = with(&tasks(), |cols| {
-            cols[2] = Column::new("due", ValueKind::I32).nullable()
+            cols[2] = Column::new("due", ValueKind::I32).nullable();
         });
         assert!(diff(&[tasks()], &[target]).is_empty());
     }

@@ -216,15 +216,14 @@ pub fn expansions(plan: &Plan) -> Vec<TableExpansion> {
             Change::DropColumn { table, column } => (table, (None, Some(column.to_string()))),
             _ => continue,
         };
-        let i = match out.iter().position(|t| t.table == table.as_ref()) {
-            Some(i) => i,
-            None => {
-                out.push(TableExpansion {
-                    table: table.to_string(),
-                    ..TableExpansion::default()
-                });
-                out.len() - 1
-            }
+        let i = if let Some(i) = out.iter().position(|t| t.table == table.as_ref()) {
+            i
+        } else {
+            out.push(TableExpansion {
+                table: table.to_string(),
+                ..TableExpansion::default()
+            });
+            out.len() - 1
         };
         if let Some(pair) = entry.0 {
             out[i].renamed.push(pair);
@@ -278,8 +277,7 @@ pub fn expand_plan(
                     .renamed
                     .iter()
                     .find(|(_, n)| *n == c.name)
-                    .map(|(o, _)| o.as_str())
-                    .unwrap_or(&c.name);
+                    .map_or(c.name.as_ref(), |(o, _)| o.as_str());
                 (c.name.clone(), quote(source))
             })
             .collect();

@@ -167,13 +167,13 @@ impl Plan {
                 | Change::CreateIndex { .. }
                 | Change::DropIndex { .. } => {}
                 Change::RenameTable { from, to } => {
-                    why.push(format!("table `{from}` renamed to `{to}`"))
+                    why.push(format!("table `{from}` renamed to `{to}`"));
                 }
                 Change::RenameColumn { table, from, to } => {
-                    why.push(format!("column `{table}.{from}` renamed to `{to}`"))
+                    why.push(format!("column `{table}.{from}` renamed to `{to}`"));
                 }
                 Change::DropColumn { table, column } => {
-                    why.push(format!("column `{table}.{column}` dropped"))
+                    why.push(format!("column `{table}.{column}` dropped"));
                 }
                 Change::DropTable(t) => why.push(format!("table `{t}` dropped")),
                 Change::RebuildTable(r) => why.push(format!(

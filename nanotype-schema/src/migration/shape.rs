@@ -239,7 +239,7 @@ fn index_shape(index: &Index, with_room: bool) -> IndexShape {
     if with_room {
         columns.push(ROOM_COLUMN.to_owned());
     }
-    columns.extend(index.columns.iter().map(|c| c.to_string()));
+    columns.extend(index.columns.iter().map(std::string::ToString::to_string));
     IndexShape {
         name: index.name.to_string(),
         columns,
@@ -393,7 +393,7 @@ pub fn differences(expected: &TableShape, actual: &TableShape) -> Vec<String> {
         match actual.column(&e.name) {
             None => out.push(format!("column `{t}.{}` is missing", e.name)),
             Some(a) if a != e => {
-                out.push(format!("column `{t}.{}` is {a} but should be {e}", e.name))
+                out.push(format!("column `{t}.{}` is {a} but should be {e}", e.name));
             }
             Some(_) => {}
         }
