@@ -33,7 +33,9 @@ pub enum Location {
 /// One thing wrong with a model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// Which part of the table.
     pub at: Location,
+    /// What is wrong, for a person.
     pub message: String,
 }
 

@@ -20,6 +20,8 @@
 //! assert!(ddl::replica_table(&table).contains("PRIMARY KEY (\"room_id\", \"id\")"));
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod check;
 pub mod ddl;
 pub mod ident;

@@ -139,12 +139,14 @@ impl Reference {
         }
     }
 }
+/// A secondary index (field `index`/`unique`, or table-level `index(..)`/`unique(..)`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Index {
     /// SQL index name; the same in the room's SQLite and in the replica.
     pub name: Name,
     /// Column names (SQL names), in key order. The replica's index puts `room_id` first.
     pub columns: List<Name>,
+    /// `UNIQUE`.
     pub unique: bool,
     /// A partial index's `WHERE` condition (SQL), if any.
     pub predicate: Option<Name>,
@@ -153,17 +155,29 @@ pub struct Index {
 /// The Rust-level kind of a column's value. The SQL type follows from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ValueKind {
+    /// `i8`.
     I8,
+    /// `i16`.
     I16,
+    /// `i32`.
     I32,
+    /// `i64`.
     I64,
+    /// `u8`.
     U8,
+    /// `u16`.
     U16,
+    /// `u32`.
     U32,
+    /// `f32`.
     F32,
+    /// `f64`.
     F64,
+    /// `bool`.
     Bool,
+    /// `String`.
     String,
+    /// `Vec<u8>`.
     Bytes,
     /// Any serde type, stored as JSON text (`#[nanotype(json)]`).
     Json,
@@ -172,22 +186,31 @@ pub enum ValueKind {
 /// SQLite storage class of a column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SqlType {
+    /// `INTEGER`.
     Integer,
+    /// `REAL`.
     Real,
+    /// `TEXT`.
     Text,
+    /// `BLOB`.
     Blob,
 }
 
 /// A literal default value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Literal {
+    /// An integer.
     Integer(i64),
+    /// A float.
     Real(f64),
+    /// `true` or `false` (stored as 1 or 0).
     Bool(bool),
+    /// A string.
     Text(Name),
 }
 
 impl ValueKind {
+    /// The SQLite storage class of the kind.
     pub fn sql_type(self) -> SqlType {
         match self {
             ValueKind::I8
@@ -277,6 +300,7 @@ impl ValueKind {
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 impl SqlType {
+    /// The type's SQL keyword.
     pub fn as_sql(self) -> &'static str {
         match self {
             SqlType::Integer => "INTEGER",
@@ -311,11 +335,13 @@ impl Table {
         }
     }
 
+    /// The same table with `index` added.
     pub fn with_index(mut self, index: Index) -> Table {
         self.indexes.to_mut().push(index);
         self
     }
 
+    /// The same table, renamed from `old`.
     pub fn renamed_from(mut self, old: &str) -> Table {
         self.renamed_from = Some(Cow::Owned(old.to_owned()));
         self
@@ -348,6 +374,7 @@ impl Table {
         self.primary_key().is_some_and(|c| c.kind == ValueKind::I64)
     }
 
+    /// The column named `name` (its SQL name).
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -368,21 +395,25 @@ impl Column {
         }
     }
 
+    /// The same column, part of the primary key.
     pub fn primary_key(mut self) -> Column {
         self.primary_key = true;
         self
     }
 
+    /// The same column, nullable (`Option<T>`).
     pub fn nullable(mut self) -> Column {
         self.nullable = true;
         self
     }
 
+    /// The same column with a `DEFAULT`.
     pub fn default(mut self, literal: Literal) -> Column {
         self.default = Some(literal);
         self
     }
 
+    /// The same column, renamed from `old`.
     pub fn renamed_from(mut self, old: &str) -> Column {
         self.renamed_from = Some(Cow::Owned(old.to_owned()));
         self
@@ -406,12 +437,14 @@ impl Column {
         self
     }
 
+    /// The column's SQLite storage class.
     pub fn sql_type(&self) -> SqlType {
         self.kind.sql_type()
     }
 }
 
 impl Index {
+    /// An index on `columns` (SQL names, in key order).
     pub fn new(name: &str, columns: &[&str], unique: bool) -> Index {
         Index {
             name: Cow::Owned(name.to_owned()),

@@ -48,6 +48,7 @@ use crate::symbol::{
 
 /// A parsed table with what code generation needs besides the model.
 pub struct ParsedTable {
+    /// The table's model.
     pub table: Table,
     /// `crate = "path"`: the runtime's path in generated code, when the dependency is renamed.
     pub krate: Option<syn::Path>,
@@ -59,7 +60,9 @@ pub struct ParsedTable {
 
 /// What the macro needs about one field.
 pub struct ParsedField {
+    /// The field's name.
     pub ident: Ident,
+    /// The field's type.
     pub ty: Type,
     /// For `Option<T>` fields, `T`; otherwise the field type.
     pub inner_ty: Type,

@@ -12,8 +12,11 @@ pub const UNIQUE: &str = "unique";
 pub const CHECK: &str = "check";
 /// Field level.
 pub const PRIMARY_KEY: &str = "primary_key";
+/// Field level: `default = <literal>`.
 pub const DEFAULT: &str = "default";
+/// Field level: `rename = "col"`.
 pub const RENAME: &str = "rename";
+/// Field level: `json`, any serde type stored as JSON text.
 pub const JSON: &str = "json";
 /// Field level: `references = "table.column"`, a foreign key to another table's primary key.
 pub const REFERENCES: &str = "references";
@@ -28,7 +31,9 @@ pub const VALIDATE: &str = "validate";
 /// The helper attribute on fields.
 pub const NANOTYPE: &str = "nanotype";
 
+/// Every table-level key, for the error listing them.
 pub const TABLE_KEYS: &[&str] = &[NAME, RENAMED_FROM, INDEX, UNIQUE, CHECK, VALIDATE, CRATE];
+/// Every field-level key, for the error listing them.
 pub const FIELD_KEYS: &[&str] = &[
     PRIMARY_KEY,
     INDEX,

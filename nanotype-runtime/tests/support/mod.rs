@@ -274,34 +274,20 @@ pub fn engine<R: Replica>(
     (e, sched)
 }
 
-/// A temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A temporary directory (the `tempfile` crate's), removed on drop.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "nanotype-{name}-{}-{}",
-            std::process::id(),
-            nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("nanotype-{name}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
     pub fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(file)
     }
 }
 

@@ -37,33 +37,50 @@ pub enum Change {
     CreateReplicaMeta,
     /// A new table with its indexes.
     CreateTable(Table),
+    /// A table renamed (`renamed_from`).
     RenameTable {
+        /// The old name.
         from: Name,
+        /// The new name.
         to: Name,
     },
+    /// A column renamed (`renamed_from` on the field).
     RenameColumn {
+        /// The table.
         table: Name,
+        /// The old name.
         from: Name,
+        /// The new name.
         to: Name,
     },
     /// A column SQLite can add in place: nullable, or NOT NULL with a default.
     AddColumn {
+        /// The table.
         table: Name,
+        /// The new column.
         column: Column,
     },
     /// Loses the column's data: planned only with permission.
     DropColumn {
+        /// The table.
         table: Name,
+        /// The column dropped.
         column: Name,
     },
     /// Loses the table's rows: planned only with permission.
     DropTable(Name),
+    /// A new index (`room_id` first in the replica).
     CreateIndex {
+        /// The table.
         table: Name,
+        /// The index.
         index: Index,
     },
+    /// An index dropped.
     DropIndex {
+        /// The table.
         table: Name,
+        /// The index's name.
         index: Name,
     },
     /// A change SQLite cannot make in place (type, nullability, default or key): build the target
@@ -123,6 +140,7 @@ pub struct Plan {
 pub struct Refusal {
     /// Data the plan would destroy, when permission was not given.
     pub data_loss: Vec<String>,
+    /// Changes that cannot be planned as asked (a key change, a type no rebuild can convert), with why.
     pub blocked: Vec<String>,
 }
 

@@ -16,8 +16,11 @@ use crate::ROOM_COLUMN;
 /// One table: its columns and the indexes created with `CREATE INDEX`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableShape {
+    /// The table's name.
     pub name: String,
+    /// Its columns, in order.
     pub columns: Vec<ColumnShape>,
+    /// Its `CREATE INDEX` indexes.
     pub indexes: Vec<IndexShape>,
     /// `CHECK` constraints, as normalized SQL ([`normalize_sql`]), sorted.
     pub checks: Vec<String>,
@@ -26,6 +29,7 @@ pub struct TableShape {
 /// One column, as `PRAGMA table_info` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnShape {
+    /// The column's name.
     pub name: String,
     /// The declared type, upper case (`INTEGER`, `TEXT`, …).
     pub declared_type: String,
@@ -51,8 +55,11 @@ pub fn reference_text(table: &str, column: &str, on_delete: &str) -> String {
 /// One index made by `CREATE INDEX` (not the implicit ones of a key or `UNIQUE` constraint).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexShape {
+    /// The index's name.
     pub name: String,
+    /// Its columns, in key order.
     pub columns: Vec<String>,
+    /// `UNIQUE`.
     pub unique: bool,
     /// A partial index's condition, normalized ([`normalize_sql`]).
     pub predicate: Option<String>,
@@ -131,10 +138,12 @@ impl TableShape {
         self
     }
 
+    /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&ColumnShape> {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The index named `name`.
     pub fn index(&self, name: &str) -> Option<&IndexShape> {
         self.indexes.iter().find(|i| i.name == name)
     }
