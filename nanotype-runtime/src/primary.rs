@@ -21,45 +21,27 @@ pub trait Primary {
 
     /// Asked before a write to `table`: a room's engine refuses tables that are not in its
     /// schema ([`crate::Error::UnregisteredTable`]); a bare database accepts every table.
-    fn check_table(&self, _table: &str) -> Result<()> {
-        Ok(())
-    }
+    /// The engine's duties around every generated write ([`WriteHooks`]), or `None` for a
+    /// backend on its own. Required, with no default: a wrapper forwards its inner database's
+    /// or says it has none, so it cannot silently drop them.
+    fn hooks(&self) -> Option<&dyn WriteHooks>;
+}
 
-    /// Told after a write committed a change to the outbox: a room's engine arms the alarm that
-    /// guarantees delivery.
-    fn changed(&self) {}
-
-    /// Whether the database records every change of a replicated table in the outbox itself,
-    /// with triggers ([`crate::capture`]): a room's engine does, so the generated writes send no
-    /// outbox statement of their own. A bare database does not.
-    fn captures_changes(&self) -> bool {
-        false
-    }
-
-    /// Told inside a write's transaction, after its outbox record: the change's seq (`None` when
-    /// a trigger recorded it: then it is the room's current seq), table, key and the row as
-    /// stored (`None` for a delete). A room whose feed is on logs it for its WebSocket clients
-    /// ([`crate::feed`]); an error rolls the write back.
-    fn record(
-        &self,
-        _seq: Option<i64>,
-        _table: &str,
-        _key: &Value,
-        _row: Option<&Row>,
-    ) -> Result<()> {
-        Ok(())
-    }
-
-    /// The room's clock (ms since the epoch) where the database knows it (the engine's does),
-    /// for the validation of the typed writes ([`crate::Validate`]).
-    fn clock_ms(&self) -> Option<i64> {
-        None
-    }
-
-    /// Who is writing through this database, where it knows (app code's [`Database`]).
-    fn caller(&self) -> Option<crate::api::Caller> {
-        None
-    }
+/// What the engine does around every generated write: a room's database (the engine's) refuses
+/// tables outside the schema, records the change for the feed, arms delivery, and gives the
+/// clock and the caller to validation. Its change capture is the triggers', so a database with
+/// hooks appends nothing to the outbox itself.
+pub trait WriteHooks {
+    /// Refuse a write to a table the room does not replicate.
+    fn check_table(&self, table: &str) -> Result<()>;
+    /// Inside the write's transaction: the change (with its stored row, none for a delete).
+    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()>;
+    /// After the write committed.
+    fn changed(&self);
+    /// The room's clock (ms since the epoch).
+    fn clock_ms(&self) -> i64;
+    /// Who is writing, when known (app code's [`Database`] of a request).
+    fn caller(&self) -> Option<crate::api::Caller>;
 }
 
 impl<P: Primary + ?Sized> Primary for &P {
@@ -75,23 +57,8 @@ impl<P: Primary + ?Sized> Primary for &P {
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         (**self).transaction(f)
     }
-    fn check_table(&self, table: &str) -> Result<()> {
-        (**self).check_table(table)
-    }
-    fn changed(&self) {
-        (**self).changed();
-    }
-    fn captures_changes(&self) -> bool {
-        (**self).captures_changes()
-    }
-    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
-        (**self).record(seq, table, key, row)
-    }
-    fn clock_ms(&self) -> Option<i64> {
-        (**self).clock_ms()
-    }
-    fn caller(&self) -> Option<crate::api::Caller> {
-        (**self).caller()
+    fn hooks(&self) -> Option<&dyn WriteHooks> {
+        (**self).hooks()
     }
 }
 
@@ -108,23 +75,8 @@ impl<P: Primary + ?Sized> Primary for std::rc::Rc<P> {
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         (**self).transaction(f)
     }
-    fn check_table(&self, table: &str) -> Result<()> {
-        (**self).check_table(table)
-    }
-    fn changed(&self) {
-        (**self).changed();
-    }
-    fn captures_changes(&self) -> bool {
-        (**self).captures_changes()
-    }
-    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
-        (**self).record(seq, table, key, row)
-    }
-    fn clock_ms(&self) -> Option<i64> {
-        (**self).clock_ms()
-    }
-    fn caller(&self) -> Option<crate::api::Caller> {
-        (**self).caller()
+    fn hooks(&self) -> Option<&dyn WriteHooks> {
+        (**self).hooks()
     }
 }
 
@@ -165,11 +117,7 @@ trait DynPrimary {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<u64>;
     fn execute_batch(&self, sql: &str) -> Result<()>;
     fn transaction_dyn(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()>;
-    fn check_table(&self, table: &str) -> Result<()>;
-    fn changed(&self);
-    fn captures_changes(&self) -> bool;
-    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()>;
-    fn clock_ms(&self) -> Option<i64>;
+    fn hooks(&self) -> Option<&dyn WriteHooks>;
 }
 
 impl<P: Primary> DynPrimary for P {
@@ -185,20 +133,8 @@ impl<P: Primary> DynPrimary for P {
     fn transaction_dyn(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         Primary::transaction(self, f)
     }
-    fn check_table(&self, table: &str) -> Result<()> {
-        Primary::check_table(self, table)
-    }
-    fn changed(&self) {
-        Primary::changed(self);
-    }
-    fn captures_changes(&self) -> bool {
-        Primary::captures_changes(self)
-    }
-    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
-        Primary::record(self, seq, table, key, row)
-    }
-    fn clock_ms(&self) -> Option<i64> {
-        Primary::clock_ms(self)
+    fn hooks(&self) -> Option<&dyn WriteHooks> {
+        Primary::hooks(self)
     }
 }
 
@@ -226,22 +162,33 @@ impl Primary for Database {
             ))
         })
     }
+    /// The inner database's hooks, with this handle's caller.
+    fn hooks(&self) -> Option<&dyn WriteHooks> {
+        self.db.hooks().map(|_| self as &dyn WriteHooks)
+    }
+}
+
+impl WriteHooks for Database {
     fn check_table(&self, table: &str) -> Result<()> {
-        self.db.check_table(table)
-    }
-    fn changed(&self) {
-        self.db.changed();
-    }
-    fn captures_changes(&self) -> bool {
-        self.db.captures_changes()
+        self.db.hooks().map_or(Ok(()), |h| h.check_table(table))
     }
     fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
-        self.db.record(seq, table, key, row)
+        self.db
+            .hooks()
+            .map_or(Ok(()), |h| h.record(seq, table, key, row))
     }
-    fn clock_ms(&self) -> Option<i64> {
-        self.db.clock_ms()
+    fn changed(&self) {
+        if let Some(h) = self.db.hooks() {
+            h.changed();
+        }
+    }
+    fn clock_ms(&self) -> i64 {
+        self.db.hooks().map_or(0, WriteHooks::clock_ms)
     }
     fn caller(&self) -> Option<crate::api::Caller> {
-        self.caller.as_deref().cloned()
+        self.caller
+            .as_deref()
+            .cloned()
+            .or_else(|| self.db.hooks().and_then(WriteHooks::caller))
     }
 }

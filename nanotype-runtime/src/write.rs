@@ -10,28 +10,31 @@ use crate::table::{Table, TableSql};
 use crate::value::{Row, Value};
 
 /// Run `change` and append the change of the key it returns to the outbox, atomically; the
-/// row it returns (none for a delete) is offered to [`Primary::record`] in the same transaction.
+/// row it returns (none for a delete) is offered to the engine's [`WriteHooks::record`](crate::primary::WriteHooks::record) in the same transaction.
 fn apply<P: Primary>(
     db: &P,
     table: &str,
     change: impl FnOnce() -> Result<Option<(Value, Option<Row>)>>,
 ) -> Result<Option<Option<Row>>> {
-    db.check_table(table)?;
+    let hooks = db.hooks();
+    if let Some(h) = hooks {
+        h.check_table(table)?;
+    }
     let out = db.transaction(|| {
         let Some((key, row)) = change()? else {
             return Ok(None);
         };
         // A room's engine records the change with a trigger, inside the statement that made it.
-        let seq = if db.captures_changes() {
-            None
-        } else {
-            Some(outbox::append(db, table, key.clone())?)
-        };
-        db.record(seq, table, &key, row.as_ref())?;
+        match hooks {
+            Some(h) => h.record(None, table, &key, row.as_ref())?,
+            None => {
+                outbox::append(db, table, key.clone())?;
+            }
+        }
         Ok(Some(row))
     })?;
-    if out.is_some() {
-        db.changed();
+    if let (Some(h), Some(_)) = (hooks, &out) {
+        h.changed();
     }
     Ok(out)
 }
@@ -98,7 +101,7 @@ pub fn delete_row<P: Primary>(db: &P, sql: &TableSql, key: Value) -> Result<bool
             return Ok(None);
         }
         // In a room the capture trigger keeps the high-water mark (for raw deletes too).
-        if let (Some(retire), false) = (&sql.retire_key, db.captures_changes()) {
+        if let (Some(retire), false) = (&sql.retire_key, db.hooks().is_some()) {
             db.query(retire, &parts)?;
         }
         Ok(Some((key, None)))
@@ -132,8 +135,15 @@ fn validated<T: Table, P: Primary>(db: &P, row: &T, op: WriteOp) -> Result<Row> 
         return row.to_row();
     }
     let mut owned = T::from_row(row.to_row()?)?;
-    let caller = db.caller().unwrap_or_default();
-    let write = crate::WriteCtx::new(op, db.clock_ms().unwrap_or(0), &caller);
+    let hooks = db.hooks();
+    let caller = hooks
+        .and_then(crate::primary::WriteHooks::caller)
+        .unwrap_or_default();
+    let write = crate::WriteCtx::new(
+        op,
+        hooks.map_or(0, crate::primary::WriteHooks::clock_ms),
+        &caller,
+    );
     owned
         .validate(&write)
         .map_err(|e| Error::Rejected(e.message))?;

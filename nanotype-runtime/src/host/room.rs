@@ -584,26 +584,8 @@ impl<Pl: RoomPlatform> Primary for EngineDb<Pl> {
     fn transaction<T>(&self, f: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
         self.0.primary().transaction(f)
     }
-    fn check_table(&self, table: &str) -> crate::Result<()> {
-        self.0.primary().check_table(table)
-    }
-    fn changed(&self) {
-        self.0.primary().changed();
-    }
-    fn captures_changes(&self) -> bool {
-        self.0.primary().captures_changes()
-    }
-    fn record(
-        &self,
-        seq: Option<i64>,
-        table: &str,
-        key: &crate::Value,
-        row: Option<&crate::Row>,
-    ) -> crate::Result<()> {
-        self.0.primary().record(seq, table, key, row)
-    }
-    fn clock_ms(&self) -> Option<i64> {
-        self.0.primary().clock_ms()
+    fn hooks(&self) -> Option<&dyn crate::primary::WriteHooks> {
+        self.0.primary().hooks()
     }
 }
 

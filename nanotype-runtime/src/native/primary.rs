@@ -11,7 +11,6 @@ use crate::value::{Row, Value};
 pub struct NativePrimary {
     conn: Connection,
     depth: Cell<u32>,
-    on_change: Option<Box<dyn Fn()>>,
 }
 
 fn err(e: rusqlite::Error) -> Error {
@@ -45,14 +44,7 @@ impl NativePrimary {
         NativePrimary {
             conn,
             depth: Cell::new(0),
-            on_change: None,
         }
-    }
-
-    /// Call `f` after every committed write (e.g. to flush promptly).
-    pub fn on_change(mut self, f: impl Fn() + 'static) -> NativePrimary {
-        self.on_change = Some(Box::new(f));
-        self
     }
 
     /// The underlying connection (tests, benchmarks).
@@ -107,9 +99,7 @@ impl Primary for NativePrimary {
         }
     }
 
-    fn changed(&self) {
-        if let Some(f) = &self.on_change {
-            f();
-        }
+    fn hooks(&self) -> Option<&dyn crate::primary::WriteHooks> {
+        None
     }
 }

@@ -427,6 +427,12 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
         }
         out
     }
+    fn hooks(&self) -> Option<&dyn crate::primary::WriteHooks> {
+        Some(self)
+    }
+}
+
+impl<P: Primary, S: Scheduler> crate::primary::WriteHooks for RoomDb<P, S> {
     fn check_table(&self, table: &str) -> Result<()> {
         if self.tables.iter().any(|t| t.name == table) {
             Ok(())
@@ -439,22 +445,20 @@ impl<P: Primary, S: Scheduler> Primary for RoomDb<P, S> {
     fn changed(&self) {
         self.written.set(true);
         self.scheduler.schedule(self.delivery_delay_ms);
-        self.inner.changed();
     }
-    fn captures_changes(&self) -> bool {
-        true
+    fn clock_ms(&self) -> i64 {
+        self.scheduler.now_ms()
     }
-    fn clock_ms(&self) -> Option<i64> {
-        Some(self.scheduler.now_ms())
+    fn caller(&self) -> Option<crate::api::Caller> {
+        None
     }
-
-    fn record(&self, seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
+    fn record(&self, _seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
         if self.feed.is_some() {
             // The triggers recorded the change (and whatever it cascaded to) in the outbox:
             // every record after the last one logged is fed, so none is ever skipped.
             self.log_captured(Some((table, key, row)))?;
         }
-        self.inner.record(seq, table, key, row)
+        Ok(())
     }
 }
 

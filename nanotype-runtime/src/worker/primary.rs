@@ -198,4 +198,7 @@ impl Primary for DoPrimary {
     fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.transaction_sync(f)
     }
+    fn hooks(&self) -> Option<&dyn crate::primary::WriteHooks> {
+        None
+    }
 }
