@@ -36,6 +36,6 @@ phase "fresh state, D1 migrations apply --local"
 
 phase "end-to-end checks"
 status=0
-(cd examples/tasks && node e2e/run.mjs) || status=$?
+(cd examples/tasks && node --test-reporter=spec e2e/run.mjs) || status=$?
 phase "done (exit $status)"
 exit $status

@@ -45,7 +45,7 @@ function assertInOrderOnce(got, from, to, who) {
 
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
 
-export async function feedChecks({ check, room, restart }) {
+export async function feedChecks({ check, room }) {
   const { subscribe } = await servedClient();
 
   await check("feed 0. typed rows: the served client.d.ts and the generated tables.d.ts type-check a subscriber (tsc --strict)", async () => {
@@ -182,24 +182,6 @@ subscribe<Tables>("demo", { onChange: (c) => {
     return { snapshot, refused, withoutUpgrade: plain.status };
   });
 
-  await check("feed 3. wrangler dev killed and restarted: the clients resume from their seq", async () => {
-    const R = room("feedkill");
-    const a = recorder(subscribe, R), b = recorder(subscribe, R);
-    await waitFor("live", async () => a.statuses.some((s) => s.s === "live") && b.statuses.some((s) => s.s === "live"));
-    for (let i = 0; i < 40; i++) assert.equal((await http("POST", `/rooms/${R}/tasks`, { title: `k${i}` })).status, 201);
-    await waitFor("40 changes", async () => a.got.length === 40 && b.got.length === 40);
-    await restart();
-    for (let i = 40; i < 80; i++) assert.equal((await http("POST", `/rooms/${R}/tasks`, { title: `k${i}` })).status, 201);
-    await waitFor("80 changes at both", async () => a.got.length >= 80 && b.got.length >= 80, 30000);
-    // The sentinel: a duplicate or a stray change would arrive before it.
-    assert.equal((await http("POST", `/rooms/${R}/tasks`, { title: "sentinel" })).status, 201);
-    await waitFor("the sentinel at both", async () => a.got.some((c) => c.seq === 81) && b.got.some((c) => c.seq === 81));
-    assertInOrderOnce(a.got, 1, 81, "client A");
-    assertInOrderOnce(b.got, 1, 81, "client B");
-    a.sub.close(); b.sub.close();
-    return { reconnectsA: a.sockets.length - 1, reconnectsB: b.sockets.length - 1 };
-  });
-
   await check("feed 5. rows changed by a custom route's raw SQL reach the feed with their new state", async () => {
     const R = room("feedraw");
     const a = recorder(subscribe, R);
@@ -238,5 +220,29 @@ subscribe<Tables>("demo", { onChange: (c) => {
     assert.match(closed.reason, /unacknowledged: reconnect with since=0/);
     normal.sub.close();
     return { writesPerS: +rate.toFixed(0), stuckReceivedBeforeClose: stuckGot, close: closed };
+  });
+}
+
+/// The feed's check that kills and restarts `wrangler dev`: run with the other such checks, after
+/// the ones that share the instance.
+export async function feedRestartChecks({ check, room, restart }) {
+  const { subscribe } = await servedClient();
+
+  await check("feed 3. wrangler dev killed and restarted: the clients resume from their seq", async () => {
+    const R = room("feedkill");
+    const a = recorder(subscribe, R), b = recorder(subscribe, R);
+    await waitFor("live", async () => a.statuses.some((s) => s.s === "live") && b.statuses.some((s) => s.s === "live"));
+    for (let i = 0; i < 40; i++) assert.equal((await http("POST", `/rooms/${R}/tasks`, { title: `k${i}` })).status, 201);
+    await waitFor("40 changes", async () => a.got.length === 40 && b.got.length === 40);
+    await restart();
+    for (let i = 40; i < 80; i++) assert.equal((await http("POST", `/rooms/${R}/tasks`, { title: `k${i}` })).status, 201);
+    await waitFor("80 changes at both", async () => a.got.length >= 80 && b.got.length >= 80, 30000);
+    // The sentinel: a duplicate or a stray change would arrive before it.
+    assert.equal((await http("POST", `/rooms/${R}/tasks`, { title: "sentinel" })).status, 201);
+    await waitFor("the sentinel at both", async () => a.got.some((c) => c.seq === 81) && b.got.some((c) => c.seq === 81));
+    assertInOrderOnce(a.got, 1, 81, "client A");
+    assertInOrderOnce(b.got, 1, 81, "client B");
+    a.sub.close(); b.sub.close();
+    return { reconnectsA: a.sockets.length - 1, reconnectsB: b.sockets.length - 1 };
   });
 }

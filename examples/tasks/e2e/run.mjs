@@ -2,14 +2,16 @@
 //   node e2e/run.mjs prepare   write the test configs, apply the D1 migrations to a fresh state
 //   node e2e/run.mjs           run every check; prints "N passed, N failed"
 // Env: NT_E2E_STATE (state dir), NT_E2E_PORT, NT_MIGRATIONS_DIR, ONLY (substring of check names),
-// VERBOSE=1 (wrangler's output), LOAD_ROOMS / LOAD_WRITES / LOAD_CONCURRENCY.
+// VERBOSE=1 (wrangler's output), LOAD_ROOMS / LOAD_WRITES / LOAD_CONCURRENCY. The checks are
+// node:test tests; node prints its report (spec) after the suite's own lines.
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   applyMigrations, d1, http, jwt, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS, AUDIT_EVERY_MS,
 } from "./harness.mjs";
-import { feedChecks } from "./feed.mjs";
+import { feedChecks, feedRestartChecks } from "./feed.mjs";
 import { dashboardChecks } from "./dashboard.mjs";
 
 const RUN = Date.now().toString(36);
@@ -25,21 +27,26 @@ if (process.argv[2] === "prepare") {
   process.exit(0);
 }
 
+// Every check is a `node:test` test (its name, its time, its failure with the assertion's diff,
+// `ONLY` skipping the others); they run one after another, in the order below, because the
+// checks that kill and restart `wrangler dev` come after the ones that share one instance.
 let passed = 0, failed = 0;
-const results = [];
 async function check(name, fn) {
-  if (process.env.ONLY && !name.includes(process.env.ONLY)) return;
-  const t0 = performance.now();
-  try {
-    const note = await fn();
-    passed++;
-    const ms = (performance.now() - t0).toFixed(0);
-    console.log(`ok   ${name} (${ms} ms)${note !== undefined ? "  " + JSON.stringify(note).slice(0, 400) : ""}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-  results.push(name);
+  const skip = Boolean(process.env.ONLY && !name.includes(process.env.ONLY));
+  await test(name, { skip }, async (t) => {
+    const t0 = performance.now();
+    try {
+      const note = await fn();
+      passed++;
+      const ms = (performance.now() - t0).toFixed(0);
+      console.log(`ok   ${name} (${ms} ms)${note !== undefined ? "  " + JSON.stringify(note).slice(0, 400) : ""}`);
+      if (note !== undefined) t.diagnostic(JSON.stringify(note).slice(0, 400));
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${name}: ${e.stack || e}`);
+      throw e;
+    }
+  });
 }
 
 // ------------------------------------------------------------------ helpers over the API
@@ -571,11 +578,8 @@ try {
   });
 
   const loadRooms = Array.from({ length: LOAD_ROOMS }, (_, i) => room(`load${i}`));
-  await feedChecks({
-    check,
-    room,
-    restart: async () => { await w.stop(true); w = new Wrangler("main"); await w.start(); },
-  });
+  const restart = async () => { await w.stop(true); w = new Wrangler("main"); await w.start(); };
+  await feedChecks({ check, room });
   await dashboardChecks({ check, room });
 
   await check(`6. load: ${LOAD_ROOMS} rooms x ${LOAD_WRITES} writes, ${LOAD_CONCURRENCY} in flight; then D1 equals every DO`, async () => {
@@ -609,6 +613,9 @@ try {
   });
 
   const D = room("restart");
+  // From here on, checks kill and restart `wrangler dev`, or run their own instance.
+  await feedRestartChecks({ check, room, restart });
+
   await check("4. wrangler dev killed mid-stream and restarted: nothing acknowledged is lost, the outbox drains", async () => {
     const acked = new Map();
     let attempted = 0, killed = false;
@@ -870,5 +877,8 @@ try {
   await w.stop();
   if (failed || process.env.SHOW_LOG) console.log("---- wrangler log (tail) ----\n" + w.log.slice(-8000));
   console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  // node:test reports and sets the exit code (1 when a test failed); a fatal error sets it here.
+  if (failed) process.exitCode = 1;
+  // A handle a check left open (a socket) must not hold the suite: bounded, then out.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 10000).unref();
 }
