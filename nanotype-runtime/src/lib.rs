@@ -31,47 +31,29 @@ pub mod prelude;
 pub mod validate;
 
 #[cfg(feature = "native")]
-pub mod native;
-
+pub use platform::native;
 #[cfg(feature = "worker")]
-pub mod worker;
+pub use platform::worker;
 
-// The engine and the model's runtime side: public for the macros' generated code, this crate's
-// own tests and the bench, not part of the API an app is written against (hidden from the docs;
-// what an app needs of them is re-exported below).
-#[doc(hidden)]
-pub mod billing;
-#[doc(hidden)]
-pub mod capture;
-#[doc(hidden)]
-pub mod clock;
+// The folders follow the architecture: `model` (a table's runtime side), `engine` (the room's
+// database, capture, replication), `host` (a room's life and the gateway over a platform),
+// `platform` (Cloudflare, native), `api` (the app's side).
 mod declare;
 #[doc(hidden)]
-pub mod key;
+pub mod engine;
 #[doc(hidden)]
-pub mod meta;
+pub mod model;
+mod platform;
+
+// The engine's and the model's modules by their short names: public for the macros' generated
+// code, this crate's own tests and the bench, not part of the API an app is written against
+// (hidden from the docs; what an app needs of them is re-exported below).
 #[doc(hidden)]
-pub mod migrate;
+pub use engine::{
+    billing, capture, clock, meta, migrate, outbox, primary, read, replica, sync, timers, write,
+};
 #[doc(hidden)]
-pub mod outbox;
-#[doc(hidden)]
-pub mod primary;
-#[doc(hidden)]
-pub mod read;
-#[doc(hidden)]
-pub mod registry;
-#[doc(hidden)]
-pub mod replica;
-#[doc(hidden)]
-pub mod sync;
-#[doc(hidden)]
-pub mod table;
-#[doc(hidden)]
-pub mod timers;
-#[doc(hidden)]
-pub mod value;
-#[doc(hidden)]
-pub mod write;
+pub use model::{key, registry, table, value};
 
 pub use clock::{Alarm, Clock, Scheduler, Yield};
 pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 //! This is a real backend, not a mock: the same engine code runs here as in a Durable Object,
 //! which is what makes the fast tests, the fault injection and the benchmarks meaningful.
 
+mod analytics;
 mod app;
 mod primary;
 mod replica;
