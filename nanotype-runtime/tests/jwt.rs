@@ -183,10 +183,15 @@ fn every_bad_token_is_a_401_that_says_why() {
 #[derive(Default)]
 struct Hooks;
 
-async fn whoami(room: RoomCtx, _req: AppRequest) -> Result<Reply, ApiError> {
+async fn whoami(room: RoomCtx, req: AppRequest) -> Result<Reply, ApiError> {
     Ok(Reply::json(
         200,
-        json!({ "sub": room.caller().subject(), "room": room.name() }),
+        json!({
+            "sub": room.caller().subject(),
+            "room": room.name(),
+            "agent": req.header("user-agent"),
+            "callerHeader": req.header("x-nanotype-caller").map(|h| h.contains("root")),
+        }),
     ))
 }
 
@@ -222,7 +227,17 @@ fn the_tokens_subject_reaches_the_room() {
                 "authorization",
                 &format!("Bearer {}", hs256(&claims("ana", json!("*")))),
             )
-            .with_header("x-nanotype-caller", r#"{"subject":"root"}"#),
+            .with_header("x-nanotype-caller", r#"{"subject":"root"}"#)
+            .with_header("user-agent", "tests/1.0"),
     );
-    assert_eq!(forged.json_body()["sub"], "ana");
+    let seen = forged.json_body();
+    assert_eq!(seen["sub"], "ana");
+    assert_eq!(
+        seen["callerHeader"], false,
+        "the gateway's caller header, not the client's"
+    );
+    assert_eq!(
+        seen["agent"], "tests/1.0",
+        "the client's own headers reach app code"
+    );
 }

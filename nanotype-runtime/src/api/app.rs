@@ -268,8 +268,9 @@ impl AppRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A request header (the ones the gateway passes to the room: `content-type`, the seq, the
-    /// idempotency key).
+    /// A request header as the client sent it (every one but the runtime's own `x-nanotype-room`,
+    /// `x-nanotype-caller` and `x-nanotype-fallback`, which only the gateway sets, and the
+    /// hop-by-hop ones).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

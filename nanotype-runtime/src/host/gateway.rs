@@ -124,15 +124,25 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
     respond(resp)
 }
 
-/// The request as its room gets it: the room named, the headers a room reads, the body.
+/// The request as its room gets it: the room named, the caller as the policy decided, the
+/// client's headers (app code reads them) but the runtime's own and the hop-by-hop ones, the body.
 fn to_room(req: &HttpRequest, room: &str, caller: &Caller, fallback: Option<&str>) -> HttpRequest {
     let mut inner = HttpRequest::new(&req.method, &req.path)
         .with_header(api::ROOM_HEADER, room)
         .with_header(api::CALLER_HEADER, &caller.to_header())
         .with_header("content-type", "application/json");
     inner.query = req.query.clone();
-    for name in [api::SEQ_HEADER, api::idempotency::HEADER] {
-        if let Some(value) = req.header(name) {
+    for (name, value) in &req.headers {
+        let runtime_only = [api::ROOM_HEADER, api::CALLER_HEADER, api::FALLBACK_HEADER];
+        let hop = [
+            "host",
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "upgrade",
+            "content-type",
+        ];
+        if !runtime_only.contains(&name.as_str()) && !hop.contains(&name.as_str()) {
             inner = inner.with_header(name, value);
         }
     }
