@@ -193,9 +193,8 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
                 e.message
             )),
         }
-        if engine.primary().take_written() {
-            self.flush_soon(&engine);
-        }
+        // What the timers wrote goes in this alarm's sync below: no separate flush.
+        let _ = engine.primary().take_written();
         self.feed_captured(&engine);
         self.broadcast(&engine);
         if let Err(e) = engine.sync().await {
