@@ -233,16 +233,22 @@ impl AppRequest {
         }
     }
 
-    pub(crate) fn with_parts(
-        mut self,
+    /// A request of the host's, with everything it carries.
+    pub(crate) fn from_parts(
+        method: &str,
+        path: Vec<String>,
         query: Vec<(String, String)>,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> AppRequest {
-        self.query = query;
-        self.headers = headers;
-        self.body = body;
-        self
+        AppRequest {
+            method: method.to_owned(),
+            path,
+            params: BTreeMap::new(),
+            query,
+            headers,
+            body,
+        }
     }
 
     /// `GET`, `POST`, …

@@ -234,9 +234,13 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
         let caller = Caller::from_header(req.header(api::CALLER_HEADER));
         let reply = match &route {
             Route::Custom { method, path, .. } => {
-                let app_req =
-                    AppRequest::new(method, &path.iter().map(String::as_str).collect::<Vec<_>>())
-                        .with_parts(query.clone(), req.headers.clone(), req.body.clone());
+                let app_req = AppRequest::from_parts(
+                    method,
+                    path.clone(),
+                    query.clone(),
+                    req.headers.clone(),
+                    req.body.clone(),
+                );
                 match self.routes.call(self.room_of(&engine, caller), app_req) {
                     Some(running) => running.await,
                     None => Err(self.no_route(path)),
