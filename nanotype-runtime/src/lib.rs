@@ -50,7 +50,8 @@ mod platform;
 // (hidden from the docs; what an app needs of them is re-exported below).
 #[doc(hidden)]
 pub use engine::{
-    billing, capture, clock, meta, migrate, outbox, primary, read, replica, sync, timers, write,
+    billing, capture, clock, meta, migrate, outbox, primary, read, replica, shard, sync, timers,
+    write,
 };
 #[doc(hidden)]
 pub use model::{key, registry, table, value};
@@ -69,6 +70,7 @@ pub use registry::Schema;
 #[doc(hidden)]
 pub use registry::TableEntry;
 pub use replica::{Replica, Statement};
+pub use shard::Shards;
 /// The JSON the API speaks (bodies of [`api::Reply`], claims of [`api::Caller`]).
 pub use serde_json;
 pub use serde_json::json;

@@ -134,5 +134,5 @@ fn presence_and_debounced_counters_are_hooks_over_the_room() {
     app.advance(COUNTER_MS as i64);
     assert_eq!(Tag::get(&db, "likes").unwrap().unwrap().count, 10);
     assert_eq!(seq(&app), 1, "ten increments, one write");
-    assert_converged(&db, app.replica(), "x");
+    assert_converged(&db, &app.replica(), "x");
 }

@@ -78,7 +78,7 @@ fn timers_share_the_alarm_and_what_they_write_is_delivered() {
     app.advance(800);
     assert_eq!(app.alarm_at("t"), Some(t0 + 1_200), "re-armed for `b`");
     let notes = || -> Vec<String> {
-        replica_rows(app.replica(), Item::table_def(), "t")
+        replica_rows(&app.replica(), Item::table_def(), "t")
             .into_iter()
             .filter_map(|row| match &row[5] {
                 nanotype::Value::Text(s) => Some(s.clone()),
@@ -102,7 +102,7 @@ fn timers_share_the_alarm_and_what_they_write_is_delivered() {
         [("b".to_owned(), t0 + 1_200)],
         "the new object ran `b` once"
     );
-    assert_converged(&app.room_db("t").unwrap(), app.replica(), "t");
+    assert_converged(&app.room_db("t").unwrap(), &app.replica(), "t");
 }
 
 #[test]

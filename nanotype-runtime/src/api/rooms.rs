@@ -55,10 +55,11 @@ impl RoomsPage {
     }
 }
 
-/// The page of rooms after `after` (at most `limit`) that `policy` lets the caller of `req` see.
+/// The page of rooms after `after` (at most `limit`) that `policy` lets the caller of `req` see,
+/// over every shard of the replica (each read at once, the pages merged by name).
 #[doc(hidden)]
 pub async fn list<R: Replica, P: Policy + ?Sized>(
-    replica: &R,
+    shards: &[R],
     policy: &P,
     req: &RequestParts,
     env: &dyn Vars,
@@ -84,10 +85,16 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
     for _ in 0..pages {
         let want = limit - rooms.len();
         // One more than asked: whether a next page exists.
-        let rows = replica
-            .query(&page(ranges, cursor.as_deref(), want + 1))
-            .await
-            .map_err(unavailable)?;
+        let stmt = page(ranges, cursor.as_deref(), want + 1);
+        let pages = futures_util::future::join_all(shards.iter().map(|r| r.query(&stmt))).await;
+        let mut rows = Vec::new();
+        for page in pages {
+            rows.extend(page.map_err(unavailable)?);
+        }
+        // Merged by name; a room on two shards (being moved) is listed once.
+        rows.sort_by(|a, b| room_name(a).cmp(room_name(b)));
+        rows.dedup_by(|a, b| room_name(a) == room_name(b));
+        rows.truncate(want + 1);
         let more = rows.len() > want;
         for row in rows.into_iter().take(want) {
             let Some(Value::Text(room)) = row.first() else {
@@ -127,6 +134,13 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
         rooms,
         next: cursor,
     })
+}
+
+fn room_name(row: &[Value]) -> &str {
+    match row.first() {
+        Some(Value::Text(room)) => room,
+        _ => "",
+    }
 }
 
 /// No room in scope: a 401 when the policy refuses the credentials outright, else an empty page.

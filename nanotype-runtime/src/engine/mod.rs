@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod primary;
 pub mod read;
 pub mod replica;
+pub mod shard;
 pub mod sync;
 pub mod timers;
 pub mod write;

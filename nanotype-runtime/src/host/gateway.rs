@@ -15,16 +15,23 @@ use crate::api::{self, Access, ApiError, Caller, Policy, Route, TableOp, Vars};
 use crate::read::{get_query_of, Consistency, RoomQuery};
 use crate::registry::{Schema, TableEntry};
 use crate::replica::{Replica, Statement};
+use crate::shard::{ShardCache, Shards, SHARD_HEADER};
 use crate::sync::statements::room_state;
 use crate::sync::RoomState;
 
-/// What a platform gives the gateway: the replica, the rooms, the variables.
+/// What a platform gives the gateway: the replica's shards, the rooms, the variables.
 #[allow(async_fn_in_trait)]
 pub trait GatewayPlatform {
     /// The shared replica (D1).
     type Replica: Replica;
-    /// The replica, or why there is none.
-    fn replica(&self) -> Result<Self::Replica, crate::Error>;
+    /// The replica's shard `shard` (a D1 binding name), or why there is none.
+    fn replica(&self, shard: &str) -> Result<Self::Replica, crate::Error>;
+    /// Where rooms away from their home shard were last seen (kept across requests).
+    fn shard_cache(&self) -> &ShardCache;
+    /// The replica's shards ([`crate::shard::SHARDS_VAR`]).
+    fn shards(&self) -> Shards {
+        Shards::from_vars(self.vars())
+    }
     /// The environment's variables and secrets.
     fn vars(&self) -> &dyn Vars;
     /// `req` sent to the room `room` (its Durable Object, by name), and its answer.
@@ -106,7 +113,11 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
         };
         if let Some(read) = read {
             match replica_read(platform, &room, table, op, &read).await {
-                Ok(reply) => return respond(HttpResponse::reply(&reply, "replica", None)),
+                Ok((reply, shard)) => {
+                    let mut resp = HttpResponse::reply(&reply, "replica", None);
+                    resp.set_header(SHARD_HEADER, &shard);
+                    return respond(resp);
+                }
                 Err(why) => fallback = why,
             }
         }
@@ -118,6 +129,12 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
     let resp = platform
         .forward(&room, to_room(req, &room, &caller, fallback.as_deref()))
         .await?;
+    if let Some(shard) = resp.header(SHARD_HEADER) {
+        // The room is the authority on where its rows are.
+        platform
+            .shard_cache()
+            .learn(&platform.shards(), &room, shard);
+    }
     if rows_asked && resp.status == 200 {
         return respond(with_replica_rows::<S, G>(platform, resp, &room).await);
     }
@@ -173,7 +190,11 @@ async fn with_replica_rows<S: Schema, G: GatewayPlatform>(
             )
         })
         .collect();
-    let replica = match platform.replica() {
+    let shards = platform.shards();
+    let shard = resp
+        .header(SHARD_HEADER)
+        .map_or_else(|| shards.home(room).to_owned(), str::to_owned);
+    let replica = match platform.replica(&shard) {
         Ok(d1) => d1.batch(&counts).await.ok(),
         Err(_) => None,
     };
@@ -231,7 +252,7 @@ async fn replica_read<G: GatewayPlatform>(
     table: &'static TableEntry,
     op: &TableOp,
     read: &ReadParams,
-) -> Result<Reply, Option<String>> {
+) -> Result<(Reply, String), Option<String>> {
     let need = match read.consistency {
         Consistency::Strong => return Err(None),
         Consistency::Replica => 0,
@@ -244,7 +265,9 @@ async fn replica_read<G: GatewayPlatform>(
         }
         _ => read.list_query(table).map_err(|e| Some(e.message))?,
     };
-    let d1 = platform.replica().map_err(|e| Some(e.to_string()))?;
+    let shards = platform.shards();
+    let shard = platform.shard_cache().shard_of(&shards, room);
+    let d1 = platform.replica(&shard).map_err(|e| Some(e.to_string()))?;
     // One round trip, one snapshot: the room's state and the rows.
     let results = d1
         .batch(&[room_state(room), query.for_replica(room)])
@@ -266,7 +289,7 @@ async fn replica_read<G: GatewayPlatform>(
                     table.name(),
                     table.sql().key_json(key)
                 ));
-                return Ok(Reply::json(404, e.body()));
+                return Ok((Reply::json(404, e.body()), shard.into_owned()));
             }
         }
         _ => serde_json::json!({
@@ -274,7 +297,7 @@ async fn replica_read<G: GatewayPlatform>(
             "source": "replica",
         }),
     };
-    Ok(Reply::json(200, body))
+    Ok((Reply::json(200, body), shard.into_owned()))
 }
 
 /// `GET /_rooms?after=&limit=`: a page of the rooms D1 knows that the policy lets the caller
@@ -307,11 +330,15 @@ async fn rooms<G: GatewayPlatform>(
             }
         }
     }
-    let d1 = platform
-        .replica()
+    let shards = platform
+        .shards()
+        .names()
+        .iter()
+        .map(|name| platform.replica(name))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
     let page = api::rooms::list(
-        &d1,
+        &shards,
         policy,
         &req.parts(),
         platform.vars(),

@@ -45,8 +45,8 @@ pub trait RoomPlatform: Clone + 'static {
 
     /// The room's storage, opened once per host.
     fn storage(&self) -> Self::Storage;
-    /// The replica, when one is bound.
-    fn replica(&self) -> Option<Self::Replica>;
+    /// The replica's shard `shard` (a D1 binding name), when it is bound.
+    fn replica(&self, shard: &str) -> Option<Self::Replica>;
     /// The room's alarm.
     fn alarm(&self) -> Self::Alarm;
     /// When the alarm is set for (ms since the epoch), for the room's status.
@@ -103,6 +103,8 @@ pub struct RoomHost<S, H, Pl: RoomPlatform> {
     routes: Router,
     config: SyncConfig,
     engine: RefCell<Option<Rc<HostEngine<Pl>>>>,
+    /// The shard the open room replicates to.
+    shard: RefCell<Option<String>>,
     /// Why the room could not open (a migration failed): answered again without retrying it,
     /// for the life of this host (a deploy brings a new one).
     failed: RefCell<Option<ApiError>>,
@@ -136,6 +138,7 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
             routes,
             config,
             engine: RefCell::new(None),
+            shard: RefCell::new(None),
             failed: RefCell::new(None),
             flush_queued: Rc::new(Cell::new(false)),
             _schema: PhantomData,
@@ -155,10 +158,26 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
     /// A request the gateway routed to this room (not a WebSocket upgrade: [`Self::feed_open`]).
     pub async fn fetch(&self, req: &HttpRequest) -> HttpResponse {
         let fallback = req.header(api::FALLBACK_HEADER);
-        match self.serve(req).await {
+        let mut resp = match self.serve(req).await {
             Ok(reply) => HttpResponse::reply(&reply, "primary", fallback),
             Err(e) => HttpResponse::error(&e),
+        };
+        if let Some(shard) = self.shard_for(req.header(api::ROOM_HEADER)) {
+            resp.set_header(crate::shard::SHARD_HEADER, &shard);
         }
+        resp
+    }
+
+    /// The shard of the room: the one it recorded, or for a room not opened yet its home.
+    fn shard_for(&self, room: Option<&str>) -> Option<String> {
+        if let Some(shard) = self.shard.borrow().as_ref() {
+            return Some(shard.clone());
+        }
+        room.map(|r| self.shards().home(r).to_owned())
+    }
+
+    fn shards(&self) -> crate::Shards {
+        crate::Shards::from_vars(&self.platform.env())
     }
 
     /// The alarm fired: due timers, captured changes to the feed, broadcast, then the sync. A
@@ -275,6 +294,7 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
         if let Route::Sync { .. } = route {
             reply.body["alarmAt"] = self.platform.alarm_at().into();
             reply.body["fingerprint"] = S::fingerprint().into();
+            reply.body["shard"] = self.shard.borrow().clone().into();
             reply.body["feedClients"] = self.platform.sockets().len().into();
             // What this instance was billed for so far (its SQLite, and D1 for its batches).
             reply.body["billed"] = self
@@ -506,12 +526,20 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
         }
         let mut config = self.config.clone();
         self.hooks.sync_config(&room, &mut config);
+        // Where the room's rows are: the shard it recorded, or (a new room, or one from before
+        // shards) its home among the configured ones, recorded now.
+        let shard = match crate::sync::stored_shard(&primary)? {
+            Some(shard) => shard,
+            None => self.shards().home(&room).to_owned(),
+        };
         let engine = Engine::builder(&room)
             .schema::<S>()
             .feed(self.hooks.feed(&room))
-            .replica(self.platform.replica())
+            .replica(self.platform.replica(&shard))
             .config(config)
             .open(primary, self.platform.alarm())?;
+        crate::sync::store_shard(engine.primary(), &shard)?;
+        *self.shard.borrow_mut() = Some(shard);
         let engine = Rc::new(engine);
         api::room::arm_audit(&engine)?;
         *self.engine.borrow_mut() = Some(engine.clone());

@@ -581,6 +581,7 @@ const META_ROOM: &str = "room_id";
 const META_PRIMARY_ID: &str = "primary_id";
 const META_RESYNC: &str = "resync";
 const META_HEALTH: &str = "health";
+const META_SHARD: &str = "shard";
 
 /// The room id the engine stored in this primary, if any (a Durable Object's `alarm` gets no
 /// request to learn it from). Reads only: asking about a room never written leaves no trace.
@@ -593,6 +594,19 @@ pub fn stored_room<P: Primary>(db: &P) -> Result<Option<String>> {
         return Ok(None);
     }
     meta_get(db, META_ROOM)
+}
+
+/// The shard (D1 binding) the room in `db` replicates to, if it has recorded one.
+pub fn stored_shard<P: Primary>(db: &P) -> Result<Option<String>> {
+    if stored_room(db)?.is_none() {
+        return Ok(None);
+    }
+    meta_get(db, META_SHARD)
+}
+
+/// Record the shard the room in `db` replicates to (the engine's tables exist).
+pub fn store_shard<P: Primary>(db: &P, shard: &str) -> Result<()> {
+    meta_set(db, META_SHARD, shard)
 }
 
 /// The replica's watermark for `room`: every change with a seq up to it is applied (0 when the

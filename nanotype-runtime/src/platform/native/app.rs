@@ -51,6 +51,7 @@ pub struct TestApp<S: Schema, H: RoomHooks, P> {
     shared: Shared,
     token: Option<String>,
     rooms: RefCell<BTreeMap<String, Rc<Host<S, H>>>>,
+    shard_cache: crate::shard::ShardCache,
     _dir: tempfile::TempDir,
 }
 
@@ -64,7 +65,12 @@ struct Shared {
     dir: PathBuf,
     clock: Rc<Cell<i64>>,
     vars: Rc<RefCell<BTreeMap<String, String>>>,
-    replica: TestReplica,
+    /// The replica's shards, each an SQLite file made with the schema's tables on first use.
+    replicas: Rc<RefCell<BTreeMap<String, TestReplica>>>,
+    /// Every shard is down ([`TestApp::set_replica_down`]).
+    all_down: Rc<Cell<bool>>,
+    /// What a new shard is made with.
+    replica_ddl: Rc<Vec<String>>,
     /// Background work, with the room that started it.
     tasks: Rc<RefCell<VecDeque<(String, Task)>>>,
     /// Each room's alarm: kept in its storage, so it outlives an instance.
@@ -80,21 +86,23 @@ impl<S: Schema, H: RoomHooks, P: Policy> TestApp<S, H, P> {
     pub fn new(policy: P) -> Result<Self> {
         let dir = tempfile::tempdir()
             .map_err(|e| Error::Primary(SqlError::other(format!("temporary folder: {e}"))))?;
-        let replica = NativeReplica::open(dir.path().join("replica.sqlite"))?;
-        replica.execute_batch(crate::schema::ddl::REPLICA_META)?;
-        for t in S::TABLES {
-            replica.execute_batch(&crate::schema::ddl::replica_ddl(t.def))?;
-        }
         Ok(TestApp {
             policy,
             shared: Shared {
                 dir: dir.path().to_owned(),
                 clock: Rc::new(Cell::new(1_767_225_600_000)),
                 vars: Rc::default(),
-                replica: TestReplica {
-                    db: Rc::new(replica),
-                    down: Rc::new(Cell::new(false)),
-                },
+                replicas: Rc::default(),
+                all_down: Rc::new(Cell::new(false)),
+                replica_ddl: Rc::new(
+                    std::iter::once(crate::schema::ddl::REPLICA_META.to_owned())
+                        .chain(
+                            S::TABLES
+                                .iter()
+                                .map(|t| crate::schema::ddl::replica_ddl(t.def)),
+                        )
+                        .collect(),
+                ),
                 tasks: Rc::default(),
                 alarms: Rc::default(),
                 sockets: Rc::default(),
@@ -102,6 +110,7 @@ impl<S: Schema, H: RoomHooks, P: Policy> TestApp<S, H, P> {
             },
             token: None,
             rooms: RefCell::default(),
+            shard_cache: crate::shard::ShardCache::default(),
             _dir: dir,
         })
     }
@@ -214,14 +223,34 @@ impl<S: Schema, H: RoomHooks, P: Policy> TestApp<S, H, P> {
         self.shared.tasks.borrow_mut().retain(|(r, _)| r != room);
     }
 
-    /// Take the replica down (every statement fails) or bring it back.
+    /// Take the replica down (every statement on every shard fails) or bring it back.
     pub fn set_replica_down(&self, down: bool) {
-        self.shared.replica.down.set(down);
+        self.shared.all_down.set(down);
     }
 
-    /// The shared replica (to read what replication wrote).
-    pub fn replica(&self) -> &NativeReplica {
-        &self.shared.replica.db
+    /// Forget what the gateway learned of where rooms are, as a new Worker isolate starts with
+    /// nothing.
+    pub fn cold_gateway(&mut self) {
+        self.shard_cache = crate::shard::ShardCache::default();
+    }
+
+    /// Take the replica's shard `shard` down or bring it back.
+    pub fn set_shard_down(&self, shard: &str, down: bool) -> Result<()> {
+        self.shared.shard(shard)?.down.set(down);
+        Ok(())
+    }
+
+    /// The shared replica (to read what replication wrote): its first shard ([`Self::shard`]
+    /// for the others).
+    pub fn replica(&self) -> NativeReplica {
+        let shards = crate::Shards::from_vars(&self.shared);
+        self.shard(&shards.names()[0])
+            .unwrap_or_else(|e| panic!("the replica's first shard: {e}"))
+    }
+
+    /// The replica's shard `shard`, one of [`crate::shard::SHARDS_VAR`]'s names.
+    pub fn shard(&self, shard: &str) -> Result<NativeReplica> {
+        Ok((*self.shared.shard(shard)?.db).clone())
     }
 
     /// The room's own database, opened beside its object (to read what it holds).
@@ -328,6 +357,34 @@ impl<S: Schema, H: RoomHooks, P: Policy> TestApp<S, H, P> {
 }
 
 impl Shared {
+    /// The shard `name`, made on first use, when it is one of the configured shards (as a
+    /// Worker has a binding for each).
+    fn shard(&self, name: &str) -> Result<TestReplica> {
+        if !crate::Shards::from_vars(self).contains(name) {
+            return Err(Error::Replica(SqlError::other(format!(
+                "no D1 binding `{name}` (not in {})",
+                crate::shard::SHARDS_VAR
+            ))));
+        }
+        if let Some(r) = self.replicas.borrow().get(name) {
+            return Ok(r.clone());
+        }
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        let db = NativeReplica::open(self.dir.join(format!("replica-{hex}.sqlite")))?;
+        for ddl in self.replica_ddl.iter() {
+            db.execute_batch(ddl)?;
+        }
+        let replica = TestReplica {
+            db: Rc::new(db),
+            down: Rc::new(Cell::new(false)),
+            all_down: self.all_down.clone(),
+        };
+        self.replicas
+            .borrow_mut()
+            .insert(name.to_owned(), replica.clone());
+        Ok(replica)
+    }
+
     fn room_file(&self, room: &str) -> PathBuf {
         // Room names are URL path segments: hex keeps any of them a plain file name.
         let hex: String = room.bytes().map(|b| format!("{b:02x}")).collect();
@@ -346,8 +403,12 @@ impl Shared {
 impl<S: Schema, H: RoomHooks, P: Policy> GatewayPlatform for TestApp<S, H, P> {
     type Replica = TestReplica;
 
-    fn replica(&self) -> Result<TestReplica> {
-        Ok(self.shared.replica.clone())
+    fn replica(&self, shard: &str) -> Result<TestReplica> {
+        self.shared.shard(shard)
+    }
+
+    fn shard_cache(&self) -> &crate::shard::ShardCache {
+        &self.shard_cache
     }
 
     fn vars(&self) -> &dyn Vars {
@@ -413,8 +474,8 @@ impl RoomPlatform for NativeRoom {
         NativePrimary::open(&self.file)
             .unwrap_or_else(|e| panic!("room file {}: {e}", self.file.display()))
     }
-    fn replica(&self) -> Option<TestReplica> {
-        Some(self.shared.replica.clone())
+    fn replica(&self, shard: &str) -> Option<TestReplica> {
+        self.shared.shard(shard).ok()
     }
     fn alarm(&self) -> Rc<TestAlarm> {
         self.alarm.clone()
@@ -486,11 +547,12 @@ impl Alarm for TestAlarm {
 pub struct TestReplica {
     db: Rc<NativeReplica>,
     down: Rc<Cell<bool>>,
+    all_down: Rc<Cell<bool>>,
 }
 
 impl TestReplica {
     fn check(&self) -> Result<()> {
-        if self.down.get() {
+        if self.down.get() || self.all_down.get() {
             return Err(Error::Replica(SqlError::other(
                 "the replica is down (TestApp::set_replica_down)",
             )));

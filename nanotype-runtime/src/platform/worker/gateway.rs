@@ -4,12 +4,13 @@
 use worker::{Env, Method, Request, RequestInit, Response, Result};
 
 use super::http::{self, EnvVars};
-use super::room::{D1_BINDING, ROOM_BINDING};
+use super::room::ROOM_BINDING;
 use super::D1Replica;
 use crate::api::{self, ApiError, Policy, Vars};
 use crate::host::gateway::{self, GatewayPlatform, Outcome};
 use crate::host::{HttpRequest, HttpResponse};
 use crate::registry::Schema;
+use crate::shard::ShardCache;
 
 /// Serve `req` for the app's schema `S` under `policy`: the Worker's whole `fetch`.
 ///
@@ -48,8 +49,16 @@ struct Worker {
 impl GatewayPlatform for Worker {
     type Replica = D1Replica;
 
-    fn replica(&self) -> std::result::Result<D1Replica, crate::Error> {
-        D1Replica::from_env(&self.vars.0, D1_BINDING)
+    fn replica(&self, shard: &str) -> std::result::Result<D1Replica, crate::Error> {
+        D1Replica::from_env(&self.vars.0, shard)
+    }
+
+    fn shard_cache(&self) -> &ShardCache {
+        // One per isolate: requests of one isolate run on its one thread.
+        thread_local! {
+            static CACHE: &'static ShardCache = Box::leak(Box::default());
+        }
+        CACHE.with(|c| *c)
     }
 
     fn vars(&self) -> &dyn Vars {

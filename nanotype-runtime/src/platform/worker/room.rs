@@ -15,8 +15,9 @@ use crate::feed::ClientState;
 use crate::host::{FeedSocket, RoomHost, RoomPlatform, Task};
 use crate::registry::Schema;
 
-/// The D1 binding the room replicates to and the gateway reads from.
-pub const D1_BINDING: &str = "DB";
+/// The D1 binding the room replicates to and the gateway reads from when the app names no
+/// shards ([`crate::shard::SHARDS_VAR`]).
+pub const D1_BINDING: &str = crate::shard::DEFAULT_SHARD;
 /// The Durable Object binding of the room class, which the gateway routes to.
 pub const ROOM_BINDING: &str = "ROOM";
 
@@ -42,8 +43,8 @@ impl RoomPlatform for DurableObject {
     fn storage(&self) -> DoPrimary {
         DoPrimary::new(&self.state)
     }
-    fn replica(&self) -> Option<D1Replica> {
-        D1Replica::from_env(&self.vars.0, D1_BINDING).ok()
+    fn replica(&self, shard: &str) -> Option<D1Replica> {
+        D1Replica::from_env(&self.vars.0, shard).ok()
     }
     fn alarm(&self) -> Rc<AlarmScheduler> {
         self.scheduler.clone()
