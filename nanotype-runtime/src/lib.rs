@@ -70,10 +70,10 @@ pub use registry::Schema;
 #[doc(hidden)]
 pub use registry::TableEntry;
 pub use replica::{Replica, Statement};
-pub use shard::Shards;
 /// The JSON the API speaks (bodies of [`api::Reply`], claims of [`api::Caller`]).
 pub use serde_json;
 pub use serde_json::json;
+pub use shard::Shards;
 pub use sync::SyncConfig;
 #[doc(hidden)]
 pub use table::Table;

@@ -58,7 +58,15 @@ fn all<P: Policy>(
 ) -> (Vec<String>, usize) {
     let (mut out, mut after, mut pages) = (Vec::new(), None::<String>, 0);
     loop {
-        let page = block(list(std::slice::from_ref(r), policy, req, &env(), after.as_deref(), limit)).unwrap();
+        let page = block(list(
+            std::slice::from_ref(r),
+            policy,
+            req,
+            &env(),
+            after.as_deref(),
+            limit,
+        ))
+        .unwrap();
         pages += 1;
         out.extend(names(&page));
         match page.next {
@@ -73,7 +81,15 @@ fn all<P: Policy>(
 fn a_prefix_token_sees_its_rooms_whatever_else_the_replica_holds() {
     let r = replica_with_rooms();
     let tokens = RoomTokens::from_var("API_TOKENS");
-    let page = block(list(std::slice::from_ref(&r), &tokens, &bearer("tb"), &env(), None, 100)).unwrap();
+    let page = block(list(
+        std::slice::from_ref(&r),
+        &tokens,
+        &bearer("tb"),
+        &env(),
+        None,
+        100,
+    ))
+    .unwrap();
     assert_eq!(
         names(&page),
         (0..7).map(|i| format!("b-{i}")).collect::<Vec<_>>()
@@ -86,7 +102,15 @@ fn a_prefix_token_sees_its_rooms_whatever_else_the_replica_holds() {
     sorted.dedup();
     assert_eq!(sorted, rooms);
     // An unknown token is a 401.
-    let err = block(list(std::slice::from_ref(&r), &tokens, &bearer("nope"), &env(), None, 100)).unwrap_err();
+    let err = block(list(
+        std::slice::from_ref(&r),
+        &tokens,
+        &bearer("nope"),
+        &env(),
+        None,
+        100,
+    ))
+    .unwrap_err();
     assert_eq!(err.status, 401);
 }
 
@@ -117,7 +141,15 @@ fn a_policy_that_decides_room_by_room_pages_with_a_cursor_and_misses_none() {
     );
     // A page scans a bounded number of rooms: the first pages may hold none of the caller's,
     // and say where to go on.
-    let first = block(list(std::slice::from_ref(&r), &OnlyB, &bearer("x"), &env(), None, 100)).unwrap();
+    let first = block(list(
+        std::slice::from_ref(&r),
+        &OnlyB,
+        &bearer("x"),
+        &env(),
+        None,
+        100,
+    ))
+    .unwrap();
     assert!(first.rooms.is_empty() && first.next.is_some(), "{first:?}");
     let (rooms, _) = all(&r, &OnlyB, &bearer("x"), 100);
     assert_eq!(rooms, (0..7).map(|i| format!("b-{i}")).collect::<Vec<_>>());

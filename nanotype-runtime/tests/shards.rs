@@ -139,13 +139,21 @@ fn a_shard_down_sends_only_its_rooms_to_their_rooms() {
         assert_eq!(read.json_body()["rows"].as_array().unwrap().len(), 2);
         let on_down = shards.home(room) == "DB_1";
         let source = read.header("x-nanotype-source");
-        assert_eq!(source, Some(if on_down { "primary" } else { "replica" }), "{room}");
+        assert_eq!(
+            source,
+            Some(if on_down { "primary" } else { "replica" }),
+            "{room}"
+        );
     }
     // Back up: the queued changes land and the down shard's rooms are served from it again.
     app.set_shard_down("DB_1", false).unwrap();
     app.advance(120_000);
     for room in rooms.iter().filter(|r| shards.home(r) == "DB_1") {
-        assert_converged(&app.room_db(room).unwrap(), &app.shard("DB_1").unwrap(), room);
+        assert_converged(
+            &app.room_db(room).unwrap(),
+            &app.shard("DB_1").unwrap(),
+            room,
+        );
         let read = app.get(&format!("/rooms/{room}/items"));
         assert_eq!(read.header("x-nanotype-source"), Some("replica"), "{room}");
     }
