@@ -70,6 +70,7 @@ fn stub(input: &DeriveInput, krate: &TokenStream) -> TokenStream {
                 pub async fn room_get<R: __nt::RoomReads, K>(reader: &R, room: &str, key: K) -> __nt::Result<__nt::Option<Self>> { ::core::unreachable!() }
                 pub async fn room_list<R: __nt::RoomReads>(reader: &R, room: &str, page: &__nt::Page) -> __nt::Result<__nt::Vec<Self>> { ::core::unreachable!() }
                 pub async fn room_count<R: __nt::RoomReads>(reader: &R, room: &str) -> __nt::Result<i64> { ::core::unreachable!() }
+                pub async fn find_across<R: __nt::Replica>(shards: &[R], query: &__nt::Across) -> __nt::Result<__nt::AcrossPage<Self>> { ::core::unreachable!() }
             }
         };
     }
@@ -293,6 +294,12 @@ fn emit(input: &DeriveInput, p: &ParsedTable, krate: &TokenStream) -> TokenStrea
                 /// The number of `room`'s rows (room-scoped read).
                 pub async fn room_count<R: __nt::RoomReads>(reader: &R, room: &str) -> __nt::Result<i64> {
                     __nt::read::room_count::<Self, R>(reader, room).await
+                }
+
+                /// A keyset page of this table's rows across rooms, in `(room, key)` order, from
+                /// every shard of the replica (each read once): the reads only D1 can answer.
+                pub async fn find_across<R: __nt::Replica>(shards: &[R], query: &__nt::Across) -> __nt::Result<__nt::AcrossPage<Self>> {
+                    __nt::across::find_across::<Self, R>(shards, query).await
                 }
 
                 #(#find_by)*

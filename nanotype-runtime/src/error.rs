@@ -51,6 +51,14 @@ pub enum Error {
         /// serde_json's message.
         message: String,
     },
+    /// A query named a column its table does not have.
+    #[error("table `{table}` has no column `{column}`")]
+    UnknownColumn {
+        /// The table.
+        table: String,
+        /// The column asked for.
+        column: String,
+    },
     /// An update named a row that does not exist.
     #[error("no row in `{table}` with that key")]
     NotFound {

@@ -50,12 +50,13 @@ mod platform;
 // (hidden from the docs; what an app needs of them is re-exported below).
 #[doc(hidden)]
 pub use engine::{
-    billing, capture, clock, meta, migrate, outbox, primary, read, replica, shard, sync, timers,
-    write,
+    across, billing, capture, clock, meta, migrate, outbox, primary, read, replica, shard, sync,
+    timers, write,
 };
 #[doc(hidden)]
 pub use model::{key, registry, table, value};
 
+pub use across::{Across, AcrossPage};
 pub use clock::{Alarm, Clock, Scheduler, Yield};
 pub use error::{Error, Result};
 #[doc(hidden)]
@@ -83,11 +84,13 @@ pub use value::{Row, Value};
 /// What generated code refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::across::{self, Across, AcrossPage};
     pub use crate::api::ApiError;
     pub use crate::error::{Error, Result};
     pub use crate::key;
     pub use crate::primary::Primary;
     pub use crate::read::{self, Page, RoomReads};
+    pub use crate::replica::Replica;
     pub use crate::table::{Table, TableSql};
     pub use crate::validate::{Validate, WriteCtx};
     pub use crate::value::{json, FromValue, Row, ToValue, Value};

@@ -158,3 +158,150 @@ fn a_shard_down_sends_only_its_rooms_to_their_rooms() {
         assert_eq!(read.header("x-nanotype-source"), Some("replica"), "{room}");
     }
 }
+
+/// Every page of `/_across/items` (with `query`, and `limit` rows a page), followed to its end.
+fn across_all(app: &TestApp<Items, (), RoomTokens>, query: &str, limit: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..1_000 {
+        let mut target = format!("/_across/items?limit={limit}{query}");
+        if let Some(a) = &after {
+            target.push_str(&format!("&after={}", percent(a)));
+        }
+        let page = app.get(&target);
+        assert_eq!(page.status, 200, "{target}: {}", page.json_body());
+        let body = page.json_body();
+        let rows = body["rows"].as_array().unwrap();
+        assert!(rows.len() <= limit as usize);
+        for r in rows {
+            assert_eq!(r["row"]["room_tag"], r["room"], "a row of another room");
+            out.push((
+                r["room"].as_str().unwrap().to_owned(),
+                r["row"]["id"].as_i64().unwrap(),
+            ));
+        }
+        match body["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return out,
+        }
+    }
+    panic!("more than 1000 pages");
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What the rooms' own databases hold (strong reads), in `(room, key)` order.
+fn strong_union(
+    app: &TestApp<Items, (), RoomTokens>,
+    rooms: &[String],
+    kind: Option<&str>,
+) -> Vec<(String, i64)> {
+    let mut sorted: Vec<&String> = rooms.iter().collect();
+    sorted.sort();
+    let mut out = Vec::new();
+    for room in sorted {
+        let body = app
+            .get(&format!("/rooms/{room}/items?consistency=strong&limit=100"))
+            .json_body();
+        for row in body["rows"].as_array().unwrap() {
+            if kind.is_none_or(|k| row["kind"] == k) {
+                out.push((room.clone(), row["id"].as_i64().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_query_across_rooms_is_the_union_of_their_rows_over_every_shard() {
+    let app = app().var("TOKENS", "t=*,ta=a-").token("t");
+    let rooms: Vec<String> = (0..30)
+        .map(|i| format!("{}-{i}", if i % 3 == 0 { "b" } else { "a" }))
+        .collect();
+    for (i, room) in rooms.iter().enumerate() {
+        for n in 0..=(i % 4) {
+            let kind = if n % 2 == 0 { "x" } else { "y" };
+            let resp = app.post(
+                &format!("/rooms/{room}/items"),
+                json!({"room_tag": room, "kind": kind, "n": n, "score": 0.0, "note": null, "data": []}),
+            );
+            assert_eq!(resp.status, 201);
+        }
+    }
+    app.settle();
+    let all = strong_union(&app, &rooms, None);
+    let all_x = strong_union(&app, &rooms, Some("x"));
+    assert!(all.len() > 60);
+    for limit in [1, 7, 1000] {
+        assert_eq!(across_all(&app, "", limit), all, "limit {limit}");
+    }
+    assert_eq!(across_all(&app, "&kind=x", 5), all_x);
+
+    // A token limited to a prefix reads only its rooms, over every shard.
+    let app = app.token("ta");
+    let a_rooms: Vec<String> = rooms
+        .iter()
+        .filter(|r| r.starts_with("a-"))
+        .cloned()
+        .collect();
+    assert_eq!(across_all(&app, "", 4), strong_union(&app, &a_rooms, None));
+    let app = app.token("nope");
+    assert_eq!(app.get("/_across/items").status, 401);
+
+    // Typed, from Rust: the same rows.
+    let shards: Vec<_> = ["DB", "DB_1", "DB_2"]
+        .map(|s| app.shard(s).unwrap())
+        .to_vec();
+    let mut typed = Vec::new();
+    let mut q = nanotype::Across::all().filter("kind", "x").limit(3);
+    for _ in 0..100 {
+        let page = block(Item::find_across(&shards, &q)).unwrap();
+        typed.extend(page.rows.iter().map(|(room, item)| (room.clone(), item.id)));
+        match page.next {
+            Some((room, key)) => q = q.after(&room, key),
+            None => break,
+        }
+    }
+    assert_eq!(typed, all_x);
+
+    // Bad requests say what is allowed.
+    let app = app.token("t");
+    let bad = app.get("/_across/items?note=x");
+    assert_eq!(bad.status, 400);
+    assert!(bad.json_body()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("kind"));
+    assert_eq!(app.get("/_across/nothing").status, 404);
+    assert_eq!(app.get("/_across/items?after=7").status, 400);
+    assert_eq!(app.call("POST", "/_across/items", json!({})).status, 405);
+}
+
+/// A policy that decides room by room, and so cannot bound a query across rooms.
+struct EachRoom;
+
+impl nanotype::api::Policy for EachRoom {
+    async fn authorize(
+        &self,
+        _req: &nanotype::api::RequestParts,
+        _env: &dyn nanotype::api::Vars,
+        _access: &nanotype::api::Access<'_>,
+    ) -> nanotype::api::Decision {
+        nanotype::api::Decision::Allow
+    }
+}
+
+#[test]
+fn a_policy_that_decides_room_by_room_serves_no_query_across_rooms() {
+    let app = TestApp::<Items, (), _>::new(EachRoom).unwrap();
+    let resp = app.get("/_across/items");
+    assert_eq!(resp.status, 403, "{}", resp.json_body());
+    assert_eq!(resp.json_body()["error"]["code"], "forbidden");
+}

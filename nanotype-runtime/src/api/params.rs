@@ -256,3 +256,60 @@ fn parse_value(k: &str, kind: ValueKind, v: &str) -> Result<Value, ApiError> {
         _ => Err(bad("a filterable value")),
     }
 }
+
+/// `GET /_across/{table}?{field}=&after=&limit=`: a page across rooms ([`crate::Across`]). The
+/// filters are a room listing's; `after` is the `next` of the previous page, `["room", key]`.
+pub fn across(
+    table: &'static TableEntry,
+    pairs: &[(String, String)],
+) -> Result<crate::Across, ApiError> {
+    let mut q = crate::Across::all();
+    let mut filtered = false;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "after" => {
+                let bad = || {
+                    ApiError::bad_request(
+                        "`after` must be the `next` of the previous page: [\"room\", key]",
+                    )
+                };
+                let parts: Vec<serde_json::Value> = serde_json::from_str(v).map_err(|_| bad())?;
+                let [serde_json::Value::String(room), key] = parts.as_slice() else {
+                    return Err(bad());
+                };
+                let key = if table.sql().has_composite_key() {
+                    composite_after(table, &key.to_string())?
+                } else {
+                    let kind = table.def.primary_key().map_or(ValueKind::I64, |c| c.kind);
+                    match key {
+                        serde_json::Value::String(s) => parse_value("after", kind, s)?,
+                        serde_json::Value::Number(n) => parse_value("after", kind, &n.to_string())?,
+                        _ => return Err(bad()),
+                    }
+                };
+                q = q.after(room, key);
+            }
+            "limit" => {
+                let n = non_negative(k, v)?;
+                let max = i64::from(crate::across::MAX_ACROSS_LIMIT);
+                if !(1..=max).contains(&n) {
+                    return Err(ApiError::bad_request(format!("`limit` must be 1 to {max}")));
+                }
+                q = q.limit(n as u32);
+            }
+            _ => {
+                let col = filterable(table, k).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "unknown query parameter `{k}` (after, limit, and the filters: {})",
+                        filterable_names(table).join(", ")
+                    ))
+                })?;
+                if std::mem::replace(&mut filtered, true) {
+                    return Err(ApiError::bad_request("one filter per read"));
+                }
+                q = q.filter(col, parse_value(k, col_kind(table, col), v)?);
+            }
+        }
+    }
+    Ok(q)
+}

@@ -144,7 +144,7 @@ fn room_name(row: &[Value]) -> &str {
 }
 
 /// No room in scope: a 401 when the policy refuses the credentials outright, else an empty page.
-async fn refuse_or_empty<P: Policy + ?Sized>(
+pub(crate) async fn refuse_or_empty<P: Policy + ?Sized>(
     policy: &P,
     req: &RequestParts,
     env: &dyn Vars,

@@ -69,6 +69,11 @@ pub enum Route {
     },
     /// `GET /_rooms`: the rooms the caller may see.
     Rooms,
+    /// `GET /_across/{table}`: a page of the table's rows across the rooms the caller may see.
+    Across {
+        /// The table.
+        table: &'static TableEntry,
+    },
     /// `GET /_nanotype/{file}`: one of the runtime's static files ([`super::assets`]).
     Asset(&'static super::assets::Asset),
     /// Anything else under `/rooms/{room}/`: the app's custom routes.
@@ -128,7 +133,7 @@ impl Route {
     /// The room addressed (every route but `/health`).
     pub fn room(&self) -> Option<&str> {
         match self {
-            Route::Health | Route::Rooms | Route::Asset(_) => None,
+            Route::Health | Route::Rooms | Route::Across { .. } | Route::Asset(_) => None,
             Route::Table { room, .. }
             | Route::Feed { room }
             | Route::Sync { room }
@@ -150,7 +155,9 @@ impl Route {
     /// What the route does, for the policy.
     pub fn operation(&self) -> Operation {
         match self {
-            Route::Health | Route::Rooms | Route::Asset(_) => Operation::Read,
+            Route::Health | Route::Rooms | Route::Across { .. } | Route::Asset(_) => {
+                Operation::Read
+            }
             Route::Feed { .. } => Operation::Feed,
             Route::Table { op, .. } => match op {
                 TableOp::List | TableOp::Get(_) => Operation::Read,
@@ -297,6 +304,18 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
         ["_rooms"] => match method {
             "GET" => Ok(Route::Rooms),
             _ => Err(not_allowed("GET")),
+        },
+        ["_across", name] => match (method, S::table(name)) {
+            ("GET", Some(table)) => Ok(Route::Across { table }),
+            (_, Some(_)) => Err(not_allowed("GET")),
+            (_, None) => Err(ApiError::not_found(format!(
+                "no table `{name}` (tables: {})",
+                S::TABLES
+                    .iter()
+                    .map(crate::registry::TableEntry::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
         },
         ["_nanotype", file] => match (method, super::assets::find(file)) {
             ("GET" | "HEAD", Some(asset)) => Ok(Route::Asset(asset)),

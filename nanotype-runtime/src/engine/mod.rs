@@ -3,6 +3,7 @@
 //! ([`sync`], [`replica`]), reads ([`read`]), timers and the alarm ([`timers`], [`clock`]), and
 //! what it is billed ([`billing`]).
 
+pub mod across;
 pub mod billing;
 pub mod capture;
 pub mod clock;

@@ -76,6 +76,7 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
     match &route {
         Route::Asset(asset) => return respond(HttpResponse::asset(asset)),
         Route::Rooms => return respond(rooms(platform, policy, req).await?),
+        Route::Across { table } => return respond(across(platform, policy, req, table).await?),
         _ => {}
     }
     let Some(room) = route.room().map(str::to_owned) else {
@@ -300,6 +301,71 @@ async fn replica_read<G: GatewayPlatform>(
     Ok((Reply::json(200, body), shard.into_owned()))
 }
 
+/// Every shard of the replica, or 503 when one is not bound.
+fn all_shards<G: GatewayPlatform>(platform: &G) -> Result<Vec<G::Replica>, ApiError> {
+    platform
+        .shards()
+        .names()
+        .iter()
+        .map(|name| platform.replica(name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))
+}
+
+/// `GET /_across/{table}?{field}=&after=&limit=`: a page of `table`'s rows across the rooms the
+/// policy lets the caller see ([`crate::across`]), from every shard at once. Only a policy that
+/// can name those rooms as prefixes ([`Policy::visible_rooms`]) serves it: a query across rooms
+/// never reads a row of a room the caller may not see.
+async fn across<G: GatewayPlatform>(
+    platform: &G,
+    policy: &(impl Policy + ?Sized),
+    req: &HttpRequest,
+    table: &'static TableEntry,
+) -> Result<HttpResponse, ApiError> {
+    let mut q = params::across(table, &params::query_pairs(&req.query)?)?;
+    let parts = req.parts();
+    match policy.visible_rooms(&parts, platform.vars()).await {
+        api::rooms::RoomScope::All => {}
+        api::rooms::RoomScope::Prefixes(p) if p.is_empty() => {
+            api::rooms::refuse_or_empty(policy, &parts, platform.vars()).await?;
+            return Ok(HttpResponse::json(
+                200,
+                &serde_json::json!({ "rows": [], "next": null, "source": "replica" }),
+            ));
+        }
+        api::rooms::RoomScope::Prefixes(p) => q = q.rooms_with_prefixes(p),
+        api::rooms::RoomScope::EachRoom => {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                "queries across rooms need a policy that names the rooms a caller may see \
+                 (Policy::visible_rooms); this one decides room by room",
+            ))
+        }
+    }
+    let shards = all_shards(platform)?;
+    let (rows, more) = crate::across::rows(&shards, table.def, table.sql(), &q)
+        .await
+        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut next = None;
+    for (room, row) in rows {
+        let key = table.sql().key_json(&table.sql().row_key(&row));
+        next = Some(serde_json::json!([room, key]));
+        let row = table.row_to_json(row).map_err(ApiError::from)?;
+        out.push(serde_json::json!({ "room": room, "row": row }));
+    }
+    let next = if more {
+        next.map(|n| n.to_string())
+    } else {
+        None
+    };
+    Ok(HttpResponse::json(
+        200,
+        &serde_json::json!({ "rows": out, "next": next, "source": "replica" }),
+    ))
+}
+
 /// `GET /_rooms?after=&limit=`: a page of the rooms D1 knows that the policy lets the caller
 /// see, with their replication state and the cursor of the next page ([`api::rooms`]).
 async fn rooms<G: GatewayPlatform>(
@@ -330,13 +396,7 @@ async fn rooms<G: GatewayPlatform>(
             }
         }
     }
-    let shards = platform
-        .shards()
-        .names()
-        .iter()
-        .map(|name| platform.replica(name))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
+    let shards = all_shards(platform)?;
     let page = api::rooms::list(
         &shards,
         policy,
