@@ -70,7 +70,7 @@ pub use read::{Consistency, Order, Page, RoomReads};
 pub use registry::Schema;
 #[doc(hidden)]
 pub use registry::TableEntry;
-pub use replica::{Replica, Statement};
+pub use replica::{Replica, SessionRows, SessionStart, Statement};
 /// The JSON the API speaks (bodies of [`api::Reply`], claims of [`api::Caller`]).
 pub use serde_json;
 pub use serde_json::json;

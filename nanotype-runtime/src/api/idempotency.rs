@@ -96,6 +96,7 @@ pub fn replay<P: Primary>(
         },
         sync_after: false,
         replayed: true,
+        token: None,
     })))
 }
 

@@ -29,6 +29,7 @@ pub mod room;
 pub mod rooms;
 #[doc(hidden)]
 pub mod route;
+pub mod token;
 
 pub use app::{AppRequest, Caller, Environment, RoomCtx, Router};
 pub use error::ApiError;
@@ -41,6 +42,7 @@ pub use rooms::RoomScope;
 pub use route::Operation;
 #[doc(hidden)]
 pub use route::{Route, TableOp};
+pub use token::{ReadToken, TOKEN_HEADER};
 
 /// Header carrying the room's seq after a write; send it back for read-your-writes.
 pub const SEQ_HEADER: &str = "x-nanotype-seq";

@@ -13,46 +13,92 @@ pub const MAX_LIMIT: u32 = 500;
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
 
-/// How a read must be answered, from `?consistency=` (default `replica`) and the seq token
-/// (`?seq=` or the `x-nanotype-seq` header) that `read-your-writes` needs.
+/// How a read must be answered, from `?consistency=` and the seq (`?seq=`, the
+/// `x-nanotype-seq` header or a read token's) that `read-your-writes` needs. Unsaid, a read
+/// with a seq is `read-your-writes` (a client that sends back what its write returned never
+/// reads an older state), one without is `replica`.
 pub fn consistency(mode: Option<&str>, seq: Option<i64>) -> Result<Consistency, ApiError> {
+    match (mode, seq) {
+        (None, Some(seq)) => Ok(Consistency::ReadYourWrites(seq)),
+        (None, None) => Ok(Consistency::Replica),
+        (Some(mode), _) => explicit_consistency(mode, seq),
+    }
+}
+
+fn explicit_consistency(mode: &str, seq: Option<i64>) -> Result<Consistency, ApiError> {
     match mode {
-        None | Some("replica") => Ok(Consistency::Replica),
-        Some("strong") => Ok(Consistency::Strong),
-        Some("read-your-writes") => seq.map(Consistency::ReadYourWrites).ok_or_else(|| {
+        "replica" => Ok(Consistency::Replica),
+        "strong" => Ok(Consistency::Strong),
+        "read-your-writes" => seq.map(Consistency::ReadYourWrites).ok_or_else(|| {
             ApiError::bad_request(
                 "`consistency=read-your-writes` needs the seq of your write (`seq=` or the x-nanotype-seq header)",
             )
         }),
-        Some(other) => Err(ApiError::bad_request(format!(
+        other => Err(ApiError::bad_request(format!(
             "`consistency` must be strong, replica or read-your-writes, not `{other}`"
         ))),
     }
 }
 
-/// Whether the replica may answer a read of `room` that needs every change up to `need` (0 for
-/// plain replica consistency), given the room's replication state read *in the same D1
-/// transaction* as the rows. `Err` says why the room's Durable Object must answer instead.
-///
-/// A resync (or the first backfill) claims the room with watermark 0 and sets the watermark only
-/// when every table is copied, so watermark 0 means the replica may hold part of the room; -1
-/// means the replica refused one of the room's changes and holds none after it.
-pub fn replica_gate(room: &str, state: Option<&RoomState>, need: i64) -> Result<(), String> {
-    match state {
-        None => Err(format!("the replica has not seen room {room} yet")),
-        Some(s) if s.watermark == -2 => Err(format!(
-            "the replication of room {room} has been failing longer than its staleness bound \
-             (see its _sync status)"
-        )),
-        Some(s) if s.watermark < 0 => Err(format!(
-            "the replica refused a change of room {room} (see its _sync status)"
-        )),
-        Some(s) if s.watermark == 0 => Err(format!("the replica of room {room} is being rebuilt")),
-        Some(s) if s.watermark < need => {
-            Err(format!("replica watermark {} < seq {need}", s.watermark))
+/// Why the replica's copy of a room cannot answer a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GateRefusal {
+    /// The replica has no row for the room (never replicated here, or on another shard).
+    Unknown,
+    /// The room's replication has failed longer than its staleness bound.
+    Stale,
+    /// The replica refused a change of the room.
+    Refused,
+    /// The room is being rebuilt.
+    Rebuilding,
+    /// The copy is older than the seq the read needs.
+    Behind {
+        /// The copy's watermark.
+        watermark: i64,
+        /// The seq the read needs.
+        need: i64,
+    },
+}
+
+impl GateRefusal {
+    /// Why, in words, for `x-nanotype-fallback`.
+    pub fn reason(&self, room: &str) -> String {
+        match self {
+            GateRefusal::Unknown => format!("the replica has not seen room {room} yet"),
+            GateRefusal::Stale => format!(
+                "the replication of room {room} has been failing longer than its staleness bound \
+                 (see its _sync status)"
+            ),
+            GateRefusal::Refused => {
+                format!("the replica refused a change of room {room} (see its _sync status)")
+            }
+            GateRefusal::Rebuilding => format!("the replica of room {room} is being rebuilt"),
+            GateRefusal::Behind { watermark, need } => {
+                format!("replica watermark {watermark} < seq {need}")
+            }
         }
+    }
+}
+
+/// Whether the replica's copy of `room` (its `_nt_rooms` state) may answer a read that needs
+/// `seq >= need`.
+pub fn replica_check(state: Option<&RoomState>, need: i64) -> Result<(), GateRefusal> {
+    match state {
+        None => Err(GateRefusal::Unknown),
+        Some(s) if s.watermark == -2 => Err(GateRefusal::Stale),
+        Some(s) if s.watermark < 0 => Err(GateRefusal::Refused),
+        Some(s) if s.watermark == 0 => Err(GateRefusal::Rebuilding),
+        Some(s) if s.watermark < need => Err(GateRefusal::Behind {
+            watermark: s.watermark,
+            need,
+        }),
         Some(_) => Ok(()),
     }
+}
+
+/// [`replica_check`], the refusal in words.
+pub fn replica_gate(room: &str, state: Option<&RoomState>, need: i64) -> Result<(), String> {
+    replica_check(state, need).map_err(|r| r.reason(room))
 }
 
 /// A parsed table read.

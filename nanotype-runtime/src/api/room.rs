@@ -35,6 +35,9 @@ pub struct Reply {
     pub sync_after: bool,
     /// The reply of an earlier attempt with the same `Idempotency-Key`: nothing was written now.
     pub replayed: bool,
+    /// The read token of a table route's answer (`x-nanotype-token`), set by the host.
+    #[doc(hidden)]
+    pub token: Option<String>,
 }
 
 impl Reply {
@@ -46,6 +49,7 @@ impl Reply {
             seq: None,
             sync_after: false,
             replayed: false,
+            token: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::api::room::{rows_json, Reply};
 use crate::api::{self, Access, ApiError, Caller, Policy, Route, TableOp, Vars};
 use crate::read::{get_query_of, Consistency, RoomQuery};
 use crate::registry::{Schema, TableEntry};
-use crate::replica::{Replica, Statement};
+use crate::replica::{Replica, SessionStart, Statement};
 use crate::shard::{ShardCache, Shards, SHARD_HEADER};
 use crate::sync::statements::room_state;
 use crate::sync::RoomState;
@@ -106,17 +106,31 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
     let mut fallback = None;
     if let Route::Table { table, op, .. } = &route {
         let query = params::query_pairs(&req.query)?;
-        let seq = req.header(api::SEQ_HEADER);
+        let token = req
+            .header(api::TOKEN_HEADER)
+            .map(api::ReadToken::parse)
+            .transpose()?;
+        // A token asks for its seq, as `x-nanotype-seq` does: the later of the two.
+        let seq = match (req.header(api::SEQ_HEADER), &token) {
+            (Some(s), Some(t)) => Some(match s.trim().parse::<i64>() {
+                Ok(n) => n.max(t.seq).to_string(),
+                Err(_) => s.to_owned(),
+            }),
+            (Some(s), None) => Some(s.to_owned()),
+            (None, Some(t)) => Some(t.seq.to_string()),
+            (None, None) => None,
+        };
         let read = match op {
-            TableOp::List => Some(ReadParams::parse(table, &query, seq)?),
-            TableOp::Get(_) => Some(get_params(&query, seq)?),
+            TableOp::List => Some(ReadParams::parse(table, &query, seq.as_deref())?),
+            TableOp::Get(_) => Some(get_params(&query, seq.as_deref())?),
             _ => None,
         };
         if let Some(read) = read {
-            match replica_read(platform, &room, table, op, &read).await {
-                Ok((reply, shard)) => {
-                    let mut resp = HttpResponse::reply(&reply, "replica", None);
-                    resp.set_header(SHARD_HEADER, &shard);
+            match replica_read(platform, &room, table, op, &read, token.as_ref()).await {
+                Ok(answer) => {
+                    let mut resp = HttpResponse::reply(&answer.reply, answer.source, None);
+                    resp.set_header(SHARD_HEADER, &answer.shard);
+                    resp.set_header(api::TOKEN_HEADER, &answer.token.to_header());
                     return respond(resp);
                 }
                 Err(why) => fallback = why,
@@ -245,15 +259,33 @@ fn get_params(query: &[(String, String)], seq: Option<&str>) -> Result<ReadParam
     })
 }
 
+/// A read D1 answered.
+struct ReplicaAnswer {
+    reply: Reply,
+    /// The shard read.
+    shard: String,
+    /// `replica` (the session's copy, a read replica in production) or `replica-primary` (D1's
+    /// primary, asked when the first copy lacked the seq the read needs).
+    source: &'static str,
+    /// For the client's next read: the watermark this answer passed, and its bookmark.
+    token: api::ReadToken,
+}
+
 /// The read answered from D1, or `Err(reason)` when the room must answer it (`Err(None)`:
 /// strong consistency was asked for).
+///
+/// The read runs in a D1 session: from the token's bookmark when the token comes from the room's
+/// shard (a copy at least as new as the client's last answer), else from any copy. When that
+/// copy lacks the seq the read needs and was not D1's primary, the primary is asked
+/// (`first-primary`) before the room.
 async fn replica_read<G: GatewayPlatform>(
     platform: &G,
     room: &str,
     table: &'static TableEntry,
     op: &TableOp,
     read: &ReadParams,
-) -> Result<(Reply, String), Option<String>> {
+    token: Option<&api::ReadToken>,
+) -> Result<ReplicaAnswer, Option<String>> {
     let need = match read.consistency {
         Consistency::Strong => return Err(None),
         Consistency::Replica => 0,
@@ -267,38 +299,74 @@ async fn replica_read<G: GatewayPlatform>(
         _ => read.list_query(table).map_err(|e| Some(e.message))?,
     };
     let shards = platform.shards();
-    let shard = platform.shard_cache().shard_of(&shards, room);
+    let shard = platform.shard_cache().shard_of(&shards, room).into_owned();
     let d1 = platform.replica(&shard).map_err(|e| Some(e.to_string()))?;
     // One round trip, one snapshot: the room's state and the rows.
-    let results = d1
-        .batch(&[room_state(room), query.for_replica(room)])
-        .await
-        .map_err(|e| Some(e.to_string()))?;
-    let state = results.first().and_then(|rows| RoomState::from_rows(rows));
-    params::replica_gate(room, state.as_ref(), need).map_err(Some)?;
-    let rows = results.into_iter().nth(1).unwrap_or_default();
-    let body = match op {
+    let stmts = [room_state(room), query.for_replica(room)];
+    let mut start = match token.and_then(|t| t.bookmark_on(&shard)) {
+        Some(bookmark) => SessionStart::After(bookmark),
+        None => SessionStart::Any,
+    };
+    let (answer, state) = loop {
+        let answer = d1
+            .session_batch(start, &stmts)
+            .await
+            .map_err(|e| Some(e.to_string()))?;
+        let state = answer
+            .rows
+            .first()
+            .and_then(|rows| RoomState::from_rows(rows));
+        match params::replica_check(state.as_ref(), need) {
+            Ok(()) => break (answer, state),
+            Err(params::GateRefusal::Behind { .. })
+                if start != SessionStart::Primary && answer.served_by_primary != Some(true) =>
+            {
+                start = SessionStart::Primary;
+            }
+            Err(refusal) => return Err(Some(refusal.reason(room))),
+        }
+    };
+    let source = if start == SessionStart::Primary {
+        "replica-primary"
+    } else {
+        "replica"
+    };
+    let watermark = state.map_or(0, |s| s.watermark);
+    let token = api::ReadToken::new(watermark.max(need), &shard, answer.bookmark.as_deref());
+    let rows = answer.rows.into_iter().nth(1).unwrap_or_default();
+    let reply = match op {
         TableOp::Get(key) => {
             if let Some(row) = rows.into_iter().next() {
-                serde_json::json!({
-                    "row": table.row_to_json(row).map_err(|e| Some(e.to_string()))?,
-                    "source": "replica",
-                })
+                Reply::json(
+                    200,
+                    serde_json::json!({
+                        "row": table.row_to_json(row).map_err(|e| Some(e.to_string()))?,
+                        "source": "replica",
+                    }),
+                )
             } else {
                 let e = ApiError::not_found(format!(
                     "no `{}` row with key {} (replica)",
                     table.name(),
                     table.sql().key_json(key)
                 ));
-                return Ok((Reply::json(404, e.body()), shard.into_owned()));
+                Reply::json(404, e.body())
             }
         }
-        _ => serde_json::json!({
-            "rows": rows_json(table, rows).map_err(|e| Some(e.message))?,
-            "source": "replica",
-        }),
+        _ => Reply::json(
+            200,
+            serde_json::json!({
+                "rows": rows_json(table, rows).map_err(|e| Some(e.message))?,
+                "source": "replica",
+            }),
+        ),
     };
-    Ok((Reply::json(200, body), shard.into_owned()))
+    Ok(ReplicaAnswer {
+        reply,
+        shard,
+        source,
+        token,
+    })
 }
 
 /// Every shard of the replica, or 503 when one is not bound.

@@ -146,6 +146,9 @@ impl HttpResponse {
         if reply.replayed {
             resp.set_header(api::idempotency::REPLAYED_HEADER, "true");
         }
+        if let Some(token) = &reply.token {
+            resp.set_header(api::TOKEN_HEADER, token);
+        }
         if let Some(why) = fallback {
             resp.set_header(api::FALLBACK_HEADER, &header_text(why));
         }

@@ -288,6 +288,21 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
         }
         self.broadcast(&engine);
         let mut reply = reply?;
+        if let Route::Table { op, .. } = &route {
+            // What the answer reflected, for the client's next read: a write's seq, a read's
+            // current seq (a listing has it in its body).
+            let seq = match (reply.seq, op) {
+                (Some(seq), _) => Some(seq),
+                (None, api::TableOp::List) => reply.body["seq"].as_i64(),
+                (None, api::TableOp::Get(_)) if reply.status == 200 => engine.current_seq().ok(),
+                _ => None,
+            };
+            if let Some(seq) = seq {
+                let shard = self.shard.borrow().clone().unwrap_or_default();
+                let token = api::ReadToken::new(seq, &shard, engine.bookmark().as_deref());
+                reply.token = Some(token.to_header());
+            }
+        }
         if reply.sync_after {
             self.sync_in_background(&engine);
         }

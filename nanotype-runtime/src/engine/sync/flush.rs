@@ -229,12 +229,20 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             break (stmts, pending.hi, rows_sent, read_seq);
         };
 
-        let results = match replica.batch(&stmts).await {
-            Ok(r) => r,
+        // In a session on D1's primary: its bookmark after the batch is where a read that must
+        // see these changes can start.
+        let (results, bookmark) = match replica
+            .session_batch(crate::replica::SessionStart::Primary, &stmts)
+            .await
+        {
+            Ok(r) => (r.rows, r.bookmark),
             Err(e) => return Err(self.refused(replica, as_replica(e), read_seq).await),
         };
         match self.applied(&results, read_seq) {
             Some(state) => {
+                if bookmark.is_some() {
+                    *self.bookmark.borrow_mut() = bookmark;
+                }
                 self.mark_applied(hi);
                 self.record_success(rows_sent, &state);
                 Ok(true)

@@ -243,6 +243,8 @@ pub struct Engine<P, R, S> {
     started: Cell<bool>,
     /// The replica's watermark as last read back (only grows, except on resync).
     watermark: Cell<i64>,
+    /// The replica's bookmark after the newest applied batch (D1's Sessions API), if it gave one.
+    bookmark: RefCell<Option<String>>,
     /// Every registered table is copied and no resync is under way.
     backfill_idle: Cell<bool>,
     /// Whether a resync is under way, as last read from the primary.
@@ -799,6 +801,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             again: Cell::new(false),
             started: Cell::new(false),
             watermark: Cell::new(0),
+            bookmark: RefCell::new(None),
             backfill_idle: Cell::new(false),
             resync: Cell::new(None),
             applied_through: Cell::new(0),
@@ -851,6 +854,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// The replica's watermark as last seen by this engine.
     pub fn known_watermark(&self) -> i64 {
         self.watermark.get()
+    }
+
+    /// The replica's bookmark after the newest batch this engine applied: a session that starts
+    /// at it sees every change up to [`Self::known_watermark`] (`None` until a batch applied on
+    /// a backend with bookmarks).
+    pub fn bookmark(&self) -> Option<String> {
+        self.bookmark.borrow().clone()
     }
 
     /// Whether a full resync is under way (replica reads fall back to the primary meanwhile).

@@ -234,6 +234,34 @@ impl<S: Schema, H: RoomHooks, P: Policy> TestApp<S, H, P> {
         self.shard_cache = crate::shard::ShardCache::default();
     }
 
+    /// Give every shard a read replica as D1's read replication does, frozen at its state now
+    /// (`true`: sessions that may start anywhere read it; sessions at a newer bookmark, and
+    /// writes, go to the primary), or take them away (`false`).
+    pub fn lag_read_replicas(&self, lag: bool) -> Result<()> {
+        let shards = crate::Shards::from_vars(&self.shared);
+        for (i, name) in shards.names().iter().enumerate() {
+            let shard = self.shared.shard(name)?;
+            let copy = if lag {
+                let path = self.shared.dir.join(format!("read-replica-{i}.sqlite"));
+                let _ = std::fs::remove_file(&path);
+                let db = shard.db.clone();
+                db.connection()
+                    .execute("VACUUM INTO ?1", [path.to_string_lossy()])
+                    .map_err(|e| Error::Replica(SqlError::other(e.to_string())))?;
+                let at = pollster::block_on(
+                    db.session_batch(crate::replica::SessionStart::Primary, &[]),
+                )?
+                .bookmark
+                .unwrap_or_default();
+                Some((NativeReplica::open(&path)?, at))
+            } else {
+                None
+            };
+            *shard.lagging.borrow_mut() = copy;
+        }
+        Ok(())
+    }
+
     /// Take the replica's shard `shard` down or bring it back.
     pub fn set_shard_down(&self, shard: &str, down: bool) -> Result<()> {
         self.shared.shard(shard)?.down.set(down);
@@ -378,6 +406,7 @@ impl Shared {
             db: Rc::new(db),
             down: Rc::new(Cell::new(false)),
             all_down: self.all_down.clone(),
+            lagging: Rc::default(),
         };
         self.replicas
             .borrow_mut()
@@ -542,12 +571,32 @@ impl Alarm for TestAlarm {
     }
 }
 
+/// A read on a lagging copy: its rows, at its bookmark, not from the primary.
+fn lagging_read(
+    copy: &NativeReplica,
+    at: &str,
+    stmts: &[Statement],
+) -> Result<crate::replica::SessionRows> {
+    let rows = stmts
+        .iter()
+        .map(|s| copy.query_sync(s))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(crate::replica::SessionRows {
+        rows,
+        bookmark: Some(at.to_owned()),
+        served_by_primary: Some(false),
+    })
+}
+
 /// The app's replica, which a test can take down.
 #[derive(Clone)]
 pub struct TestReplica {
     db: Rc<NativeReplica>,
     down: Rc<Cell<bool>>,
     all_down: Rc<Cell<bool>>,
+    /// A read replica behind the primary ([`TestApp::lag_read_replicas`]): a copy taken then,
+    /// and the bookmark it is at.
+    lagging: Rc<RefCell<Option<(NativeReplica, String)>>>,
 }
 
 impl TestReplica {
@@ -569,6 +618,28 @@ impl Replica for TestReplica {
     async fn batch(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>> {
         self.check()?;
         self.db.batch(stmts).await
+    }
+    async fn session_batch(
+        &self,
+        start: crate::replica::SessionStart<'_>,
+        stmts: &[Statement],
+    ) -> Result<crate::replica::SessionRows> {
+        use crate::replica::SessionStart;
+        self.check()?;
+        {
+            let lagging = self.lagging.borrow();
+            match (&*lagging, start) {
+                // The read replica answers a session that may start anywhere, or at a bookmark
+                // it has reached; D1 sends a session at a newer bookmark to a copy that has it
+                // (here the primary).
+                (Some((copy, at)), SessionStart::Any) => return lagging_read(copy, at, stmts),
+                (Some((copy, at)), SessionStart::After(b)) if b <= at.as_str() => {
+                    return lagging_read(copy, at, stmts)
+                }
+                _ => {}
+            }
+        }
+        self.db.session_batch(start, stmts).await
     }
 }
 

@@ -12,6 +12,9 @@ use crate::value::Row;
 #[derive(Clone)]
 pub struct NativeReplica {
     conn: Rc<Connection>,
+    /// Batches committed through this handle and its clones: the native bookmark (one copy,
+    /// always at the newest state, so every session start is met at once).
+    commits: Rc<std::cell::Cell<u64>>,
 }
 
 fn err(e: rusqlite::Error) -> Error {
@@ -43,6 +46,7 @@ impl NativeReplica {
         let _ = conn.execute_batch("PRAGMA foreign_keys=ON");
         NativeReplica {
             conn: Rc::new(conn),
+            commits: Rc::default(),
         }
     }
 
@@ -67,7 +71,10 @@ impl NativeReplica {
         };
         match run() {
             Ok(rows) => match self.conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(rows),
+                Ok(()) => {
+                    self.commits.set(self.commits.get() + 1);
+                    Ok(rows)
+                }
                 // A check deferred to the commit (a foreign key) failed: nothing is kept, as
                 // D1 keeps nothing of a batch that fails.
                 Err(e) => {
@@ -95,5 +102,19 @@ impl Replica for NativeReplica {
 
     async fn batch(&self, stmts: &[Statement]) -> Result<Vec<Vec<Row>>> {
         self.batch_sync(stmts)
+    }
+
+    async fn session_batch(
+        &self,
+        _start: crate::replica::SessionStart<'_>,
+        stmts: &[Statement],
+    ) -> Result<crate::replica::SessionRows> {
+        let rows = self.batch_sync(stmts)?;
+        Ok(crate::replica::SessionRows {
+            rows,
+            bookmark: Some(format!("{:016x}", self.commits.get())),
+            // One copy: the primary answers every session.
+            served_by_primary: Some(true),
+        })
     }
 }

@@ -3,13 +3,15 @@
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::{D1Database as D1DatabaseSys, D1Result as D1ResultSys};
+use worker::worker_sys::{
+    D1Database as D1DatabaseSys, D1DatabaseSession as D1SessionSys, D1Result as D1ResultSys,
+};
 use worker::D1Database;
 
 use super::js_error_text;
 use super::js_value::{params_to_js, row_from_array, row_from_object};
 use crate::error::{Error, Result};
-use crate::replica::{Replica, Statement};
+use crate::replica::{Replica, SessionRows, SessionStart, Statement};
 use crate::value::Row;
 
 /// A D1 binding as the shared [`Replica`]. A [`Replica::batch`] is one `db.batch(...)`: one
@@ -96,12 +98,60 @@ impl Replica for D1Replica {
             .collect::<Result<_>>()?;
         let db: &D1DatabaseSys = self.db.as_ref().unchecked_ref();
         let promise = db.batch(prepared).map_err(err)?;
+        self.results(JsFuture::from(promise).await.map_err(err)?)
+    }
+
+    async fn session_batch(
+        &self,
+        start: SessionStart<'_>,
+        stmts: &[Statement],
+    ) -> Result<SessionRows> {
+        if stmts.is_empty() {
+            return Ok(SessionRows::default());
+        }
+        let db: &D1DatabaseSys = self.db.as_ref().unchecked_ref();
+        let constraint = match start {
+            SessionStart::Any => "first-unconstrained",
+            SessionStart::Primary => "first-primary",
+            SessionStart::After(bookmark) => bookmark,
+        };
+        let session: D1SessionSys = db.with_session(Some(constraint)).map_err(err)?;
+        let prepared: Array = stmts
+            .iter()
+            .map(|s| {
+                let p = session.session_prepare(s.sql.as_str()).map_err(err)?;
+                worker::D1PreparedStatement::from(p)
+                    .bind(&params_to_js(&s.params))
+                    .map(|p| JsValue::from(p.inner().clone()))
+                    .map_err(|e| Error::Replica(e.to_string().into()))
+            })
+            .collect::<Result<_>>()?;
+        let promise = session.session_batch(prepared).map_err(err)?;
         let results = JsFuture::from(promise).await.map_err(err)?;
+        // `meta.served_by_primary` of the first statement (D1 with read replication says it).
+        let served_by_primary = js_sys::Reflect::get(&results, &JsValue::from(0))
+            .and_then(|r| js_sys::Reflect::get(&r, &JsValue::from_str("meta")))
+            .and_then(|m| js_sys::Reflect::get(&m, &JsValue::from_str("served_by_primary")))
+            .ok()
+            .and_then(|v| v.as_bool());
+        let rows = self.results(results)?;
+        let bookmark = session.get_bookmark().map_err(err)?;
+        Ok(SessionRows {
+            rows,
+            bookmark,
+            served_by_primary,
+        })
+    }
+}
+
+impl D1Replica {
+    /// The rows of each statement of a batch's results, billing each as D1 reports it.
+    fn results(&self, results: JsValue) -> Result<Vec<Vec<Row>>> {
         self.meter.batch();
         let results: Array = results
             .dyn_into()
             .map_err(|_| Error::Replica("D1 batch() did not return an array".into()))?;
-        let mut out = Vec::with_capacity(stmts.len());
+        let mut out = Vec::with_capacity(results.length() as usize);
         for result in results.iter() {
             let result: D1ResultSys = result.unchecked_into();
             if !result.success().map_err(err)? {
