@@ -13,6 +13,38 @@ use std::path::{Path, PathBuf};
 /// The binding names the runtime uses (see `nanotype::worker::{ROOM_BINDING, D1_BINDING}`).
 const ROOM_BINDING: &str = "ROOM";
 const D1_BINDING: &str = "DB";
+/// The variable naming the replica's shards (see `nanotype::shard::SHARDS_VAR`).
+const SHARDS_VAR: &str = "NANOTYPE_D1_SHARDS";
+
+/// The replica's shards `w` configures: its `[vars]` `NANOTYPE_D1_SHARDS`, comma-separated (blank
+/// and repeated names skipped), or the one default binding, `DB`.
+pub fn shards(w: &toml::Table) -> Vec<String> {
+    let list = w
+        .get("vars")
+        .and_then(|v| v.get(SHARDS_VAR))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+    }
+    if out.is_empty() {
+        out.push(D1_BINDING.to_owned());
+    }
+    out
+}
+
+/// The shards of the wrangler config at `path`.
+pub fn shards_of(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let w: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{} is not valid TOML: {e}", path.display()))?;
+    Ok(shards(&w))
+}
 
 /// What to check: the crate (its `Cargo.toml` and `src/`), its `wrangler.toml`, and where
 /// gen-migrations writes.
@@ -91,25 +123,29 @@ pub fn check(p: &Project) -> Result<Vec<String>, String> {
         }
     }
 
-    // The D1 replica.
+    // The D1 replica: every shard bound, each with the one set of migrations (so every shard
+    // is at the same version once `nanotype migrate-d1` applied them).
     let dbs = array(&w, &["d1_databases"]);
-    match dbs.iter().find(|d| str_of(d, "binding") == Some(D1_BINDING)) {
-        None => out.push(format!(
-            "{shown}: no D1 binding `{D1_BINDING}`; add [[d1_databases]] binding = \"{D1_BINDING}\" with database_name, database_id and migrations_dir"
-        )),
-        Some(db) => {
-            let base = p.wrangler.parent().unwrap_or(Path::new("."));
-            match str_of(db, "migrations_dir") {
-                None => out.push(format!(
-                    "{shown}: D1 `{D1_BINDING}` has no migrations_dir; set it to {:?}",
-                    relative(&p.migrations, base)
-                )),
-                Some(dir) if !same_dir(&base.join(dir), &p.migrations) => out.push(format!(
-                    "{shown}: D1 `{D1_BINDING}` migrations_dir is {dir:?}, but gen-migrations writes {}; set migrations_dir = {:?}",
-                    p.migrations.display(),
-                    relative(&p.migrations, base)
-                )),
-                Some(_) => {}
+    for shard in shards(&w) {
+        match dbs.iter().find(|d| str_of(d, "binding") == Some(shard.as_str())) {
+            None => out.push(format!(
+                "{shown}: no D1 binding `{shard}`{}; add [[d1_databases]] binding = \"{shard}\" with database_name, database_id and migrations_dir",
+                if shard == D1_BINDING { String::new() } else { format!(" (a shard in {SHARDS_VAR})") }
+            )),
+            Some(db) => {
+                let base = p.wrangler.parent().unwrap_or(Path::new("."));
+                match str_of(db, "migrations_dir") {
+                    None => out.push(format!(
+                        "{shown}: D1 `{shard}` has no migrations_dir; set it to {:?}",
+                        relative(&p.migrations, base)
+                    )),
+                    Some(dir) if !same_dir(&base.join(dir), &p.migrations) => out.push(format!(
+                        "{shown}: D1 `{shard}` migrations_dir is {dir:?}, but gen-migrations writes {}; set migrations_dir = {:?}",
+                        p.migrations.display(),
+                        relative(&p.migrations, base)
+                    )),
+                    Some(_) => {}
+                }
             }
         }
     }
@@ -242,6 +278,56 @@ pub fn wasm_bindgen_version(bin: &Path) -> Option<String> {
 mod tests {
     use super::*;
     use crate::scaffold::{create, NewProject};
+
+    #[test]
+    fn every_shard_is_bound_with_the_one_set_of_migrations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("app");
+        create(&NewProject {
+            dir: dir.clone(),
+            name: None,
+            nanotype_path: None,
+        })
+        .unwrap();
+        let project = Project {
+            crate_dir: dir.clone(),
+            wrangler: dir.join("wrangler.toml"),
+            migrations: dir.join("migrations"),
+            wasm_bindgen_cli: Some(crate::scaffold::WASM_BINDGEN.into()),
+        };
+        let one = std::fs::read_to_string(&project.wrangler).unwrap();
+        assert_eq!(shards(&one.parse().unwrap()), ["DB"]);
+        let shard = |name: &str, dir: &str| {
+            format!("\n[[d1_databases]]\nbinding = \"{name}\"\ndatabase_name = \"{name}\"\ndatabase_id = \"x\"\nmigrations_dir = \"{dir}\"\n")
+        };
+        // `[vars]` comes first: a table header ends the array of tables before it.
+        let three = format!(
+            "[vars]\nNANOTYPE_D1_SHARDS = \"DB, DB_1,DB_2\"\n{one}{}{}",
+            shard("DB_1", "migrations"),
+            shard("DB_2", "elsewhere")
+        );
+        std::fs::write(&project.wrangler, &three).unwrap();
+        assert_eq!(shards(&three.parse().unwrap()), ["DB", "DB_1", "DB_2"]);
+        let problems = check(&project).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("D1 `DB_2` migrations_dir is \"elsewhere\""),
+            "{}",
+            problems[0]
+        );
+        let missing = format!(
+            "[vars]\nNANOTYPE_D1_SHARDS = \"DB,DB_1,DB_3\"\n{one}{}",
+            shard("DB_1", "migrations")
+        );
+        std::fs::write(&project.wrangler, missing).unwrap();
+        let problems = check(&project).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("no D1 binding `DB_3` (a shard in NANOTYPE_D1_SHARDS)"),
+            "{}",
+            problems[0]
+        );
+    }
 
     #[test]
     fn a_new_project_agrees_and_each_mismatch_is_one_line_with_its_fix() {

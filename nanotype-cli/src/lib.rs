@@ -8,7 +8,8 @@
 //! * [`command`]: the command line;
 //! * [`scaffold`]: `nanotype new`, a project that builds and runs outside this repository;
 //! * [`doctor`]: `nanotype doctor`, whether `wrangler.toml` agrees with the code;
-//! * [`pull`]: `nanotype pull`, the structs of an existing SQLite database.
+//! * [`pull`]: `nanotype pull`, the structs of an existing SQLite database;
+//! * [`shards`]: `nanotype migrate-d1`, the D1 migrations applied to every shard of the replica.
 //!
 //! Planning and rendering live in [`nanotype_schema::migration`], shared with the runtime.
 
@@ -19,4 +20,5 @@ pub mod layout;
 pub mod pull;
 pub mod replay;
 pub mod scaffold;
+pub mod shards;
 pub mod sources;

@@ -34,6 +34,23 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         nanotype_path: Option<PathBuf>,
     },
+    /// Apply the D1 migrations to every shard of the replica (each D1 binding
+    /// NANOTYPE_D1_SHARDS names in wrangler.toml's [vars]; `DB` alone by default), then check
+    /// that every shard has applied exactly the migration files.
+    MigrateD1 {
+        /// The wrangler config.
+        #[arg(long, value_name = "FILE", default_value = "wrangler.toml")]
+        wrangler: PathBuf,
+        /// The D1 migrations folder [default: the migrations_dir of the config's first shard].
+        #[arg(long, value_name = "DIR")]
+        migrations: Option<PathBuf>,
+        /// The deployed databases instead of the local ones.
+        #[arg(long)]
+        remote: bool,
+        /// Where local D1 state lives (wrangler's --persist-to).
+        #[arg(long, value_name = "DIR")]
+        persist_to: Option<PathBuf>,
+    },
     /// The next D1 and Durable Object migrations from the structs (see its --help).
     GenMigrations(command::Args),
     /// Print the `#[nanotype::table]` structs of an existing SQLite database file (a room's, or
@@ -137,6 +154,40 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::MigrateD1 {
+            wrangler,
+            migrations,
+            remote,
+            persist_to,
+        } => {
+            let migrations = migrations.or_else(|| migrations_dir_of(&wrangler));
+            let Some(migrations) = migrations else {
+                eprintln!(
+                    "error: {} names no migrations_dir for its D1 bindings: pass --migrations",
+                    wrangler.display()
+                );
+                return ExitCode::FAILURE;
+            };
+            let m = nanotype_cli::shards::Migrate {
+                wrangler,
+                migrations,
+                remote,
+                persist_to,
+                bin: std::env::var_os("WRANGLER").map_or_else(|| "wrangler".into(), PathBuf::from),
+            };
+            match nanotype_cli::shards::migrate(&m) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::GenMigrations(args) => match command::run(&args) {
             Ok(code) => code,
             Err(e) => {
@@ -145,6 +196,18 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The `migrations_dir` of the first D1 binding of the wrangler config at `path`, relative to it.
+fn migrations_dir_of(path: &std::path::Path) -> Option<PathBuf> {
+    let w: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+    let dir = w
+        .get("d1_databases")?
+        .as_array()?
+        .first()?
+        .get("migrations_dir")?
+        .as_str()?;
+    Some(path.parent().unwrap_or(std::path::Path::new(".")).join(dir))
 }
 
 /// The checks of `nanotype doctor` for the crate in `dir`.
