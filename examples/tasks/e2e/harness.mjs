@@ -27,7 +27,11 @@ export const CONFIGS = {
   lazy: join(STATE, "lazy/wrangler.lazy.toml"),
   partial: join(STATE, "wrangler.partial.toml"),
   audit: join(STATE, "audit/wrangler.audit.toml"),
+  shards: join(STATE, "shards/wrangler.shards.toml"),
 };
+/// The D1 bindings of the `shards` config: the replica over three local D1 databases, named by
+/// configuration only (`NANOTYPE_D1_SHARDS`), the example's code unchanged.
+export const SHARDS = ["DB", "DB_1", "DB_2"];
 /// How often rooms audit their replica in the `audit` config.
 export const AUDIT_EVERY_MS = 3000;
 /// The tokens of the test `.dev.vars`: one for every room, one for rooms starting `alpha-`.
@@ -115,6 +119,18 @@ export function writeConfigs() {
   mkdirSync(dirname(CONFIGS.audit), { recursive: true });
   writeFileSync(join(dirname(CONFIGS.audit), ".dev.vars"), devVars);
   writeFileSync(CONFIGS.audit, base + `\n[vars]\nNANOTYPE_AUDIT_INTERVAL_MS = "${AUDIT_EVERY_MS}"\n`);
+  // `shards`: the same Worker over three D1 databases of its own.
+  mkdirSync(dirname(CONFIGS.shards), { recursive: true });
+  writeFileSync(join(dirname(CONFIGS.shards), ".dev.vars"), devVars);
+  const shardName = (i) => `database_name = "nanotype-tasks-shard${i}"`;
+  const shardId = (i) => `database_id = "00000000-0000-4000-8000-0000000005d${i}"`;
+  let shards = base.replace(/^database_name = .*$/m, shardName(0)).replace(/^database_id = .*$/m, shardId(0));
+  if (!shards.includes(shardName(0)) || !shards.includes(shardId(0))) throw new Error("could not derive the shards config");
+  for (const [i, b] of SHARDS.entries()) {
+    if (i === 0) continue;
+    shards += `\n[[d1_databases]]\nbinding = "${b}"\n${shardName(i)}\n${shardId(i)}\nmigrations_dir = ${JSON.stringify(MIGRATIONS)}\n`;
+  }
+  writeFileSync(CONFIGS.shards, shards + `\n[vars]\nNANOTYPE_D1_SHARDS = "${SHARDS.join(",")}"\n`);
 }
 
 function run(args, timeoutMs = 120000) {
@@ -126,17 +142,17 @@ function run(args, timeoutMs = 120000) {
   });
 }
 
-export async function applyMigrations(config = "main") {
-  return run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", PERSIST, "--config", CONFIGS[config]]);
+export async function applyMigrations(config = "main", binding = "DB") {
+  return run(["d1", "migrations", "apply", binding, "--local", "--persist-to", PERSIST, "--config", CONFIGS[config]]);
 }
 
 /// Rows of the (last) statement in `sql`, read from the local D1 file directly. The file is
 /// shared with the running workerd: a moment when it holds the write lock (SQLITE_BUSY) is
 /// waited out, a bounded number of times.
-export async function d1(sql, config = "main") {
+export async function d1(sql, config = "main", binding = "DB") {
   for (let attempt = 1; ; attempt++) {
     try {
-      const out = await run(["d1", "execute", "DB", "--local", "--persist-to", PERSIST, "--config", CONFIGS[config], "--command", sql, "--json"]);
+      const out = await run(["d1", "execute", binding, "--local", "--persist-to", PERSIST, "--config", CONFIGS[config], "--command", sql, "--json"]);
       const parsed = JSON.parse(out.slice(out.indexOf("[")));
       return parsed[parsed.length - 1].results;
     } catch (e) {

@@ -9,10 +9,11 @@ import { test } from "node:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  applyMigrations, d1, http, jwt, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS, AUDIT_EVERY_MS,
+  applyMigrations, d1, http, jwt, ok, pool, roomsWithState, waitFor, writeConfigs, Wrangler, STATE, TOKENS, LAZY_DELIVERY_MS, AUDIT_EVERY_MS, SHARDS,
 } from "./harness.mjs";
 import { feedChecks, feedRestartChecks } from "./feed.mjs";
 import { dashboardChecks } from "./dashboard.mjs";
+import { shardChecks } from "./shards.mjs";
 
 const RUN = Date.now().toString(36);
 const room = (name) => `${name}-${RUN}`;
@@ -869,6 +870,17 @@ try {
     const counts = await assertD1EqualsPrimary([C], "offline");
     assert.equal(counts[C], 20);
     return { lagWhileDown: h2.lag, errorsWhileDown: h2.syncErrors, lastError: h2.lastError.slice(0, 80), syncs: h3.totalSyncs };
+  });
+
+  await shardChecks({
+    check,
+    room,
+    start: async () => {
+      await w.stop();
+      for (const b of SHARDS) await applyMigrations("shards", b);
+      w = new Wrangler("shards");
+      await w.start();
+    },
   });
 } catch (e) {
   failed++;

@@ -1,0 +1,123 @@
+// The replica over three local D1 databases (the `shards` config: three bindings and
+// NANOTYPE_D1_SHARDS, the example's code unchanged), in workerd: rooms spread over the shards
+// with each room's rows on its own shard only, a query across rooms equal to the union of the
+// rooms' strong reads, a prefix token bounded across every shard, and read tokens.
+import assert from "node:assert/strict";
+import { d1, http, ok, pool, waitFor, SHARDS, TOKENS } from "./harness.mjs";
+
+const SHARD_ROOMS = Number(process.env.SHARD_ROOMS || 1000);
+const SHARD_WRITES = Number(process.env.SHARD_WRITES || 10);
+
+/// `GET /_across/tasks` followed to its end, with `token`: `[room, id, title]` in order.
+async function across(query, token = TOKENS.all) {
+  const out = [];
+  let after = null;
+  for (let i = 0; i < 1000; i++) {
+    const res = await http("GET", `/_across/tasks?limit=1000${query}${after ? `&after=${encodeURIComponent(after)}` : ""}`, undefined, { token });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    for (const r of res.body.rows) out.push([r.room, r.row.id, r.row.title]);
+    if (!res.body.next) return out;
+    after = res.body.next;
+  }
+  throw new Error("too many pages");
+}
+
+const byRoomKey = (a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]);
+
+export async function shardChecks({ check, room, start }) {
+  const rooms = Array.from({ length: SHARD_ROOMS }, (_, i) => room(`sh${String(i).padStart(4, "0")}`));
+  const shardOf = new Map();
+  let strong = [];
+
+  await check(`12. shards: three D1 shards by configuration: ${SHARD_ROOMS} rooms × ${SHARD_WRITES} writes, every room's D1 rows equal its Durable Object's, on its own shard only`, async () => {
+    await start();
+    const jobs = rooms.flatMap((r) => Array.from({ length: SHARD_WRITES }, (_, n) => [r, n]));
+    const t0 = Date.now();
+    await pool(jobs, 16, async ([r, n]) => {
+      const res = await http("POST", `/rooms/${r}/tasks`, { title: `${r} #${n}` });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const shard = res.headers.get("x-nanotype-shard");
+      assert.ok(SHARDS.includes(shard), `shard ${shard}`);
+      assert.equal(shardOf.get(r) ?? shard, shard, `${r} answered from two shards`);
+      shardOf.set(r, shard);
+    });
+    const writeMs = Date.now() - t0;
+    const perShard = Object.fromEntries(SHARDS.map((s) => [s, rooms.filter((r) => shardOf.get(r) === s).length]));
+    for (const s of SHARDS) assert.ok(perShard[s] > SHARD_ROOMS / 6, `rooms per shard ${JSON.stringify(perShard)}`);
+    // Every write reaches its room's shard (flushes after each write's window).
+    const total = SHARD_ROOMS * SHARD_WRITES;
+    const d1Rows = {};
+    await waitFor("every write on a shard", async () => {
+      let n = 0;
+      for (const s of SHARDS) {
+        d1Rows[s] = await d1("SELECT room_id, id, title FROM tasks ORDER BY room_id, id", "shards", s);
+        n += d1Rows[s].length;
+      }
+      return n >= total;
+    }, 180000, 1000);
+    strong = (await pool(rooms, 16, async (r) => {
+      const page = await ok("GET", `/rooms/${r}/tasks?consistency=strong&limit=500`);
+      assert.equal(page.rows.length, SHARD_WRITES, r);
+      return page.rows.map((t) => [r, t.id, t.title]);
+    })).flat().sort(byRoomKey);
+    for (const s of SHARDS) {
+      const here = d1Rows[s].map((t) => [t.room_id, t.id, t.title]);
+      for (const [r] of here) assert.equal(shardOf.get(r), s, `a row of ${r} on ${s}`);
+      const expected = strong.filter(([r]) => shardOf.get(r) === s);
+      assert.deepEqual(here, expected, `shard ${s} holds exactly its rooms' rows`);
+    }
+    return { rooms: SHARD_ROOMS, writes: total, perShard, writeMs, writesPerSecond: Math.round(total / (writeMs / 1000)) };
+  });
+
+  await check("13. shards: a query across rooms (GET /_across/tasks) over three shards equals the union of the rooms' strong reads", async () => {
+    assert.ok(strong.length > 0, "check 22 ran");
+    const t0 = Date.now();
+    const all = await across("");
+    const ms = Date.now() - t0;
+    assert.deepEqual(all, strong);
+    const open = await across("&status=open");
+    assert.deepEqual(open, strong, "every task starts open");
+    assert.deepEqual(await across("&status=done"), []);
+    return { rows: all.length, pages: Math.ceil(all.length / 1000), ms };
+  });
+
+  await check("14. shards: a token limited to a prefix sees only its rooms across every shard", async () => {
+    const mine = Array.from({ length: 30 }, (_, i) => `alpha-${room(`shx${i}`)}`);
+    await pool(mine, 8, async (r) => { await ok("POST", `/rooms/${r}/tasks`, { title: `${r} only` }); });
+    const seen = await waitFor("alpha rooms on their shards", async () => {
+      const got = await across("", TOKENS.alpha);
+      return got.length >= mine.length && got;
+    }, 30000, 500);
+    assert.ok(seen.every(([r]) => r.startsWith("alpha-")), "only alpha- rooms");
+    assert.deepEqual(seen.map(([r]) => r), [...mine].sort());
+    const shards = new Set(await pool(mine, 8, async (r) => (await http("GET", `/rooms/${r}/_sync`)).headers.get("x-nanotype-shard")));
+    assert.equal(shards.size, SHARDS.length, "the prefix's rooms are on every shard");
+    assert.equal((await http("GET", "/_across/tasks", undefined, { token: "nope" })).status, 401);
+    return { rooms: mine.length, shards: [...shards] };
+  });
+
+  await check("15. shards: read tokens in workerd: D1 sessions give bookmarks, and a read with a DELETE's token never returns the deleted row", async () => {
+    const r = room("token");
+    const made = await http("POST", `/rooms/${r}/tasks`, { title: "to delete" });
+    assert.equal(made.status, 201);
+    const id = made.body.row.id;
+    const read = await waitFor("the replica to have the row", async () => {
+      const res = await http("GET", `/rooms/${r}/tasks/${id}`, undefined, { headers: { "x-nanotype-token": made.headers.get("x-nanotype-token") } });
+      return res.headers.get("x-nanotype-source") === "replica" && res;
+    }, 20000, 200);
+    const [seq, shard, bookmark] = read.headers.get("x-nanotype-token").split(":");
+    assert.ok(Number(seq) >= made.body.seq);
+    assert.equal(shard, read.headers.get("x-nanotype-shard"));
+    assert.ok(bookmark.length > 0, "local D1 returns a bookmark");
+    const deleted = await http("DELETE", `/rooms/${r}/tasks/${id}`);
+    assert.equal(deleted.status, 200);
+    const token = deleted.headers.get("x-nanotype-token");
+    for (let i = 0; i < 20; i++) {
+      const after = await http("GET", `/rooms/${r}/tasks/${id}`, undefined, { headers: { "x-nanotype-token": token } });
+      assert.equal(after.status, 404, `read ${i} after the delete: ${JSON.stringify(after.body)}`);
+    }
+    const bad = await http("GET", `/rooms/${r}/tasks`, undefined, { headers: { "x-nanotype-token": "not a token" } });
+    assert.equal(bad.status, 400);
+    return { token: read.headers.get("x-nanotype-token").slice(0, 60) };
+  });
+}
