@@ -17,6 +17,7 @@ mod item;
 mod load;
 mod machine;
 mod measure;
+mod reads;
 mod replication;
 mod report;
 mod size;
@@ -83,7 +84,14 @@ impl Sizes {
     }
 }
 
-pub const PARTS: [&str; 5] = ["write", "replication", "workerd", "tooling", "size"];
+pub const PARTS: [&str; 6] = [
+    "write",
+    "replication",
+    "workerd",
+    "reads",
+    "tooling",
+    "size",
+];
 
 struct Args {
     quick: bool,
@@ -170,6 +178,7 @@ fn main() {
             "write" => write_path::run(&sizes, &dir),
             "replication" => replication::run(&sizes, &dir),
             "workerd" => workerd::run(&sizes, &dir),
+            "reads" => reads::run(&sizes, &dir),
             "tooling" => tooling::run(&sizes, &dir),
             "size" => size::run(&sizes, &dir),
             _ => unreachable!(),

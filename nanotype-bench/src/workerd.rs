@@ -33,14 +33,14 @@ fn skipped(reason: impl Into<String>) -> Vec<Outcome> {
 }
 
 /// The bench Worker's paths, or what is missing.
-struct Example {
+pub(crate) struct Example {
     dir: PathBuf,
     wrangler: PathBuf,
     migrations: PathBuf,
 }
 
 /// Build the bench's Worker (release, into its `build/`) and find wrangler.
-fn example(scratch: &Path) -> Result<Example, String> {
+pub(crate) fn example(scratch: &Path) -> Result<Example, String> {
     let root = workspace_root();
     let dir = root.join("nanotype-bench/worker");
     let ex = Example {
@@ -74,7 +74,7 @@ fn example(scratch: &Path) -> Result<Example, String> {
 }
 
 /// A free loopback port (bound then released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -83,7 +83,7 @@ fn free_port() -> u16 {
 
 /// The bench's wrangler config: the bench Worker's bindings and absolute paths, and its token in
 /// `.dev.vars`. Written to the scratch directory, never deployed.
-fn write_config(ex: &Example, dir: &Path) -> PathBuf {
+pub(crate) fn write_config(ex: &Example, dir: &Path) -> PathBuf {
     let base = std::fs::read_to_string(ex.dir.join("wrangler.toml")).expect("read wrangler.toml");
     let mut out = String::new();
     for line in base.lines() {
@@ -132,7 +132,7 @@ fn wrangler(ex: &Example, dir: &Path) -> Command {
 }
 
 /// `wrangler dev` in its own process group, stopped (by that group's id) on drop.
-struct Dev {
+pub(crate) struct Dev {
     child: Child,
 }
 
@@ -152,7 +152,7 @@ impl Drop for Dev {
     }
 }
 
-fn start(ex: &Example, dir: &Path, config: &Path, port: u16) -> Result<Dev, String> {
+pub(crate) fn start(ex: &Example, dir: &Path, config: &Path, port: u16) -> Result<Dev, String> {
     use std::os::unix::process::CommandExt;
     let persist = dir.join("persist");
     let out = wrangler(ex, dir)

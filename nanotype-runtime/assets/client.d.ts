@@ -38,3 +38,31 @@ export interface Subscription {
 }
 
 export function subscribe<Tables = Record<string, unknown>>(room: string, opts?: SubscribeOptions<Tables>): Subscription;
+
+export interface ConnectOptions {
+  /** The Worker's origin (default: the page's). */
+  url?: string;
+  /** The policy's bearer token. */
+  token?: string;
+  /** A fetch function (default: the global one). */
+  fetch?: typeof fetch;
+}
+
+/** A failed request: the API's `{"error": {"code", "message"}}`. */
+export interface ApiError extends Error {
+  status: number;
+  code?: string;
+}
+
+/** The app's REST API; each room's read token is kept and sent back by itself. */
+export interface Api {
+  get<T = unknown>(room: string, path: string): Promise<T>;
+  post<T = unknown>(room: string, path: string, body?: unknown): Promise<T>;
+  put<T = unknown>(room: string, path: string, body?: unknown): Promise<T>;
+  patch<T = unknown>(room: string, path: string, body?: unknown): Promise<T>;
+  delete<T = unknown>(room: string, path: string): Promise<T>;
+  /** The token sent with the room's next request (`x-nanotype-token`), if any. */
+  token(room: string): string | null;
+}
+
+export function connect(opts?: ConnectOptions): Api;

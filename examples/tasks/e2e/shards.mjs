@@ -3,7 +3,19 @@
 // with each room's rows on its own shard only, a query across rooms equal to the union of the
 // rooms' strong reads, a prefix token bounded across every shard, and read tokens.
 import assert from "node:assert/strict";
-import { d1, http, ok, pool, waitFor, SHARDS, TOKENS } from "./harness.mjs";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { d1, http, ok, pool, waitFor, BASE, SHARDS, STATE, TOKENS } from "./harness.mjs";
+
+/// The client module exactly as the Worker serves it.
+async function servedClient() {
+  const r = await fetch(`${BASE}/_nanotype/client.js`);
+  assert.equal(r.status, 200);
+  const file = join(STATE, `client-shards-${Date.now()}.mjs`);
+  writeFileSync(file, await r.text());
+  return import(pathToFileURL(file).href);
+}
 
 const SHARD_ROOMS = Number(process.env.SHARD_ROOMS || 1000);
 const SHARD_WRITES = Number(process.env.SHARD_WRITES || 10);
@@ -118,6 +130,20 @@ export async function shardChecks({ check, room, start }) {
     }
     const bad = await http("GET", `/rooms/${r}/tasks`, undefined, { headers: { "x-nanotype-token": "not a token" } });
     assert.equal(bad.status, 400);
+    // The served client keeps each room's token and sends it back by itself: every read right
+    // after a write or a delete sees it.
+    const { connect } = await servedClient();
+    const api = connect({ url: BASE, token: TOKENS.all });
+    const c = room("client");
+    for (let i = 0; i < 10; i++) {
+      const { row } = await api.post(c, "tasks", { title: `c${i}` });
+      assert.ok(Number(api.token(c).split(":")[0]) >= 1, "the write's token is kept");
+      const { rows } = await api.get(c, "tasks");
+      assert.ok(rows.some((t) => t.id === row.id), `read ${i} sees the write just made`);
+      await api.delete(c, `tasks/${row.id}`);
+      const left = await api.get(c, "tasks");
+      assert.ok(!left.rows.some((t) => t.id === row.id), `read ${i} does not see the row just deleted`);
+    }
     return { token: read.headers.get("x-nanotype-token").slice(0, 60) };
   });
 }
