@@ -23,6 +23,8 @@ use crate::Sizes;
 
 const ROOM_ROWS: usize = 50;
 const MAX_ROOMS: usize = 64;
+/// How a body answered from D1 says so.
+const REPLICA_SOURCE: &[u8] = b"\"source\":\"replica\"";
 
 fn skipped(reason: impl Into<String>) -> Vec<Outcome> {
     vec![Outcome::Skipped {
@@ -64,7 +66,10 @@ fn closed_loop(
                         match c.request("GET", &path(i), None) {
                             Ok(r) if r.status == 200 => {
                                 lat.push(t.elapsed().as_secs_f64() * 1e3);
-                                if r.body.windows(19).any(|w| w == b"\"source\":\"replica\"") {
+                                if r.body
+                                    .windows(REPLICA_SOURCE.len())
+                                    .any(|w| w == REPLICA_SOURCE)
+                                {
                                     replica += 1;
                                 }
                             }

@@ -144,3 +144,20 @@ fn tokens_that_no_response_returned_are_refused() {
     let resp = get_with(&app, "/rooms/r/items", "1:DB_9:ffffffff");
     assert_eq!(resp.header("x-nanotype-source"), Some("replica"));
 }
+
+#[test]
+fn reads_that_name_no_consistency_go_to_the_room_when_the_app_says_so() {
+    let app = app().var("NANOTYPE_ROOM_READS", "room");
+    assert_eq!(app.post("/rooms/r/items", item("r", 1)).status, 201);
+    app.settle();
+    let default = app.get("/rooms/r/items");
+    assert_eq!(default.header("x-nanotype-source"), Some("primary"));
+    assert_eq!(
+        default.header("x-nanotype-fallback"),
+        None,
+        "not a fallback: the route"
+    );
+    let asked = app.get("/rooms/r/items?consistency=replica");
+    assert_eq!(asked.header("x-nanotype-source"), Some("replica"));
+    assert_eq!(asked.json_body()["rows"].as_array().unwrap().len(), 1);
+}

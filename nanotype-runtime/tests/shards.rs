@@ -305,3 +305,198 @@ fn a_policy_that_decides_room_by_room_serves_no_query_across_rooms() {
     assert_eq!(resp.status, 403, "{}", resp.json_body());
     assert_eq!(resp.json_body()["error"]["code"], "forbidden");
 }
+
+/// The room's rows as a read through the gateway sees them (with `token`), and the new token.
+fn read_rows(
+    app: &TestApp<Items, (), RoomTokens>,
+    room: &str,
+    token: Option<&str>,
+) -> (Vec<i64>, String) {
+    let mut req =
+        nanotype::host::HttpRequest::new("GET", &format!("/rooms/{room}/items?limit=500"))
+            .with_header("authorization", "Bearer t");
+    if let Some(t) = token {
+        req = req.with_header("x-nanotype-token", t);
+    }
+    let resp = app.request(req);
+    assert_eq!(resp.status, 200, "{}", resp.json_body());
+    let ids = resp.json_body()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["room_tag"], room, "a row of another room");
+            r["id"].as_i64().unwrap()
+        })
+        .collect();
+    (
+        ids,
+        resp.header("x-nanotype-token")
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+fn room_row(replica: &nanotype::native::NativeReplica, room: &str) -> Option<i64> {
+    replica
+        .connection()
+        .query_row(
+            "SELECT watermark FROM _nt_rooms WHERE room_id = ?1",
+            [room],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+#[test]
+fn a_room_moves_between_shards_under_writes_without_a_read_going_short() {
+    let mut app = app();
+    let shards = Shards::new(SHARDS.split(','));
+    let room = "mover";
+    let from = shards.home(room).to_owned();
+    let to = shards.names().iter().find(|n| **n != from).unwrap().clone();
+    for n in 0..20 {
+        write(&app, room, n);
+    }
+    app.settle();
+    assert_converged(
+        &app.room_db(room).unwrap(),
+        &app.shard(&from).unwrap(),
+        room,
+    );
+
+    let moved = app.post(&format!("/rooms/{room}/_move"), json!({ "to": to }));
+    assert_eq!(moved.status, 202, "{}", moved.json_body());
+    assert_eq!(moved.header("x-nanotype-shard"), Some(to.as_str()));
+    let status = app.get(&format!("/rooms/{room}/_sync")).json_body();
+    assert_eq!(status["move"]["from"], from.as_str());
+    assert_eq!(status["move"]["phase"], "copying");
+    assert_eq!(
+        app.post(&format!("/rooms/{room}/_move"), json!({ "to": from }))
+            .status,
+        409
+    );
+
+    // Writes go on while the copy is under way; every read has every row it has shown.
+    let mut token: Option<String> = None;
+    let mut shown = 0;
+    for n in 20..30 {
+        write(&app, room, n);
+        let (ids, t) = read_rows(&app, room, token.as_deref());
+        assert!(ids.len() >= shown, "{} rows after {shown}", ids.len());
+        shown = ids.len();
+        token = Some(t);
+        // A gateway that never learned of the move reads the old shard: a whole earlier state.
+        let (old, _) = read_rows(&app, room, None);
+        assert!(old.len() >= 20, "the old copy is whole: {}", old.len());
+        if n == 25 {
+            app.settle();
+        }
+    }
+    app.settle();
+    let (ids, _) = read_rows(&app, room, token.as_deref());
+    assert_eq!(ids.len(), 30);
+
+    // Moved: the new shard has the room, the old one only its tombstone.
+    assert_converged(&app.room_db(room).unwrap(), &app.shard(&to).unwrap(), room);
+    assert_eq!(count(&app.shard(&from).unwrap(), room), 0);
+    assert_eq!(room_row(&app.shard(&from).unwrap(), room), Some(-3));
+    let status = app.get(&format!("/rooms/{room}/_sync")).json_body();
+    assert_eq!(
+        (status["shard"].as_str(), &status["move"]),
+        (Some(to.as_str()), &json!(null))
+    );
+    // A gateway that still thinks it is on the old shard is sent to the room, and learns.
+    app.cold_gateway();
+    if from == shards.home(room) {
+        let first = app.get(&format!("/rooms/{room}/items"));
+        assert_eq!(first.header("x-nanotype-source"), Some("primary"));
+        assert!(first
+            .header("x-nanotype-fallback")
+            .unwrap()
+            .contains("moved"));
+    }
+    let next = app.get(&format!("/rooms/{room}/items?limit=500"));
+    assert_eq!(next.header("x-nanotype-source"), Some("replica"));
+    assert_eq!(next.header("x-nanotype-shard"), Some(to.as_str()));
+    assert_eq!(next.json_body()["rows"].as_array().unwrap().len(), 30);
+    // Listed once, across rooms and among the rooms.
+    let rooms = app.get("/_rooms").json_body();
+    assert_eq!(
+        rooms["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["room"] == room)
+            .count(),
+        1
+    );
+    assert_eq!(across_all(&app, "", 7).len(), 30);
+
+    // And back again: the old shard's tombstone gives way to the room.
+    assert_eq!(
+        app.post(&format!("/rooms/{room}/_move"), json!({ "to": from }))
+            .status,
+        202
+    );
+    app.settle();
+    assert_converged(
+        &app.room_db(room).unwrap(),
+        &app.shard(&from).unwrap(),
+        room,
+    );
+    assert_eq!(count(&app.shard(&to).unwrap(), room), 0);
+    assert_eq!(across_all(&app, "", 1000).len(), 30);
+    // Bad moves say why.
+    assert_eq!(
+        app.post(&format!("/rooms/{room}/_move"), json!({ "to": "DB_9" }))
+            .status,
+        400
+    );
+    assert_eq!(
+        app.post(&format!("/rooms/{room}/_move"), json!({})).status,
+        400
+    );
+    assert_eq!(
+        app.post("/rooms/never-written/_move", json!({ "to": to }))
+            .status,
+        404
+    );
+}
+
+#[test]
+fn a_move_interrupted_by_a_restart_resumes_and_ends() {
+    let app = app();
+    let shards = Shards::new(SHARDS.split(','));
+    let room = "crashy";
+    let from = shards.home(room).to_owned();
+    let to = shards.names().iter().find(|n| **n != from).unwrap().clone();
+    for n in 0..12 {
+        write(&app, room, n);
+    }
+    app.settle();
+    // The new shard down: the copy cannot start; the room restarts before it could.
+    app.set_shard_down(&to, true).unwrap();
+    assert_eq!(
+        app.post(&format!("/rooms/{room}/_move"), json!({ "to": to }))
+            .status,
+        202
+    );
+    write(&app, room, 12);
+    app.settle();
+    app.restart(room);
+    assert_eq!(
+        app.get(&format!("/rooms/{room}/_sync")).json_body()["move"]["phase"],
+        "copying"
+    );
+    // Reads meanwhile: every row, from wherever.
+    assert!(read_rows(&app, room, None).0.len() >= 12);
+    app.set_shard_down(&to, false).unwrap();
+    app.advance(120_000);
+    assert_converged(&app.room_db(room).unwrap(), &app.shard(&to).unwrap(), room);
+    assert_eq!(count(&app.shard(&from).unwrap(), room), 0);
+    assert_eq!(
+        app.get(&format!("/rooms/{room}/_sync")).json_body()["move"],
+        json!(null)
+    );
+}

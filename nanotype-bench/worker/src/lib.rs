@@ -85,6 +85,14 @@ impl Policy for BenchToken {
             _ => Decision::unauthorized("the bench's token is required"),
         }
     }
+
+    /// The bench's token sees every room (queries across rooms).
+    async fn visible_rooms(&self, req: &RequestParts, env: &dyn Vars) -> nanotype::api::RoomScope {
+        match (req.bearer_token(), env.var("BENCH_TOKEN")) {
+            (Some(t), Some(expected)) if t == expected => nanotype::api::RoomScope::All,
+            _ => nanotype::api::RoomScope::Prefixes(Vec::new()),
+        }
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -51,6 +51,8 @@ pub enum GateRefusal {
     Refused,
     /// The room is being rebuilt.
     Rebuilding,
+    /// The room moved to another shard (this shard's copy is gone or going).
+    Moved,
     /// The copy is older than the seq the read needs.
     Behind {
         /// The copy's watermark.
@@ -73,6 +75,7 @@ impl GateRefusal {
                 format!("the replica refused a change of room {room} (see its _sync status)")
             }
             GateRefusal::Rebuilding => format!("the replica of room {room} is being rebuilt"),
+            GateRefusal::Moved => format!("room {room} moved to another shard"),
             GateRefusal::Behind { watermark, need } => {
                 format!("replica watermark {watermark} < seq {need}")
             }
@@ -85,6 +88,7 @@ impl GateRefusal {
 pub fn replica_check(state: Option<&RoomState>, need: i64) -> Result<(), GateRefusal> {
     match state {
         None => Err(GateRefusal::Unknown),
+        Some(s) if s.watermark == crate::sync::moves::MOVED_WATERMARK => Err(GateRefusal::Moved),
         Some(s) if s.watermark == -2 => Err(GateRefusal::Stale),
         Some(s) if s.watermark < 0 => Err(GateRefusal::Refused),
         Some(s) if s.watermark == 0 => Err(GateRefusal::Rebuilding),

@@ -395,6 +395,7 @@ where
             reply.sync_after = true;
             Ok(reply)
         }
+        Route::Move { .. } => Err(ApiError::internal("a move is served by the room's host")),
         Route::Sql { .. } if hooks.read_only_sql() => {
             read_only_sql(db, body, hooks.read_only_sql_budget())
         }
@@ -469,6 +470,7 @@ pub fn unborn(
         )),
         Route::Sync { room }
         | Route::Resync { room }
+        | Route::Move { room }
         | Route::Sql { room }
         | Route::Audit { room } => Err(ApiError::not_found(format!(
             "room `{room}` has never been written"

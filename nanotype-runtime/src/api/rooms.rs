@@ -174,6 +174,11 @@ pub fn page(ranges: Option<&[String]>, after: Option<&str>, limit: usize) -> Sta
         params.push(Value::Text(after.to_owned()));
         conds.push(format!("{col} > ?{}", params.len()));
     }
+    // A room moved away from a shard is listed by the shard it lives on.
+    conds.push(format!(
+        "\"watermark\" <> {}",
+        crate::sync::moves::MOVED_WATERMARK
+    ));
     if let Some(ranges) = ranges {
         let mut ors = Vec::new();
         for p in ranges {

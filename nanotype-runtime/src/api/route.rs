@@ -52,6 +52,11 @@ pub enum Route {
         /// The room.
         room: String,
     },
+    /// `POST /rooms/{room}/_move` `{"to": shard}`: move the room's D1 copy to another shard.
+    Move {
+        /// The room.
+        room: String,
+    },
     /// `POST /rooms/{room}/_sql`.
     Sql {
         /// The room.
@@ -119,6 +124,8 @@ pub enum Operation {
     SyncStatus,
     /// Forces a resync.
     Resync,
+    /// Moves the room's D1 copy to another shard.
+    Move,
     /// Runs read-only SQL.
     Sql,
     /// Asks for an audit of the replica against the room.
@@ -138,6 +145,7 @@ impl Route {
             | Route::Feed { room }
             | Route::Sync { room }
             | Route::Resync { room }
+            | Route::Move { room }
             | Route::Sql { room }
             | Route::Audit { room }
             | Route::Custom { room, .. } => Some(room),
@@ -167,6 +175,7 @@ impl Route {
             },
             Route::Sync { .. } => Operation::SyncStatus,
             Route::Resync { .. } => Operation::Resync,
+            Route::Move { .. } => Operation::Move,
             Route::Sql { .. } => Operation::Sql,
             Route::Audit { .. } => Operation::Audit,
             Route::Custom { .. } => Operation::Custom,
@@ -332,6 +341,10 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
                 },
                 ["_resync"] => match method {
                     "POST" => Ok(Route::Resync { room }),
+                    _ => Err(not_allowed("POST")),
+                },
+                ["_move"] => match method {
+                    "POST" => Ok(Route::Move { room }),
                     _ => Err(not_allowed("POST")),
                 },
                 ["_sql"] => match method {

@@ -9,7 +9,9 @@
 //! one page costs at most one D1 query per shard.
 //!
 //! Consistency: each room's rows are as of that room's own watermark on its shard (rooms
-//! replicate independently); there is no snapshot across rooms.
+//! replicate independently); there is no snapshot across rooms. A room whose copy is not whole on
+//! a shard (being rebuilt, or moved away) is left out there: each row read is checked against its
+//! room's `_nt_rooms` row, one more row read per row.
 
 use std::cmp::Ordering;
 
@@ -17,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::replica::{Replica, Statement};
 use crate::table::{Table, TableSql};
 use crate::value::{Row, Value};
+use nanotype_schema::ddl::ROOMS_TABLE;
 use nanotype_schema::ident::quote;
 use nanotype_schema::{Table as TableDef, ROOM_COLUMN};
 
@@ -138,17 +141,21 @@ pub fn statement(def: &TableDef, sql: &TableSql, q: &Across) -> Result<Statement
             ph.join(", ")
         ));
     }
+    // Only rooms whose copy is whole on this shard: not being rebuilt (a resync, or the copy of
+    // a room moving here) and not moved away (its rows here are going).
+    conds.push(format!(
+        "EXISTS (SELECT 1 FROM {rooms} AS \"r\" WHERE \"r\".{room} = \"t\".{room} \
+         AND \"r\".\"watermark\" NOT IN (0, {moved}))",
+        rooms = quote(ROOMS_TABLE),
+        moved = crate::sync::moves::MOVED_WATERMARK,
+    ));
     params.push(Value::Integer(i64::from(q.limit) + 1));
-    let filter = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    };
     Ok(Statement::new(
         format!(
-            "SELECT {room}, {} FROM {}{filter} ORDER BY {room}, {} LIMIT ?{}",
+            "SELECT {room}, {} FROM {} AS \"t\" WHERE {} ORDER BY {room}, {} LIMIT ?{}",
             sql.columns,
             sql.table,
+            conds.join(" AND "),
             sql.key_columns,
             params.len()
         ),

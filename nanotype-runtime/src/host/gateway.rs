@@ -19,6 +19,10 @@ use crate::shard::{ShardCache, Shards, SHARD_HEADER};
 use crate::sync::statements::room_state;
 use crate::sync::RoomState;
 
+/// The variable that picks where a room's reads go when they name no consistency: `replica`
+/// (unset: D1) or `room` (the room's Durable Object).
+pub const ROOM_READS_VAR: &str = "NANOTYPE_ROOM_READS";
+
 /// What a platform gives the gateway: the replica's shards, the rooms, the variables.
 #[allow(async_fn_in_trait)]
 pub trait GatewayPlatform {
@@ -125,7 +129,14 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
             TableOp::Get(_) => Some(get_params(&query, seq.as_deref())?),
             _ => None,
         };
-        if let Some(read) = read {
+        // `NANOTYPE_ROOM_READS=room`: a read that names no consistency and no seq goes to the
+        // room (see docs/scaling.md for when that is the better default).
+        let to_room_by_default = platform.vars().var(ROOM_READS_VAR).as_deref() == Some("room")
+            && !query.iter().any(|(k, _)| k == "consistency")
+            && read
+                .as_ref()
+                .is_some_and(|r| r.consistency == Consistency::Replica);
+        if let Some(read) = read.filter(|_| !to_room_by_default) {
             match replica_read(platform, &room, table, op, &read, token.as_ref()).await {
                 Ok(answer) => {
                     let mut resp = HttpResponse::reply(&answer.reply, answer.source, None);

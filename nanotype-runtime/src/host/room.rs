@@ -105,6 +105,9 @@ pub struct RoomHost<S, H, Pl: RoomPlatform> {
     engine: RefCell<Option<Rc<HostEngine<Pl>>>>,
     /// The shard the open room replicates to.
     shard: RefCell<Option<String>>,
+    /// The shard the room is moving away from, while its move is under way (kept in its
+    /// `_nt_meta` too, so a restart resumes it).
+    move_from: Rc<RefCell<Option<String>>>,
     /// Why the room could not open (a migration failed): answered again without retrying it,
     /// for the life of this host (a deploy brings a new one).
     failed: RefCell<Option<ApiError>>,
@@ -139,6 +142,7 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
             config,
             engine: RefCell::new(None),
             shard: RefCell::new(None),
+            move_from: Rc::default(),
             failed: RefCell::new(None),
             flush_queued: Rc::new(Cell::new(false)),
             _schema: PhantomData,
@@ -222,6 +226,7 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
                 engine.room()
             ));
         }
+        (self.move_finisher())(engine).await;
     }
 
     async fn serve(&self, req: &HttpRequest) -> Result<Reply, ApiError> {
@@ -265,6 +270,13 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
                     None => Err(self.no_route(path)),
                 }
             }
+            Route::Move { .. } => match self.start_move(&engine, &req.body) {
+                Ok((moved, reply)) => {
+                    // The write path and status below are the new engine's.
+                    return self.after_move(&moved, reply);
+                }
+                Err(e) => Err(e),
+            },
             _ => api::room::serve(
                 &engine,
                 &*self.hooks,
@@ -310,6 +322,14 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
             reply.body["alarmAt"] = self.platform.alarm_at().into();
             reply.body["fingerprint"] = S::fingerprint().into();
             reply.body["shard"] = self.shard.borrow().clone().into();
+            reply.body["move"] = match self.move_from.borrow().as_ref() {
+                Some(from) => json!({
+                    "from": from,
+                    "to": self.shard.borrow().clone(),
+                    "phase": if engine.resync_in_progress()? { "copying" } else { "cleaning" },
+                }),
+                None => serde_json::Value::Null,
+            };
             reply.body["feedClients"] = self.platform.sockets().len().into();
             // What this instance was billed for so far (its SQLite, and D1 for its batches).
             reply.body["billed"] = self
@@ -555,6 +575,7 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
             .open(primary, self.platform.alarm())?;
         crate::sync::store_shard(engine.primary(), &shard)?;
         *self.shard.borrow_mut() = Some(shard);
+        *self.move_from.borrow_mut() = crate::sync::stored_move_from(engine.primary())?;
         let engine = Rc::new(engine);
         api::room::arm_audit(&engine)?;
         *self.engine.borrow_mut() = Some(engine.clone());
@@ -562,11 +583,13 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
         // earlier instance left.
         let (e, ready) = (engine.clone(), self.platform.start_up());
         let log = self.logger();
+        let finish = self.move_finisher();
         self.platform.spawn(Box::pin(async move {
             ready.await;
             if let Err(err) = e.sync().await {
                 log(format!("room {}: start-up sync failed: {err}", e.room()));
             }
+            finish(e).await;
         }));
         Ok(Some(engine))
     }
@@ -597,6 +620,7 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
     fn sync_in_background(&self, engine: &Rc<HostEngine<Pl>>) {
         let e = engine.clone();
         let log = self.logger();
+        let finish = self.move_finisher();
         self.platform.spawn(Box::pin(async move {
             if let Err(err) = e.sync().await {
                 log(format!(
@@ -604,7 +628,131 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
                     e.room()
                 ));
             }
+            finish(e).await;
         }));
+    }
+
+    /// `POST /rooms/{room}/_move` `{"to": shard}`: the room's D1 copy moved to `to`. A new
+    /// engine over the room's database replicates to `to` from now on, starting with a full
+    /// resync there; the old one is retired. When the copy is whole, the old shard's copy is
+    /// marked moved and deleted ([`crate::sync::moves`]).
+    fn start_move(
+        &self,
+        engine: &Rc<HostEngine<Pl>>,
+        body: &[u8],
+    ) -> Result<(Rc<HostEngine<Pl>>, Reply), ApiError> {
+        let room = engine.room().to_owned();
+        let asked: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| ApiError::bad_request("the body must be {\"to\": \"<shard>\"}"))?;
+        let shards = self.shards();
+        let names = shards.names().join(", ");
+        let to = asked
+            .get("to")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| ApiError::bad_request(format!("`to` must name a shard ({names})")))?
+            .to_owned();
+        if !shards.contains(&to) {
+            return Err(ApiError::bad_request(format!(
+                "`{to}` is not a shard of the replica ({names}: {})",
+                crate::shard::SHARDS_VAR
+            )));
+        }
+        let from = self.shard.borrow().clone().unwrap_or_default();
+        if let Some(moving) = self.move_from.borrow().as_ref() {
+            return Err(ApiError::new(
+                409,
+                "conflict",
+                format!("room {room} is already moving from {moving} to {from}; wait for it to end (its _sync status)"),
+            ));
+        }
+        if to == from {
+            return Ok((
+                engine.clone(),
+                Reply::json(200, json!({ "room": room, "shard": from, "moved": false })),
+            ));
+        }
+        if self.platform.replica(&to).is_none() {
+            return Err(ApiError::new(
+                503,
+                "replica_unavailable",
+                format!("no D1 binding `{to}` in this Worker"),
+            ));
+        }
+        crate::sync::store_move_from(engine.primary(), Some(&from))?;
+        crate::sync::store_shard(engine.primary(), &to)?;
+        engine.retire();
+        *self.engine.borrow_mut() = None;
+        *self.shard.borrow_mut() = None;
+        let moved = self
+            .engine(Some(&room), true)?
+            .ok_or_else(|| ApiError::internal("the room did not reopen"))?;
+        moved.request_resync()?;
+        self.platform
+            .log(&format!("room {room}: moving from {from} to {to}"));
+        let mut reply = Reply::json(
+            202,
+            json!({ "room": room, "move": { "from": from, "to": to, "phase": "copying" } }),
+        );
+        reply.sync_after = true;
+        Ok((moved, reply))
+    }
+
+    /// What ends a move once the new shard's copy is whole: the old shard's copy marked moved and
+    /// deleted, then the move forgotten. A no-op when no move is under way or the copy is not
+    /// whole yet; a failure is logged and tried again after the next sync.
+    fn move_finisher(
+        &self,
+    ) -> impl Fn(Rc<HostEngine<Pl>>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> + 'static
+    {
+        let (platform, move_from) = (self.platform.clone(), self.move_from.clone());
+        move |engine| {
+            let (platform, move_from) = (platform.clone(), move_from.clone());
+            Box::pin(async move {
+                let Some(from) = move_from.borrow().clone() else {
+                    return;
+                };
+                let whole = engine.known_watermark() > 0
+                    && matches!(engine.resync_in_progress(), Ok(false));
+                if !whole {
+                    return;
+                }
+                let Some(old) = platform.replica(&from) else {
+                    platform.log(&format!(
+                        "room {}: move: no D1 binding `{from}` to clean",
+                        engine.room()
+                    ));
+                    return;
+                };
+                let now = crate::clock::Clock::now_ms(engine.scheduler());
+                match crate::sync::moves::clean_old_shard(&old, engine.room(), engine.tables(), now)
+                    .await
+                {
+                    Ok(rows) => {
+                        if let Err(e) = crate::sync::store_move_from(engine.primary(), None) {
+                            platform.log(&format!("room {}: move: {e}", engine.room()));
+                            return;
+                        }
+                        *move_from.borrow_mut() = None;
+                        platform.log(&format!(
+                            "room {}: moved off {from} ({rows} rows deleted there)",
+                            engine.room()
+                        ));
+                    }
+                    Err(e) => platform.log(&format!(
+                        "room {}: move: cleaning {from} failed (tried again after the next sync): {e}",
+                        engine.room()
+                    )),
+                }
+            })
+        }
+    }
+
+    /// A move's reply: the new engine syncs (its copy) in the background.
+    fn after_move(&self, engine: &Rc<HostEngine<Pl>>, reply: Reply) -> Result<Reply, ApiError> {
+        if reply.sync_after {
+            self.sync_in_background(engine);
+        }
+        Ok(reply)
     }
 
     /// A log function a background task can own.

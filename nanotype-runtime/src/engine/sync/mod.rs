@@ -56,6 +56,7 @@ mod audit;
 mod backfill;
 mod flush;
 mod health;
+pub mod moves;
 mod reads;
 pub(crate) mod statements;
 
@@ -260,6 +261,9 @@ pub struct Engine<P, R, S> {
     audit_requested: Cell<bool>,
     /// State of the retry jitter's generator.
     jitter: Cell<u64>,
+    /// Replaced by another engine of the same room (a move to another shard): syncs nothing
+    /// more, so that no change goes to the old shard after the new one's copy began.
+    retired: Cell<bool>,
 }
 
 /// The room's database as the engine hands it out ([`Engine::primary`]). It is the primary, plus
@@ -584,6 +588,7 @@ const META_PRIMARY_ID: &str = "primary_id";
 const META_RESYNC: &str = "resync";
 const META_HEALTH: &str = "health";
 const META_SHARD: &str = "shard";
+const META_MOVE_FROM: &str = "move_from";
 
 /// The room id the engine stored in this primary, if any (a Durable Object's `alarm` gets no
 /// request to learn it from). Reads only: asking about a room never written leaves no trace.
@@ -604,6 +609,26 @@ pub fn stored_shard<P: Primary>(db: &P) -> Result<Option<String>> {
         return Ok(None);
     }
     meta_get(db, META_SHARD)
+}
+
+/// The shard the room in `db` is moving away from, while its move is under way.
+pub fn stored_move_from<P: Primary>(db: &P) -> Result<Option<String>> {
+    if stored_room(db)?.is_none() {
+        return Ok(None);
+    }
+    meta_get(db, META_MOVE_FROM)
+}
+
+/// Record that the room in `db` is moving away from `from` (`None`: the move is over).
+pub fn store_move_from<P: Primary>(db: &P, from: Option<&str>) -> Result<()> {
+    if let Some(from) = from {
+        return meta_set(db, META_MOVE_FROM, from);
+    }
+    db.execute(
+        "DELETE FROM \"_nt_meta\" WHERE \"key\" = ?1",
+        &[Value::Text(META_MOVE_FROM.into())],
+    )?;
+    Ok(())
 }
 
 /// Record the shard the room in `db` replicates to (the engine's tables exist).
@@ -811,6 +836,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 ..stored_stats
             }),
             stats_changed: Cell::new(false),
+            retired: Cell::new(false),
             audit_requested: Cell::new(false),
             jitter: Cell::new(seed | 1),
         })
@@ -854,6 +880,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// The replica's watermark as last seen by this engine.
     pub fn known_watermark(&self) -> i64 {
         self.watermark.get()
+    }
+
+    /// Stop this engine's replication for good: a batch in flight completes (and trims only what
+    /// it sent), no sync starts or goes round again. For a room whose host opened another engine
+    /// over the same database.
+    pub fn retire(&self) {
+        self.retired.set(true);
     }
 
     /// The replica's bookmark after the newest batch this engine applied: a session that starts
@@ -916,6 +949,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// once, so batches never overlap or reorder. A failure drops nothing: it is recorded, a
     /// retry is scheduled with backoff and jitter, and the error returned.
     pub async fn sync(&self) -> Result<()> {
+        if self.retired.get() {
+            return Ok(());
+        }
         if self.busy.get() {
             self.again.set(true);
             return Ok(());
@@ -965,6 +1001,9 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         // Bounded: a replica whose record of the room keeps changing under us is an error,
         // not a reason to spin.
         for _ in 0..64 {
+            if self.retired.get() {
+                return Ok(());
+            }
             self.again.set(false);
             if !self.started.get() {
                 self.check_room_state(replica).await?;
