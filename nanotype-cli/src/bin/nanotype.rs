@@ -35,7 +35,7 @@ enum Command {
         nanotype_path: Option<PathBuf>,
     },
     /// Apply the D1 migrations to every shard of the replica (each D1 binding
-    /// NANOTYPE_D1_SHARDS names in wrangler.toml's [vars]; `DB` alone by default), then check
+    /// `NANOTYPE_D1_SHARDS` names in wrangler.toml's `[vars]`; `DB` alone by default), then check
     /// that every shard has applied exactly the migration files.
     MigrateD1 {
         /// The wrangler config.
