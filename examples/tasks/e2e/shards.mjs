@@ -146,4 +146,58 @@ export async function shardChecks({ check, room, start }) {
     }
     return { token: read.headers.get("x-nanotype-token").slice(0, 60) };
   });
+
+  await check("16. shards: a room moved between shards while 4 clients write to it and 2 read it in a loop: nothing lost, no read short of rows it had shown", async () => {
+    const M = room("moving");
+    for (let i = 0; i < 20; i++) await ok("POST", `/rooms/${M}/tasks`, { title: `before ${i}` });
+    const from = (await http("GET", `/rooms/${M}/_sync`)).headers.get("x-nanotype-shard");
+    const to = SHARDS.find((s) => s !== from);
+    await waitFor("the room on its first shard", async () => (await d1(`SELECT COUNT(*) AS n FROM tasks WHERE room_id = '${M}'`, "shards", from))[0].n === 20, 20000, 250);
+    let writing = true;
+    const acked = [];
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; i < 25; i++) {
+        const res = await http("POST", `/rooms/${M}/tasks`, { title: `w${w} ${i}` });
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        acked.push(res.body.row.id);
+      }
+    });
+    const reads = { n: 0, sources: {} };
+    const readers = Array.from({ length: 2 }, async () => {
+      let token = null;
+      const seen = new Set();
+      for (let i = 0; writing && i < 100000; i++) {
+        const res = await http("GET", `/rooms/${M}/tasks?limit=500`, undefined, { headers: token ? { "x-nanotype-token": token } : {} });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        const ids = new Set(res.body.rows.map((t) => t.id));
+        for (const id of seen) assert.ok(ids.has(id), `read ${i} lost row ${id} it had shown (source ${res.headers.get("x-nanotype-source")})`);
+        for (const id of ids) seen.add(id);
+        token = res.headers.get("x-nanotype-token") ?? token;
+        reads.n++;
+        const src = res.headers.get("x-nanotype-source");
+        reads.sources[src] = (reads.sources[src] ?? 0) + 1;
+      }
+    });
+    await waitFor("some writes before the move", async () => acked.length >= 20, 20000, 20);
+    const moved = await http("POST", `/rooms/${M}/_move`, { to });
+    assert.equal(moved.status, 202, JSON.stringify(moved.body));
+    await Promise.all(writers);
+    const done = await waitFor("the move to end", async () => {
+      const s = await ok("GET", `/rooms/${M}/_sync`);
+      return s.move === null && s.health.lag === 0 && s;
+    }, 60000, 250);
+    writing = false;
+    await Promise.all(readers);
+    assert.equal(done.shard, to);
+    const strongIds = (await ok("GET", `/rooms/${M}/tasks?consistency=strong&limit=500`)).rows.map((t) => t.id);
+    assert.equal(strongIds.length, 120);
+    for (const id of acked) assert.ok(strongIds.includes(id), `acknowledged write ${id} lost`);
+    const onNew = (await d1(`SELECT id FROM tasks WHERE room_id = '${M}' ORDER BY id`, "shards", to)).map((r) => r.id);
+    assert.deepEqual(onNew, [...strongIds].sort((a, b) => a - b));
+    const onOld = await d1(`SELECT COUNT(*) AS n FROM tasks WHERE room_id = '${M}'`, "shards", from);
+    assert.equal(onOld[0].n, 0, "the old copy is deleted");
+    const mark = await d1(`SELECT watermark FROM _nt_rooms WHERE room_id = '${M}'`, "shards", from);
+    assert.equal(mark[0].watermark, -3, "the old shard says moved");
+    return { from, to, writes: acked.length, reads: reads.n, sources: reads.sources };
+  });
 }
