@@ -163,6 +163,23 @@ pub(crate) async fn refuse_or_empty<P: Policy + ?Sized>(
     }
 }
 
+/// Room names starting with one of `prefixes`, as ranges of the key column `col` (quoted):
+/// `(col >= p AND col < p || char(127))`, as names are ASCII below 127, their bounds appended to
+/// `params`; none is a condition no row meets.
+pub(crate) fn prefix_ranges(col: &str, prefixes: &[String], params: &mut Vec<Value>) -> String {
+    if prefixes.is_empty() {
+        return "0".to_owned();
+    }
+    let mut ors = Vec::new();
+    for p in prefixes {
+        params.push(Value::Text(p.clone()));
+        let lo = params.len();
+        params.push(Value::Text(format!("{p}\u{7f}")));
+        ors.push(format!("({col} >= ?{lo} AND {col} < ?{})", lo + 1));
+    }
+    format!("({})", ors.join(" OR "))
+}
+
 /// The statement of one page: rooms after `after` within `ranges` (each prefix a range of the
 /// key: `room_id >= p AND room_id < p || char(127)`, as names are ASCII below 127), by name.
 #[doc(hidden)]
@@ -180,14 +197,7 @@ pub fn page(ranges: Option<&[String]>, after: Option<&str>, limit: usize) -> Sta
         crate::sync::moves::MOVED_WATERMARK
     ));
     if let Some(ranges) = ranges {
-        let mut ors = Vec::new();
-        for p in ranges {
-            params.push(Value::Text(p.clone()));
-            let lo = params.len();
-            params.push(Value::Text(format!("{p}\u{7f}")));
-            ors.push(format!("({col} >= ?{lo} AND {col} < ?{})", lo + 1));
-        }
-        conds.push(format!("({})", ors.join(" OR ")));
+        conds.push(prefix_ranges(&col, ranges, &mut params));
     }
     params.push(Value::Integer(limit as i64));
     let filter = if conds.is_empty() {

@@ -105,19 +105,11 @@ pub fn statement(def: &TableDef, sql: &TableSql, q: &Across) -> Result<Statement
     let mut conds = Vec::new();
     let mut params = Vec::new();
     if let Some(prefixes) = &q.prefixes {
-        if prefixes.is_empty() {
-            conds.push("0".to_owned());
-        } else {
-            let mut ors = Vec::new();
-            for p in prefixes {
-                params.push(Value::Text(p.clone()));
-                let lo = params.len();
-                // Room names are ASCII below 127: every name with the prefix sorts below it.
-                params.push(Value::Text(format!("{p}\u{7f}")));
-                ors.push(format!("({room} >= ?{lo} AND {room} < ?{})", lo + 1));
-            }
-            conds.push(format!("({})", ors.join(" OR ")));
-        }
+        conds.push(crate::api::rooms::prefix_ranges(
+            &room,
+            prefixes,
+            &mut params,
+        ));
     }
     if let Some((column, value)) = &q.filter {
         let col = def.column(column).ok_or_else(|| Error::UnknownColumn {
