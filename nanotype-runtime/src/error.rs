@@ -83,6 +83,13 @@ pub enum Error {
         /// SQLite's message.
         message: String,
     },
+    /// The room's tables differ from the structs in a way that breaks reads or writes: a struct
+    /// was changed without `gen-migrations` writing (and the build embedding) its migration.
+    #[error("the room's tables do not match the structs: {}; run `cargo run --bin gen-migrations`, then build and deploy again", differences.join("; "))]
+    SchemaMismatch {
+        /// Each difference, for a person.
+        differences: Vec<String>,
+    },
     /// A read for one room was sent to another room's primary.
     #[error("room `{asked}` was asked of the primary of room `{own}`; a primary only holds its own room")]
     WrongRoom {

@@ -129,6 +129,7 @@ impl From<Error> for ApiError {
                      migration (or the room's rows it conflicts with) and deploy again"
                 ),
             ),
+            Error::SchemaMismatch { .. } => ApiError::new(503, "schema_mismatch", message),
             _ => ApiError::internal(message),
         }
     }

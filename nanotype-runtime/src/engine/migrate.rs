@@ -143,6 +143,70 @@ pub fn apply_or_adopt<P: Primary>(
     Ok(Vec::new())
 }
 
+/// The `_nt_meta` key under which a room keeps the fingerprint of the last schema it was checked
+/// against ([`check_schema`]).
+const META_SCHEMA: &str = "schema_checked";
+
+/// Compare the room's tables with the structs, once per build: the fingerprint of the structs'
+/// shapes and the migrations' checksums is kept in `_nt_meta`, so a room opened again by the
+/// same build reads one row and introspects nothing.
+///
+/// Only what breaks reads or writes counts ([`shape::breaking_differences`]): a struct changed
+/// without running `gen-migrations` (a field's type, a new field) is [`Error::SchemaMismatch`]
+/// naming each column, instead of a failure on every request.
+pub fn check_schema<P: Primary>(
+    db: &P,
+    migrations: &[Migration],
+    tables: &[&nanotype_schema::Table],
+) -> Result<()> {
+    let fingerprint = {
+        let mut h = Sha256::new();
+        for m in migrations {
+            h.update(m.name.as_bytes());
+            h.update(m.checksum().as_bytes());
+        }
+        for t in tables {
+            h.update(format!("{:?}", shape::primary(t)).as_bytes());
+        }
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let has_meta = !db
+        .query(
+            "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = '_nt_meta'",
+            &[],
+        )?
+        .is_empty();
+    if has_meta && crate::sync::meta_get(db, META_SCHEMA)?.as_deref() == Some(&fingerprint) {
+        return Ok(());
+    }
+    let mut run = |sql: &str| -> std::result::Result<Vec<Vec<CatalogValue>>, String> {
+        db.query(sql, &[]).map_err(|e| e.to_string()).map(|rows| {
+            rows.into_iter()
+                .map(|r| r.into_iter().map(catalog_value).collect())
+                .collect()
+        })
+    };
+    let mut differences = Vec::new();
+    for t in tables {
+        let live = introspect::table(&mut run, &t.name).map_err(|m| Error::Primary(m.into()))?;
+        if live.columns.is_empty() {
+            differences.push(format!("table `{}` is missing", t.name));
+            continue;
+        }
+        differences.extend(shape::breaking_differences(&shape::primary(t), &live));
+    }
+    if !differences.is_empty() {
+        return Err(Error::SchemaMismatch { differences });
+    }
+    if has_meta {
+        crate::sync::meta_set(db, META_SCHEMA, &fingerprint)?;
+    }
+    Ok(())
+}
+
 fn catalog_value(v: Value) -> CatalogValue {
     match v {
         Value::Null => CatalogValue::Null,

@@ -553,7 +553,9 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
         if let Some(e) = self.failed.borrow().as_ref() {
             return Err(e.clone());
         }
-        if let Err(e) = crate::migrate::apply_or_adopt(&primary, S::MIGRATIONS, &S::defs()) {
+        let opened = crate::migrate::apply_or_adopt(&primary, S::MIGRATIONS, &S::defs())
+            .and_then(|_| crate::migrate::check_schema(&primary, S::MIGRATIONS, &S::defs()));
+        if let Err(e) = opened {
             let e = ApiError::from(e);
             self.platform.log(&format!("room {room}: {}", e.message));
             *self.failed.borrow_mut() = Some(e.clone());

@@ -436,6 +436,43 @@ pub fn differences(expected: &TableShape, actual: &TableShape) -> Vec<String> {
     out
 }
 
+/// The differences between a table as the model says (`expected`) and as it is (`actual`) that
+/// break nanotype's reads or writes of it: a column missing, of another type, nullability or key
+/// position, or one the model does not know that refuses a row without it (`NOT NULL`, no
+/// default). Indexes, defaults, references, checks and extra nullable columns are left out: a
+/// database migrated by a newer build (a rollback) or still to be contracted differs there and
+/// works. Empty when nothing breaks.
+pub fn breaking_differences(expected: &TableShape, actual: &TableShape) -> Vec<String> {
+    let t = &expected.name;
+    let mut out = Vec::new();
+    for e in &expected.columns {
+        match actual.column(&e.name) {
+            None => out.push(format!("column `{t}.{}` is missing", e.name)),
+            Some(a)
+                if a.declared_type != e.declared_type
+                    || a.not_null != e.not_null
+                    || a.key_position != e.key_position =>
+            {
+                out.push(format!("column `{t}.{}` is {a} but the struct says {e}", e.name));
+            }
+            Some(_) => {}
+        }
+    }
+    for a in &actual.columns {
+        if expected.column(&a.name).is_none()
+            && a.not_null
+            && a.default.is_none()
+            && a.key_position == 0
+        {
+            out.push(format!(
+                "column `{t}.{}` ({a}) is not in the struct, and refuses a row without it",
+                a.name
+            ));
+        }
+    }
+    out
+}
+
 impl fmt::Display for ColumnShape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.declared_type)?;

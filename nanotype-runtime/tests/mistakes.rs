@@ -1,0 +1,83 @@
+//! The usual mistakes, caught where they are made and answered with their fix: a struct changed
+//! without its migration, a filter on a field that cannot filter, a reference to a row that does
+//! not exist.
+
+use nanotype::api::RoomTokens;
+use nanotype::native::TestApp;
+use serde_json::json;
+
+/// `title` was a `String` and `pinned` did not exist when the migration in
+/// `tests/migrations/mismatch` was written.
+#[nanotype::table(name = "notes")]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Note {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    pub title: i64,
+    pub pinned: bool,
+}
+
+nanotype::schema!(Stale = [Note], migrations = "tests/migrations/mismatch");
+
+fn stale_app() -> TestApp<Stale, (), RoomTokens> {
+    TestApp::new(RoomTokens::from_var("TOKENS"))
+        .unwrap()
+        .var("TOKENS", "t=*")
+        .token("t")
+}
+
+#[test]
+fn a_struct_changed_without_its_migration_is_one_503_naming_each_column_and_the_fix() {
+    let app = stale_app();
+    let made = app.post("/rooms/r/notes", json!({"title": 1, "pinned": false}));
+    assert_eq!(made.status, 503, "{}", made.json_body());
+    let error = &made.json_body()["error"];
+    assert_eq!(error["code"], "schema_mismatch", "{error}");
+    let message = error["message"].as_str().unwrap();
+    for part in ["notes.title", "notes.pinned", "cargo run --bin gen-migrations"] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+    // Nothing was written: the room is still unborn, so a read of it has no rows.
+    let read = app.get("/rooms/r/notes?consistency=strong");
+    assert_eq!(read.json_body()["rows"], json!([]), "{}", read.json_body());
+}
+
+#[test]
+fn a_room_an_earlier_build_made_answers_every_route_with_the_mismatch_and_keeps_its_rows() {
+    let app = stale_app();
+    // The room as the earlier build left it: its migration applied and recorded, one note.
+    let sql = include_str!("migrations/mismatch/0001_create_notes.sql");
+    let db = app.room_db("old").unwrap();
+    db.connection().execute_batch(sql).unwrap();
+    db.connection()
+        .execute_batch(nanotype::migrate::LEDGER_DDL)
+        .unwrap();
+    db.connection()
+        .execute(
+            "INSERT INTO _nt_migrations (name, checksum) VALUES ('0001_create_notes', ?1)",
+            [nanotype::migrate::checksum(sql)],
+        )
+        .unwrap();
+    db.connection()
+        .execute_batch(
+            "CREATE TABLE _nt_meta (key TEXT PRIMARY KEY NOT NULL, value);
+             INSERT INTO _nt_meta VALUES ('room_id', 'old');
+             INSERT INTO notes (id, title) VALUES (1, 'kept');",
+        )
+        .unwrap();
+    for (method, target, body) in [
+        ("GET", "/rooms/old/notes?consistency=strong", json!(null)),
+        ("GET", "/rooms/old/notes/1?consistency=strong", json!(null)),
+        ("PATCH", "/rooms/old/notes/1", json!({"pinned": true})),
+        ("POST", "/rooms/old/notes", json!({"title": 2, "pinned": true})),
+    ] {
+        let resp = app.call(method, target, body);
+        assert_eq!(resp.status, 503, "{method} {target}: {}", resp.json_body());
+        assert_eq!(resp.json_body()["error"]["code"], "schema_mismatch");
+    }
+    let kept: String = db
+        .connection()
+        .query_row("SELECT title FROM notes WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, "kept");
+}
