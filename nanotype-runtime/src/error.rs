@@ -90,6 +90,9 @@ pub enum Error {
         /// Each difference, for a person.
         differences: Vec<String>,
     },
+    /// The D1 database has none of nanotype's tables: its migrations were never applied.
+    #[error("the D1 database has no nanotype tables (no `_nt_rooms`): apply the migrations to it, `npx wrangler d1 migrations apply <BINDING> --local` (deployed: `--remote`), or `nanotype migrate-d1` for every shard; writes wait in the room until then")]
+    ReplicaNotMigrated,
     /// A read for one room was sent to another room's primary.
     #[error("room `{asked}` was asked of the primary of room `{own}`; a primary only holds its own room")]
     WrongRoom {
@@ -265,6 +268,23 @@ impl From<&str> for SqlError {
 }
 
 impl Error {
+    /// A replica's failure as what it means: a statement D1 cannot run, against a D1 without
+    /// `_nt_rooms`, is [`Error::ReplicaNotMigrated`] (asked of the database, never read from the
+    /// message); anything else is `self`.
+    pub async fn of_replica<R: crate::replica::Replica + ?Sized>(self, replica: &R) -> Error {
+        let statement = matches!(
+            &self,
+            Error::Replica(SqlError {
+                kind: SqlKind::Statement,
+                ..
+            })
+        );
+        if statement && !crate::replica::has_tables(replica).await.unwrap_or(true) {
+            return Error::ReplicaNotMigrated;
+        }
+        self
+    }
+
     /// The SQL failure inside a [`Error::Primary`] or [`Error::Replica`].
     pub fn sql(&self) -> Option<&SqlError> {
         match self {

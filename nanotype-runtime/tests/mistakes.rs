@@ -81,3 +81,70 @@ fn a_room_an_earlier_build_made_answers_every_route_with_the_mismatch_and_keeps_
         .unwrap();
     assert_eq!(kept, "kept");
 }
+
+#[nanotype::table(name = "tasks")]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Task {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    #[nanotype(index)]
+    pub status: String,
+    pub title: String,
+}
+
+nanotype::schema!(Plain = [Task]);
+
+fn plain_app() -> TestApp<Plain, (), RoomTokens> {
+    TestApp::new(RoomTokens::from_var("TOKENS"))
+        .unwrap()
+        .var("TOKENS", "t=*")
+        .token("t")
+}
+
+#[test]
+fn a_d1_without_its_migrations_is_one_documented_code_with_the_command_and_writes_wait() {
+    let app = plain_app();
+    // A fresh D1 that `wrangler d1 migrations apply` never ran on.
+    app.replica()
+        .execute_batch("DROP TABLE \"tasks\"; DROP TABLE \"_nt_rooms\";")
+        .unwrap();
+    let made = app.post("/rooms/r/tasks", json!({"status": "open", "title": "a"}));
+    assert_eq!(made.status, 201, "{}", made.json_body());
+    app.settle();
+    let status = app.get("/rooms/r/_sync").json_body();
+    let last = status["health"]["lastError"].as_str().unwrap_or_default();
+    assert!(last.contains("wrangler d1 migrations apply"), "{status}");
+    assert_eq!(status["health"]["outboxDepth"], 1, "the write waits in the room: {status}");
+
+    for target in ["/_rooms", "/_across/tasks"] {
+        let resp = app.get(target);
+        assert_eq!(resp.status, 503, "{target}: {}", resp.json_body());
+        let error = &resp.json_body()["error"];
+        assert_eq!(error["code"], "replica_not_migrated", "{target}: {error}");
+        assert!(error["message"].as_str().unwrap().contains("nanotype migrate-d1"));
+    }
+    // A room's read falls back to the room, saying why.
+    let read = app.get("/rooms/r/tasks");
+    assert_eq!(read.status, 200);
+    assert_eq!(read.json_body()["rows"].as_array().unwrap().len(), 1);
+    let why = read.header("x-nanotype-fallback").unwrap_or_default();
+    assert!(why.contains("wrangler d1 migrations apply"), "{why}");
+
+    // Once the migrations are applied, the write that waited lands.
+    app.replica()
+        .execute_batch(&format!(
+            "{}\n{}",
+            nanotype::schema::ddl::REPLICA_META,
+            <Task as nanotype::Table>::REPLICA_DDL
+        ))
+        .unwrap();
+    app.advance(60_000);
+    app.settle();
+    let n: i64 = app
+        .replica()
+        .connection()
+        .query_row("SELECT COUNT(*) FROM tasks WHERE room_id = 'r'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(app.get("/_rooms").status, 200);
+}

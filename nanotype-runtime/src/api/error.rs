@@ -22,6 +22,9 @@
 //! | `upgrade_required` | 426 | the feed route was asked for without a WebSocket upgrade |
 //! | `room_unavailable` | 503 | the room's Durable Object could not be reached |
 //! | `migration_failed` | 503 | the room cannot open: one of its migrations failed (nothing of that migration was kept) or an applied one was edited; the message names it; other rooms go on |
+//! | `schema_mismatch` | 503 | the room's tables differ from the structs where it breaks reads or writes (a struct changed without `cargo run --bin gen-migrations`); the message names each column; nothing is changed |
+//! | `replica_not_migrated` | 503 | a D1 database without nanotype's tables (its migrations never applied): `npx wrangler d1 migrations apply <BINDING>`, or `nanotype migrate-d1`; writes wait in their rooms |
+//! | `replica_unavailable` | 503 | D1 failed, or a shard is not bound (routes that only D1 answers: `/_rooms`, `/_across`); a room's own reads fall back to the room instead |
 //! | `internal` | 500 | anything else (a bug or a platform failure) |
 
 use serde_json::json;
@@ -130,6 +133,8 @@ impl From<Error> for ApiError {
                 ),
             ),
             Error::SchemaMismatch { .. } => ApiError::new(503, "schema_mismatch", message),
+            Error::ReplicaNotMigrated => ApiError::new(503, "replica_not_migrated", message),
+            Error::Replica(_) => ApiError::new(503, "replica_unavailable", message),
             _ => ApiError::internal(message),
         }
     }

@@ -67,7 +67,6 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
     limit: usize,
 ) -> Result<RoomsPage, ApiError> {
     let limit = limit.clamp(1, MAX_LIMIT);
-    let unavailable = |e: crate::Error| ApiError::new(503, "replica_unavailable", e.to_string());
     let scope = policy.visible_rooms(req, env).await;
     let (ranges, check_each) = match &scope {
         RoomScope::All => (None, false),
@@ -88,8 +87,11 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
         let stmt = page(ranges, cursor.as_deref(), want + 1);
         let pages = futures_util::future::join_all(shards.iter().map(|r| r.query(&stmt))).await;
         let mut rows = Vec::new();
-        for page in pages {
-            rows.extend(page.map_err(unavailable)?);
+        for (page, shard) in pages.into_iter().zip(shards) {
+            match page {
+                Ok(page) => rows.extend(page),
+                Err(e) => return Err(ApiError::from(e.of_replica(shard).await)),
+            }
         }
         // Merged by name; a room on two shards (being moved) is listed once.
         rows.sort_by(|a, b| room_name(a).cmp(room_name(b)));

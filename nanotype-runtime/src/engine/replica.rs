@@ -99,3 +99,14 @@ impl<R: Replica + ?Sized> Replica for std::rc::Rc<R> {
         (**self).session_batch(start, stmts).await
     }
 }
+
+/// Whether the replica has nanotype's tables (`_nt_rooms`, made by the first D1 migration).
+pub async fn has_tables<R: Replica + ?Sized>(replica: &R) -> Result<bool> {
+    let rows = replica
+        .query(&Statement::new(
+            "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = '_nt_rooms'",
+            Vec::new(),
+        ))
+        .await?;
+    Ok(!rows.is_empty())
+}

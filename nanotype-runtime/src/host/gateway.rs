@@ -319,10 +319,10 @@ async fn replica_read<G: GatewayPlatform>(
         None => SessionStart::Any,
     };
     let (answer, state) = loop {
-        let answer = d1
-            .session_batch(start, &stmts)
-            .await
-            .map_err(|e| Some(e.to_string()))?;
+        let answer = match d1.session_batch(start, &stmts).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(Some(e.of_replica(&d1).await.to_string())),
+        };
         let state = answer
             .rows
             .first()
@@ -423,9 +423,20 @@ async fn across<G: GatewayPlatform>(
         }
     }
     let shards = all_shards(platform)?;
-    let (rows, more) = crate::across::rows(&shards, table.def, table.sql(), &q)
-        .await
-        .map_err(|e| ApiError::new(503, "replica_unavailable", e.to_string()))?;
+    let (rows, more) = match crate::across::rows(&shards, table.def, table.sql(), &q).await {
+        Ok(page) => page,
+        Err(mut e) => {
+            // Which shard failed is not said: a shard without nanotype's tables is the one
+            // failure with a fix to name.
+            for shard in &shards {
+                e = e.of_replica(shard).await;
+                if matches!(e, crate::Error::ReplicaNotMigrated) {
+                    break;
+                }
+            }
+            return Err(ApiError::from(e));
+        }
+    };
     let mut out = Vec::with_capacity(rows.len());
     let mut next = None;
     for (room, row) in rows {

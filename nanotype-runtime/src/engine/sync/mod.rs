@@ -975,6 +975,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 Ok(())
             }
             Err(e) => {
+                let e = match &self.replica {
+                    Some(r) => e.of_replica(r).await,
+                    None => e,
+                };
                 self.record_failure(&e);
                 Err(e)
             }
@@ -1049,7 +1053,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let now = self.primary.scheduler.now_ms();
         st.last_error_at = Some(now);
         st.failing_since.get_or_insert(now);
-        if matches!(e, Error::Replica(_)) {
+        if matches!(e, Error::Replica(_) | Error::ReplicaNotMigrated) {
             st.replica_available = false;
         }
         let exp = st.consecutive_failures.saturating_sub(1).min(20);
