@@ -158,8 +158,23 @@ pub fn check(p: &Project) -> Result<Vec<String>, String> {
             "Cargo.toml: pin wasm-bindgen exactly (wasm-bindgen = \"=X.Y.Z\") to the wasm-bindgen CLI worker-build runs"
                 .into(),
         ),
+        // The runtime is built and tested with one wasm-bindgen (worker's): a pin to another
+        // one is the mistake, whatever CLI is installed.
+        (Some(pin), cli) if pin != crate::scaffold::WASM_BINDGEN => out.push(format!(
+            "Cargo.toml pins wasm-bindgen ={pin}, but nanotype (with worker {worker}) is built with {want}; pin wasm-bindgen = \"={want}\"{install}",
+            worker = crate::scaffold::WORKER,
+            want = crate::scaffold::WASM_BINDGEN,
+            install = if cli.as_deref() == Some(crate::scaffold::WASM_BINDGEN) {
+                String::new()
+            } else {
+                format!(
+                    " and install that CLI: `cargo install wasm-bindgen-cli --version {} --locked`",
+                    crate::scaffold::WASM_BINDGEN
+                )
+            }
+        )),
         (Some(pin), Some(cli)) if pin != cli => out.push(format!(
-            "Cargo.toml pins wasm-bindgen ={pin}, but the wasm-bindgen CLI is {cli}; install `cargo install wasm-bindgen-cli --version {pin}` or change the pin"
+            "Cargo.toml pins wasm-bindgen ={pin}, but the wasm-bindgen CLI worker-build runs is {cli}; install `cargo install wasm-bindgen-cli --version {pin} --locked`"
         )),
         _ => {}
     }
@@ -379,6 +394,24 @@ mod tests {
             "{}",
             problems[3]
         );
+        // A pin to a wasm-bindgen the runtime is not built with: the advice is the right pin,
+        // never a CLI to match the wrong one.
+        let cargo_toml = project.crate_dir.join("Cargo.toml");
+        let pinned = std::fs::read_to_string(&cargo_toml).unwrap();
+        std::fs::write(
+            &cargo_toml,
+            pinned.replace(
+                &format!("\"={}\"", crate::scaffold::WASM_BINDGEN),
+                "\"=0.2.100\"",
+            ),
+        )
+        .unwrap();
+        let problems = check(&old).unwrap();
+        let pin = problems.iter().find(|p| p.contains("=0.2.100")).unwrap();
+        assert!(pin.contains("pin wasm-bindgen = \"=0.2.130\""), "{pin}");
+        assert!(pin.contains("--version 0.2.130 --locked"), "{pin}");
+        assert!(!pin.contains("--version 0.2.100"), "{pin}");
+        std::fs::write(&cargo_toml, pinned).unwrap();
 
         std::fs::write(
             &project.wrangler,

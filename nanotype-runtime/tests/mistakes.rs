@@ -92,7 +92,17 @@ pub struct Task {
     pub title: String,
 }
 
-nanotype::schema!(Plain = [Task]);
+#[nanotype::table(name = "comments")]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Comment {
+    #[nanotype(primary_key)]
+    pub id: i64,
+    #[nanotype(index, references = "tasks.id", on_delete = "cascade")]
+    pub task_id: i64,
+    pub body: String,
+}
+
+nanotype::schema!(Plain = [Task, Comment]);
 
 fn plain_app() -> TestApp<Plain, (), RoomTokens> {
     TestApp::new(RoomTokens::from_var("TOKENS"))
@@ -147,4 +157,47 @@ fn a_d1_without_its_migrations_is_one_documented_code_with_the_command_and_write
         .unwrap();
     assert_eq!(n, 1);
     assert_eq!(app.get("/_rooms").status, 200);
+}
+
+#[test]
+fn a_filter_on_a_field_without_an_index_says_how_to_give_it_one_and_lists_the_filters() {
+    let app = plain_app();
+    for target in ["/rooms/r/tasks?title=a", "/_across/tasks?title=a"] {
+        let resp = app.get(target);
+        assert_eq!(resp.status, 400, "{target}");
+        let message = resp.json_body()["error"]["message"].as_str().unwrap().to_owned();
+        for part in ["`title`", "#[nanotype(index)]", "gen-migrations", "filter: status"] {
+            assert!(message.contains(part), "{target}: {part} not in {message}");
+        }
+    }
+    let resp = app.get("/rooms/r/tasks?sort=title");
+    assert_eq!(resp.status, 400);
+    let message = resp.json_body()["error"]["message"].as_str().unwrap().to_owned();
+    for part in ["unknown query parameter `sort`", "consistency, seq, after, limit", "status"] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+}
+
+#[test]
+fn a_reference_to_a_missing_row_names_the_column_and_the_value() {
+    let app = plain_app();
+    let task = app.post("/rooms/r/tasks", json!({"status": "open", "title": "a"}));
+    let id = task.json_body()["row"]["id"].as_i64().unwrap();
+    let bad = app.post("/rooms/r/comments", json!({"task_id": 4242, "body": "x"}));
+    assert_eq!(bad.status, 409, "{}", bad.json_body());
+    let error = &bad.json_body()["error"];
+    assert_eq!(error["code"], "constraint_violation");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("column `comments.task_id`: no row in `tasks` with `id` = 4242"),
+        "{message}"
+    );
+    // A patch that points an existing comment at a missing task says the same.
+    let ok = app.post("/rooms/r/comments", json!({"task_id": id, "body": "x"}));
+    assert_eq!(ok.status, 201, "{}", ok.json_body());
+    let cid = ok.json_body()["row"]["id"].as_i64().unwrap();
+    let patched = app.call("PATCH", &format!("/rooms/r/comments/{cid}"), json!({"task_id": 7}));
+    assert_eq!(patched.status, 409, "{}", patched.json_body());
+    let message = patched.json_body()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("`comments.task_id`") && message.contains("= 7"), "{message}");
 }

@@ -353,6 +353,7 @@ try {
     const orphan = await http("POST", `/rooms/${R}/comments`, { task_id: 999, body: "no task" });
     assert.equal(orphan.status, 409, JSON.stringify(orphan.body));
     assert.equal(orphan.body.error.code, "constraint_violation");
+    assert.match(orphan.body.error.message, /column `comments\.task_id`: no row in `tasks` with `id` = 999/);
     await drained(R);
     assert.equal((await d1(`SELECT COUNT(*) AS n FROM comments WHERE room_id = '${R}'`))[0].n, 5);
     assert.equal((await http("DELETE", `/rooms/${R}/tasks/${gone.task.id}`)).status, 200);

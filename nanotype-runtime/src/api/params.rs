@@ -148,10 +148,7 @@ impl ReadParams {
                 }
                 _ => {
                     let col = filterable(table, k).ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "unknown query parameter `{k}` (filters: {})",
-                            filterable_names(table).join(", ")
-                        ))
+                        unknown_parameter(table, k, "consistency, seq, after, limit")
                     })?;
                     if filter.is_some() {
                         return Err(ApiError::bad_request("one filter per read"));
@@ -268,11 +265,26 @@ fn filterable(table: &TableEntry, name: &str) -> Option<&'static str> {
     leading_columns(table.def).into_iter().find(|c| *c == name)
 }
 
-fn filterable_names(table: &TableEntry) -> Vec<String> {
-    leading_columns(table.def)
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
+/// A query parameter that is neither one of `others` nor a filter: what filters there are, and for
+/// a field that has no index, how to give it one.
+fn unknown_parameter(table: &TableEntry, k: &str, others: &str) -> ApiError {
+    let filters = leading_columns(table.def);
+    let filters = if filters.is_empty() {
+        "none: no field of this table has an index".to_owned()
+    } else {
+        filters.join(", ")
+    };
+    let message = match table.def.column(k) {
+        Some(col) => format!(
+            "`{k}` cannot filter `{}`: it has no index (a filter must be served by one). Mark              the field `{}` with `#[nanotype(index)]` and run `cargo run --bin gen-migrations`.              The fields that filter: {filters}",
+            table.def.name, col.field
+        ),
+        None => format!(
+            "unknown query parameter `{k}`; this route takes {others} and one filter on an              indexed field of `{}` (the fields that filter: {filters})",
+            table.def.name
+        ),
+    };
+    ApiError::bad_request(message)
 }
 
 fn col_kind(table: &TableEntry, col: &str) -> ValueKind {
@@ -348,12 +360,8 @@ pub fn across(
                 q = q.limit(n as u32);
             }
             _ => {
-                let col = filterable(table, k).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "unknown query parameter `{k}` (after, limit, and the filters: {})",
-                        filterable_names(table).join(", ")
-                    ))
-                })?;
+                let col =
+                    filterable(table, k).ok_or_else(|| unknown_parameter(table, k, "after, limit"))?;
                 if std::mem::replace(&mut filtered, true) {
                     return Err(ApiError::bad_request("one filter per read"));
                 }

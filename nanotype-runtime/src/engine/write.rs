@@ -44,9 +44,66 @@ fn first_row(rows: Vec<Row>, sql: &TableSql) -> Option<(Value, Option<Row>)> {
     Some((sql.row_key(&row), Some(row)))
 }
 
+/// A failed foreign key, named: SQLite says only `FOREIGN KEY constraint failed`, so each
+/// reference of the row is looked up and the first one without its parent row is named. Any
+/// other failure, or one no lookup explains (a row in another table still pointing at this one),
+/// is returned as it came.
+fn explain_parent<P: Primary>(db: &P, sql: &TableSql, values: &Row, e: Error) -> Error {
+    use crate::error::{Constraint, SqlError, SqlKind};
+    // The Durable Object's SQL API gives only the primary code (`SQLITE_CONSTRAINT`): a
+    // constraint of unknown kind is explained too, when a lookup finds a parent missing.
+    let Error::Primary(SqlError {
+        kind: SqlKind::Constraint(Constraint::ForeignKey | Constraint::Other),
+        code,
+        message,
+    }) = &e
+    else {
+        return e;
+    };
+    for p in &sql.parents {
+        let Some(value) = values.get(p.position).filter(|v| **v != Value::Null) else {
+            continue;
+        };
+        if matches!(db.query(&p.exists, std::slice::from_ref(value)), Ok(rows) if rows.is_empty()) {
+            return Error::Primary(SqlError {
+                kind: SqlKind::Constraint(Constraint::ForeignKey),
+                code: code.clone(),
+                message: format!(
+                    "column `{}.{}`: no row in `{}` with `{}` = {} ({message})",
+                    sql.name,
+                    p.column,
+                    p.parent,
+                    p.parent_column,
+                    shown(value)
+                ),
+            });
+        }
+    }
+    e
+}
+
+/// A value as a message shows it: text quoted and cut at 64 characters.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(t) if t.chars().count() > 64 => {
+            format!("'{}…'", t.chars().take(64).collect::<String>())
+        }
+        Value::Text(t) => format!("'{t}'"),
+        Value::Blob(b) => format!("a blob of {} bytes", b.len()),
+    }
+}
+
 /// Insert `values` (model column order) into the table of `sql`. An `i64` key is assigned by
 /// SQLite (the given key is ignored). Returns the row as stored.
-pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result<Row> {
+pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row> {
+    let given = values.clone();
+    insert_given(db, sql, values).map_err(|e| explain_parent(db, sql, &given, e))
+}
+
+fn insert_given<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result<Row> {
     if sql.assigns_key {
         values.remove(sql.key_position);
     }
@@ -75,7 +132,8 @@ pub fn insert_row<P: Primary>(db: &P, sql: &TableSql, mut values: Row) -> Result
 pub fn upsert_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row> {
     apply(db, &sql.name, || {
         Ok(first_row(db.query(&sql.upsert, &values)?, sql))
-    })?
+    })
+    .map_err(|e| explain_parent(db, sql, &values, e))?
     .flatten()
     .ok_or_else(|| Error::Primary("upsert returned no row".into()))
 }
@@ -84,7 +142,8 @@ pub fn upsert_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row
 pub fn update_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row> {
     apply(db, &sql.name, || {
         Ok(first_row(db.query(&sql.update, &values)?, sql))
-    })?
+    })
+    .map_err(|e| explain_parent(db, sql, &values, e))?
     .flatten()
     .ok_or_else(|| Error::NotFound {
         table: sql.name.clone(),

@@ -73,6 +73,20 @@ pub struct TableSql {
     /// For keys the insert assigns: run after a delete with the deleted key, it records the key
     /// as the table's high-water mark when it was the largest, so it is never handed out again.
     pub retire_key: Option<String>,
+    /// Per column that references another table: its position in model order, and what names
+    /// the failure and finds the parent row (see [`ParentCheck`]).
+    pub(crate) parents: Vec<ParentCheck>,
+}
+
+/// A column's reference, as a failed foreign key is explained: which column, which parent, and
+/// the statement that finds the parent row (`?1` the column's value).
+#[derive(Clone, Debug)]
+pub(crate) struct ParentCheck {
+    pub position: usize,
+    pub column: String,
+    pub parent: String,
+    pub parent_column: String,
+    pub exists: String,
 }
 
 impl TableSql {
@@ -195,6 +209,25 @@ impl TableSql {
             update,
             assigns_key,
             retire_key,
+            parents: def
+                .columns
+                .iter()
+                .enumerate()
+                .filter_map(|(position, c)| {
+                    let r = c.references.as_ref()?;
+                    Some(ParentCheck {
+                        position,
+                        column: c.name.to_string(),
+                        parent: r.table.to_string(),
+                        parent_column: r.column.to_string(),
+                        exists: format!(
+                            "SELECT 1 FROM {} WHERE {} = ?1 LIMIT 1",
+                            quote(&r.table),
+                            quote(&r.column)
+                        ),
+                    })
+                })
+                .collect(),
         }
     }
 }
