@@ -53,9 +53,29 @@ fn stub(input: &DeriveInput, krate: &TokenStream) -> TokenStream {
         return TokenStream::new();
     }
     let ident = &input.ident;
+    // A table of no columns stands for the model: enough for `schema!(..)` to list the struct
+    // without an error of its own.
+    let placeholder = model_tokens::table(&nanotype_schema::Table {
+        name: ident.to_string().into(),
+        rust_name: ident.to_string().into(),
+        renamed_from: None,
+        columns: Vec::new().into(),
+        indexes: Vec::new().into(),
+        checks: Vec::new().into(),
+    });
     quote! {
         const _: () = {
             use #krate::__private as __nt;
+            #[allow(dead_code, unused_variables, clippy::all)]
+            impl __nt::Table for #ident {
+                const DEF: &'static __nt::schema::Table = #placeholder;
+                const PRIMARY_DDL: &'static str = "";
+                const REPLICA_DDL: &'static str = "";
+                fn to_row(&self) -> __nt::Result<__nt::Row> { ::core::unreachable!() }
+                fn from_row(row: __nt::Row) -> __nt::Result<Self> { ::core::unreachable!() }
+                fn key(&self) -> __nt::Result<__nt::Value> { ::core::unreachable!() }
+                fn sql() -> &'static __nt::TableSql { ::core::unreachable!() }
+            }
             #[allow(dead_code, unused_variables, clippy::all)]
             impl #ident {
                 pub const PRIMARY_DDL: &'static str = "";
