@@ -9,7 +9,7 @@
 // Prints "N passed, N failed".
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -102,6 +102,33 @@ async function check(name, fn) {
 }
 
 try {
+  await check("the README's 'Using it' commands, as written, from a fresh clone in a temporary folder", async () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const block = readme.slice(readme.indexOf("## Using it")).match(/```sh\n([\s\S]*?)```/)[1];
+    const place = join(work, "readme");
+    mkdirSync(place);
+    execFileSync("git", ["clone", "-q", ROOT, join(place, "nanotype")]);
+    const bin = join(place, "cargo-root");
+    // The commands' own text, unchanged; the environment keeps the install out of ~/.cargo, shares
+    // this workspace's compiled dependencies, and makes the install's release build a quick one.
+    const env = {
+      ...process.env, CARGO_INSTALL_ROOT: bin, PATH: `${join(bin, "bin")}:${process.env.PATH}`,
+      CARGO_TARGET_DIR: join(ROOT, "target"), CARGO_PROFILE_RELEASE_OPT_LEVEL: "0",
+      CARGO_PROFILE_RELEASE_LTO: "false", CARGO_PROFILE_RELEASE_CODEGEN_UNITS: "256", CARGO_PROFILE_RELEASE_DEBUG: "false",
+    };
+    const out = run("bash", ["-euo", "pipefail", "-c", block], { cwd: join(place, "nanotype"), env });
+    assert.match(out, /match the structs/);
+    assert.ok(existsSync(join(place, "my-app", "Cargo.lock")), "the checkout's lockfile came along");
+    // Inside a workspace (the checkout), the scaffold refuses and says where instead.
+    let refusal = "";
+    try {
+      execFileSync(join(bin, "bin", "nanotype"), ["new", "inside", "--nanotype-path", "."], { cwd: join(place, "nanotype"), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (e) { refusal = String(e.stderr); }
+    assert.match(refusal, /inside the Cargo workspace .*nanotype new \.\.\/inside/s);
+    assert.ok(!existsSync(join(place, "nanotype", "inside")), "nothing written inside the checkout");
+    return { commands: block.trim().split("\n").length };
+  });
+
   let token;
   await check("nanotype new writes a project that builds and serves its table", async () => {
     const printed = execFileSync(join(ROOT, "target/debug/nanotype"), ["new", app, "--nanotype-path", ROOT], { encoding: "utf8" });

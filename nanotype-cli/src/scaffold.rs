@@ -42,6 +42,16 @@ pub fn create(p: &NewProject) -> Result<Vec<PathBuf>, String> {
     {
         return Err(format!("{} exists and is not empty", dir.display()));
     }
+    if let Some(root) = enclosing_workspace(dir) {
+        return Err(format!(
+            "{} is inside the Cargo workspace of {} (its Cargo.toml has [workspace]), and cargo \
+             would build the new crate as a member it does not list; create the app outside it, \
+             e.g. `nanotype new ../{} ...` (a relative --nanotype-path is read from here)",
+            dir.display(),
+            root.display(),
+            dir.file_name().map_or("my-app".into(), |n| n.to_string_lossy())
+        ));
+    }
     let name = project_name(p)?;
     let deps = dependencies(p.nanotype_path.as_deref())?;
     let token = local_token();
@@ -66,6 +76,18 @@ pub fn create(p: &NewProject) -> Result<Vec<PathBuf>, String> {
         }
         std::fs::write(&full, text).map_err(|e| format!("cannot write {}: {e}", full.display()))?;
         written.push(PathBuf::from(path));
+    }
+    // On a checkout, the versions it was tested with: its lockfile (cargo drops what the app
+    // does not use), so the app's first build resolves nothing new and reuses what is compiled.
+    if let Some(lock) = p
+        .nanotype_path
+        .as_deref()
+        .map(|n| n.join("Cargo.lock"))
+        .filter(|l| l.is_file())
+    {
+        std::fs::copy(&lock, dir.join("Cargo.lock"))
+            .map_err(|e| format!("cannot copy {}: {e}", lock.display()))?;
+        written.push(PathBuf::from("Cargo.lock"));
     }
     // The first migrations, by the same code the project's gen-migrations runs.
     let args = Args {
@@ -391,6 +413,16 @@ fn main() -> std::process::ExitCode {
 fn main() {}
 "#;
 
+/// The nearest folder above `dir` whose `Cargo.toml` declares a `[workspace]`, if any.
+fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(dir).ok()?;
+    absolute.ancestors().skip(1).find_map(|a| {
+        let manifest = std::fs::read_to_string(a.join("Cargo.toml")).ok()?;
+        let doc: toml::Table = manifest.parse().ok()?;
+        doc.contains_key("workspace").then(|| a.to_path_buf())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +447,7 @@ mod tests {
             "src/bin/gen-migrations.rs",
             "migrations/0001_create_notes.sql",
             "migrations/do/0001_create_notes.sql",
+            "Cargo.lock",
         ] {
             assert!(
                 files.contains(&PathBuf::from(f)),
@@ -468,5 +501,24 @@ mod tests {
             nanotype_path: None,
         });
         assert!(bad.unwrap_err().contains("not a crate name"));
+    }
+
+    #[test]
+    fn refuses_to_be_created_inside_another_workspace_and_says_where_instead() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("Cargo.toml"),
+            "[workspace]\nmembers = [\"a\"]\n",
+        )
+        .unwrap();
+        let err = create(&NewProject {
+            dir: tmp.path().join("nested").join("my-app"),
+            name: None,
+            nanotype_path: None,
+        })
+        .unwrap_err();
+        assert!(err.contains("inside the Cargo workspace"), "{err}");
+        assert!(err.contains("nanotype new ../my-app"), "{err}");
+        assert!(!tmp.path().join("nested").exists(), "nothing written");
     }
 }
