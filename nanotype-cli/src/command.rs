@@ -601,22 +601,34 @@ fn carry_children(plan: &mut Plan, foreign_keys: &[(String, String)], target: &[
                 ));
                 continue;
             }
-            match own {
+            let mut carried = match own {
                 Some(j) => {
-                    let Change::RebuildTable(o) = plan.changes.remove(j) else {
+                    let Change::RebuildTable(mut o) = plan.changes.remove(j) else {
                         unreachable!()
                     };
                     if j < i {
                         i -= 1;
                     }
-                    with.push(o);
+                    o.reasons.insert(0, format!("it references `{parent}`"));
+                    o
                 }
-                None => with.push(Rebuild::carry(t, format!("it references `{parent}`"))),
+                None => Rebuild::carry(t, format!("it references `{parent}`")),
+            };
+            // The group recreates the child's indexes itself; the summary still names them.
+            let mut j = 0;
+            while j < plan.changes.len() {
+                let of_child = matches!(&plan.changes[j], Change::CreateIndex { table, .. } | Change::DropIndex { table, .. } if table == child.as_str());
+                if of_child {
+                    let change = plan.changes.remove(j);
+                    carried.reasons.push(change.to_string());
+                    if j < i {
+                        i -= 1;
+                    }
+                } else {
+                    j += 1;
+                }
             }
-            // The group recreates the child's indexes itself.
-            plan.changes.retain(|c| {
-                !matches!(c, Change::CreateIndex { table, .. } | Change::DropIndex { table, .. } if table == child.as_str())
-            });
+            with.push(carried);
         }
         if let Change::RebuildTable(r) = &mut plan.changes[i] {
             r.with = with;

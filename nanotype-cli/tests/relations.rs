@@ -146,7 +146,10 @@ fn a_parent_rebuilt_with_its_children_keeps_every_row_with_foreign_keys_on() {
     );
     let out = p.ok(&[]);
     assert!(
-        out.contains("rebuild table `tasks`") && out.contains("with `comments`, `reactions`"),
+        out.contains("rebuild table `tasks`")
+            && out.contains(
+                "with `comments` (it references `tasks`), `reactions` (it references `tasks`)"
+            ),
         "{out}"
     );
     assert!(out.contains("rebuild table `parts`"), "{out}");
@@ -389,4 +392,25 @@ fn a_composite_key_is_created_added_to_in_place_and_reordered_by_a_rebuild_keepi
         .execute_batch("DELETE FROM teams WHERE id = 1")
         .unwrap();
     assert_eq!(member_keys(&primary).len(), 1);
+}
+
+#[test]
+fn a_table_carried_along_with_a_change_of_its_own_names_it_in_the_summary_and_the_deploy_line() {
+    let p = Project::new();
+    p.write_schema(V1);
+    p.ok(&[]);
+    p.write_schema(
+        &V1.replace(
+            "    pub status: String,",
+            "    #[nanotype(default = \"open\")]\n    pub status: String,",
+        )
+        .replace("    pub body: String,", "    pub body: Option<String>,"),
+    );
+    let out = p.ok(&[]);
+    let summary = out.lines().find(|l| l.contains("rebuild table `tasks`")).unwrap();
+    assert!(summary.contains("`comments` (it references `tasks`; "), "{out}");
+    assert!(summary[summary.find("`comments` (").unwrap()..].contains("`body`"), "{out}");
+    let deploy = out.lines().find(|l| l.starts_with("Deploy:")).unwrap();
+    assert!(deploy.contains("table `comments` rebuilt with it: "), "{deploy}");
+    assert!(deploy.contains("`body`"), "{deploy}");
 }

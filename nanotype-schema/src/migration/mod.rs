@@ -194,11 +194,23 @@ impl Plan {
                     why.push(format!("column `{table}.{column}` dropped"));
                 }
                 Change::DropTable(t) => why.push(format!("table `{t}` dropped")),
-                Change::RebuildTable(r) => why.push(format!(
-                    "table `{}` rebuilt: {}",
-                    r.table.name,
-                    r.reasons.join(", ")
-                )),
+                Change::RebuildTable(r) => {
+                    why.push(format!(
+                        "table `{}` rebuilt: {}",
+                        r.table.name,
+                        r.reasons.join(", ")
+                    ));
+                    // A table carried along names its own changes, past the reference.
+                    for w in &r.with {
+                        if w.reasons.len() > 1 {
+                            why.push(format!(
+                                "table `{}` rebuilt with it: {}",
+                                w.table.name,
+                                w.reasons[1..].join(", ")
+                            ));
+                        }
+                    }
+                }
             }
         }
         if why.is_empty() {
@@ -388,13 +400,19 @@ impl fmt::Display for Change {
                 write!(f, "drop column `{table}.{column}` (its data is lost)")
             }
             Change::DropTable(t) => write!(f, "drop table `{t}` (its rows are lost)"),
-            Change::CreateIndex { table, index } => write!(
-                f,
-                "create {}index `{}` on `{table}` ({})",
-                if index.unique { "unique " } else { "" },
-                index.name,
-                index.columns.join(", ")
-            ),
+            Change::CreateIndex { table, index } => {
+                write!(
+                    f,
+                    "create {}index `{}` on `{table}` ({})",
+                    if index.unique { "unique " } else { "" },
+                    index.name,
+                    index.columns.join(", ")
+                )?;
+                match &index.predicate {
+                    Some(p) => write!(f, " WHERE {p}"),
+                    None => Ok(()),
+                }
+            }
             Change::DropIndex { table, index } => write!(f, "drop index `{index}` on `{table}`"),
             Change::RebuildTable(r) => {
                 write!(f, "rebuild table `{}`", r.table.name)?;
@@ -403,12 +421,14 @@ impl fmt::Display for Change {
                 }
                 write!(f, ", keeping its rows: {}", r.reasons.join("; "))?;
                 if !r.with.is_empty() {
+                    // Each table carried along, with what changes in it: its own rebuild's
+                    // reasons, or only that it references this one.
                     let names: Vec<String> = r
                         .with
                         .iter()
-                        .map(|w| format!("`{}`", w.table.name))
+                        .map(|w| format!("`{}` ({})", w.table.name, w.reasons.join("; ")))
                         .collect();
-                    write!(f, "; with {} (they reference it)", names.join(", "))?;
+                    write!(f, "; with {}", names.join(", "))?;
                 }
                 Ok(())
             }
@@ -434,5 +454,29 @@ impl fmt::Display for Refusal {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Index;
+
+    #[test]
+    fn a_partial_index_is_described_with_its_where() {
+        let index = Index {
+            name: "tasks_open_idx".into(),
+            columns: vec!["status".into()].into(),
+            unique: false,
+            predicate: Some("\"status\" = 'open'".into()),
+        };
+        let change = Change::CreateIndex {
+            table: "tasks".into(),
+            index,
+        };
+        assert_eq!(
+            change.to_string(),
+            "create index `tasks_open_idx` on `tasks` (status) WHERE \"status\" = 'open'"
+        );
     }
 }
