@@ -31,8 +31,13 @@ export async function dashboardChecks({ check, room }) {
       assert.equal(w.status, 201);
       await waitFor("the write on the page", async () => (await cell(R, "seq").textContent()) === "4", 2000, 50);
       const shownMs = performance.now() - t0;
-      // Row counts: the DO's and D1's, equal once replicated.
-      await waitFor("rows DO = D1", async () => /tasks 4 \/ 4/.test(await cell(R, "rows").textContent()), 15000);
+      // Row counts read every row: none until asked, then the DO's and D1's, equal once replicated.
+      assert.equal(await cell(R, "rows").textContent(), "", "no row counts unless asked");
+      const count = async () => {
+        await page.locator(`button[data-count="${R}"]`).click();
+        return /tasks 4 \/ 4/.test(await cell(R, "rows").textContent());
+      };
+      await waitFor("rows DO = D1", count, 15000, 500);
       // The resync button.
       const before = (await ok("GET", `/rooms/${R}/_sync`)).health.totalSyncs;
       await page.locator(`button[data-resync="${R}"]`).click();
@@ -41,12 +46,25 @@ export async function dashboardChecks({ check, room }) {
         const s = (await ok("GET", `/rooms/${R}/_sync`)).health;
         return !s.resyncInProgress && s.totalSyncs > before && s.lag === 0 && s;
       }, 15000);
-      await waitFor("rows DO = D1 after the resync", async () => /tasks 4 \/ 4/.test(await cell(R, "rows").textContent()), 15000);
+      await waitFor("rows DO = D1 after the resync", count, 15000, 500);
       // A feed client of the room shows in its row.
       const feed = new WebSocket(`${BASE.replace("http", "ws")}/rooms/${R}/_feed?since=0`, ["nanotype", `bearer.${TOKENS.all}`]);
       await new Promise((res, rej) => { feed.on("open", res); feed.on("error", rej); });
       await waitFor("the feed client on the page", async () => (await cell(R, "clients").textContent()) === "1", 5000);
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      // A laptop's width and a phone's: every column stays reachable (the table scrolls inside
+      // its frame, the page does not), the Resync button included.
+      const shots = {};
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: 480 });
+        const path = SCREENSHOT.replace(/\.png$/, `-${width}.png`);
+        await page.screenshot({ path, fullPage: true });
+        shots[width] = path;
+        const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(pageWidth <= width + 1, `the page itself does not scroll sideways at ${width} px (${pageWidth})`);
+        await page.locator(`button[data-resync="${R}"]`).scrollIntoViewIfNeeded();
+        assert.ok(await page.locator(`button[data-resync="${R}"]`).isVisible(), `Resync reachable at ${width} px`);
+      }
       feed.close();
       // The page holds no data without a token: the policy refuses its requests.
       const anon = await browser.newPage();
@@ -66,7 +84,7 @@ export async function dashboardChecks({ check, room }) {
       assert.equal(alpha.status, 200);
       assert.ok(alpha.body.rooms.every((r) => r.room.startsWith("alpha")), "another token sees only its rooms");
       assert.deepEqual(errors, [], "no script errors on the page");
-      return { shownAfterMs: +shownMs.toFixed(0), resyncSyncs: h.totalSyncs - before, screenshot: SCREENSHOT };
+      return { shownAfterMs: +shownMs.toFixed(0), resyncSyncs: h.totalSyncs - before, screenshot: SCREENSHOT, shots };
     } finally {
       await browser.close();
     }
