@@ -415,8 +415,10 @@ fn main() {}
 
 /// The nearest folder above `dir` whose `Cargo.toml` declares a `[workspace]`, if any.
 fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    // The nearest folder that exists, resolved (`..` and links followed, as the OS will).
     let absolute = std::path::absolute(dir).ok()?;
-    absolute.ancestors().skip(1).find_map(|a| {
+    let existing = absolute.ancestors().find_map(|a| a.canonicalize().ok())?;
+    existing.ancestors().find_map(|a| {
         let manifest = std::fs::read_to_string(a.join("Cargo.toml")).ok()?;
         let doc: toml::Table = manifest.parse().ok()?;
         doc.contains_key("workspace").then(|| a.to_path_buf())
@@ -520,5 +522,19 @@ mod tests {
         assert!(err.contains("inside the Cargo workspace"), "{err}");
         assert!(err.contains("nanotype new ../my-app"), "{err}");
         assert!(!tmp.path().join("nested").exists(), "nothing written");
+
+        // Beside the workspace, through `..`, is outside it.
+        let member = tmp.path().join("a");
+        std::fs::create_dir_all(&member).unwrap();
+        let beside = tempfile::tempdir().unwrap();
+        let inner = beside.path().join("checkout");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::write(inner.join("Cargo.toml"), "[workspace]\n").unwrap();
+        let through = inner.join("..").join("my-app");
+        assert_eq!(enclosing_workspace(&through), None);
+        assert_eq!(
+            enclosing_workspace(&member.join("x")),
+            Some(tmp.path().canonicalize().unwrap())
+        );
     }
 }
