@@ -57,6 +57,7 @@ export async function dashboardChecks({ check, room }) {
       const shots = {};
       for (const width of [1280, 390]) {
         await page.setViewportSize({ width, height: 480 });
+        await page.evaluate(() => { document.querySelector("main").scrollLeft = 0; });
         const path = SCREENSHOT.replace(/\.png$/, `-${width}.png`);
         await page.screenshot({ path, fullPage: true });
         shots[width] = path;
