@@ -49,7 +49,8 @@ pub fn create(p: &NewProject) -> Result<Vec<PathBuf>, String> {
              e.g. `nanotype new ../{} ...` (a relative --nanotype-path is read from here)",
             dir.display(),
             root.display(),
-            dir.file_name().map_or("my-app".into(), |n| n.to_string_lossy())
+            dir.file_name()
+                .map_or("my-app".into(), |n| n.to_string_lossy())
         ));
     }
     let name = project_name(p)?;

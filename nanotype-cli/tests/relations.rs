@@ -407,10 +407,22 @@ fn a_table_carried_along_with_a_change_of_its_own_names_it_in_the_summary_and_th
         .replace("    pub body: String,", "    pub body: Option<String>,"),
     );
     let out = p.ok(&[]);
-    let summary = out.lines().find(|l| l.contains("rebuild table `tasks`")).unwrap();
-    assert!(summary.contains("`comments` (it references `tasks`; "), "{out}");
-    assert!(summary[summary.find("`comments` (").unwrap()..].contains("`body`"), "{out}");
+    let summary = out
+        .lines()
+        .find(|l| l.contains("rebuild table `tasks`"))
+        .unwrap();
+    assert!(
+        summary.contains("`comments` (it references `tasks`; "),
+        "{out}"
+    );
+    assert!(
+        summary[summary.find("`comments` (").unwrap()..].contains("`body`"),
+        "{out}"
+    );
     let deploy = out.lines().find(|l| l.starts_with("Deploy:")).unwrap();
-    assert!(deploy.contains("table `comments` rebuilt with it: "), "{deploy}");
+    assert!(
+        deploy.contains("table `comments` rebuilt with it: "),
+        "{deploy}"
+    );
     assert!(deploy.contains("`body`"), "{deploy}");
 }

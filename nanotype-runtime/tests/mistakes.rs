@@ -34,7 +34,11 @@ fn a_struct_changed_without_its_migration_is_one_503_naming_each_column_and_the_
     let error = &made.json_body()["error"];
     assert_eq!(error["code"], "schema_mismatch", "{error}");
     let message = error["message"].as_str().unwrap();
-    for part in ["notes.title", "notes.pinned", "cargo run --bin gen-migrations"] {
+    for part in [
+        "notes.title",
+        "notes.pinned",
+        "cargo run --bin gen-migrations",
+    ] {
         assert!(message.contains(part), "{part} not in {message}");
     }
     // Nothing was written: the room is still unborn, so a read of it has no rows.
@@ -69,7 +73,11 @@ fn a_room_an_earlier_build_made_answers_every_route_with_the_mismatch_and_keeps_
         ("GET", "/rooms/old/notes?consistency=strong", json!(null)),
         ("GET", "/rooms/old/notes/1?consistency=strong", json!(null)),
         ("PATCH", "/rooms/old/notes/1", json!({"pinned": true})),
-        ("POST", "/rooms/old/notes", json!({"title": 2, "pinned": true})),
+        (
+            "POST",
+            "/rooms/old/notes",
+            json!({"title": 2, "pinned": true}),
+        ),
     ] {
         let resp = app.call(method, target, body);
         assert_eq!(resp.status, 503, "{method} {target}: {}", resp.json_body());
@@ -124,14 +132,20 @@ fn a_d1_without_its_migrations_is_one_documented_code_with_the_command_and_write
     let status = app.get("/rooms/r/_sync").json_body();
     let last = status["health"]["lastError"].as_str().unwrap_or_default();
     assert!(last.contains("wrangler d1 migrations apply"), "{status}");
-    assert_eq!(status["health"]["outboxDepth"], 1, "the write waits in the room: {status}");
+    assert_eq!(
+        status["health"]["outboxDepth"], 1,
+        "the write waits in the room: {status}"
+    );
 
     for target in ["/_rooms", "/_across/tasks"] {
         let resp = app.get(target);
         assert_eq!(resp.status, 503, "{target}: {}", resp.json_body());
         let error = &resp.json_body()["error"];
         assert_eq!(error["code"], "replica_not_migrated", "{target}: {error}");
-        assert!(error["message"].as_str().unwrap().contains("nanotype migrate-d1"));
+        assert!(error["message"]
+            .as_str()
+            .unwrap()
+            .contains("nanotype migrate-d1"));
     }
     // A room's read falls back to the room, saying why.
     let read = app.get("/rooms/r/tasks");
@@ -153,7 +167,9 @@ fn a_d1_without_its_migrations_is_one_documented_code_with_the_command_and_write
     let n: i64 = app
         .replica()
         .connection()
-        .query_row("SELECT COUNT(*) FROM tasks WHERE room_id = 'r'", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM tasks WHERE room_id = 'r'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(n, 1);
     assert_eq!(app.get("/_rooms").status, 200);
@@ -165,15 +181,30 @@ fn a_filter_on_a_field_without_an_index_says_how_to_give_it_one_and_lists_the_fi
     for target in ["/rooms/r/tasks?title=a", "/_across/tasks?title=a"] {
         let resp = app.get(target);
         assert_eq!(resp.status, 400, "{target}");
-        let message = resp.json_body()["error"]["message"].as_str().unwrap().to_owned();
-        for part in ["`title`", "#[nanotype(index)]", "gen-migrations", "filter: status"] {
+        let message = resp.json_body()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for part in [
+            "`title`",
+            "#[nanotype(index)]",
+            "gen-migrations",
+            "filter: status",
+        ] {
             assert!(message.contains(part), "{target}: {part} not in {message}");
         }
     }
     let resp = app.get("/rooms/r/tasks?sort=title");
     assert_eq!(resp.status, 400);
-    let message = resp.json_body()["error"]["message"].as_str().unwrap().to_owned();
-    for part in ["unknown query parameter `sort`", "consistency, seq, after, limit", "status"] {
+    let message = resp.json_body()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for part in [
+        "unknown query parameter `sort`",
+        "consistency, seq, after, limit",
+        "status",
+    ] {
         assert!(message.contains(part), "{part} not in {message}");
     }
 }
@@ -196,8 +227,18 @@ fn a_reference_to_a_missing_row_names_the_column_and_the_value() {
     let ok = app.post("/rooms/r/comments", json!({"task_id": id, "body": "x"}));
     assert_eq!(ok.status, 201, "{}", ok.json_body());
     let cid = ok.json_body()["row"]["id"].as_i64().unwrap();
-    let patched = app.call("PATCH", &format!("/rooms/r/comments/{cid}"), json!({"task_id": 7}));
+    let patched = app.call(
+        "PATCH",
+        &format!("/rooms/r/comments/{cid}"),
+        json!({"task_id": 7}),
+    );
     assert_eq!(patched.status, 409, "{}", patched.json_body());
-    let message = patched.json_body()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("`comments.task_id`") && message.contains("= 7"), "{message}");
+    let message = patched.json_body()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("`comments.task_id`") && message.contains("= 7"),
+        "{message}"
+    );
 }

@@ -276,11 +276,14 @@ fn unknown_parameter(table: &TableEntry, k: &str, others: &str) -> ApiError {
     };
     let message = match table.def.column(k) {
         Some(col) => format!(
-            "`{k}` cannot filter `{}`: it has no index (a filter must be served by one). Mark              the field `{}` with `#[nanotype(index)]` and run `cargo run --bin gen-migrations`.              The fields that filter: {filters}",
+            "`{k}` cannot filter `{}`: it has no index (a filter must be served by one). Mark \
+             the field `{}` with `#[nanotype(index)]` and run `cargo run --bin gen-migrations`. \
+             The fields that filter: {filters}",
             table.def.name, col.field
         ),
         None => format!(
-            "unknown query parameter `{k}`; this route takes {others} and one filter on an              indexed field of `{}` (the fields that filter: {filters})",
+            "unknown query parameter `{k}`; this route takes {others} and one filter on an \
+             indexed field of `{}` (the fields that filter: {filters})",
             table.def.name
         ),
     };
@@ -360,8 +363,8 @@ pub fn across(
                 q = q.limit(n as u32);
             }
             _ => {
-                let col =
-                    filterable(table, k).ok_or_else(|| unknown_parameter(table, k, "after, limit"))?;
+                let col = filterable(table, k)
+                    .ok_or_else(|| unknown_parameter(table, k, "after, limit"))?;
                 if std::mem::replace(&mut filtered, true) {
                     return Err(ApiError::bad_request("one filter per read"));
                 }

@@ -453,7 +453,10 @@ pub fn breaking_differences(expected: &TableShape, actual: &TableShape) -> Vec<S
                     || a.not_null != e.not_null
                     || a.key_position != e.key_position =>
             {
-                out.push(format!("column `{t}.{}` is {a} but the struct says {e}", e.name));
+                out.push(format!(
+                    "column `{t}.{}` is {a} but the struct says {e}",
+                    e.name
+                ));
             }
             Some(_) => {}
         }
