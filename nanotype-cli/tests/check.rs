@@ -360,11 +360,8 @@ fn empty_writes_the_next_migration_in_both_layouts_for_hand_written_sql() {
     assert!(p.ok(&[]).contains("0003_"));
 }
 
-#[test]
-fn a_table_struct_left_out_of_the_schema_list_is_refused_with_the_fix() {
-    let p = Project::new();
-    p.write_schema(
-        r#"
+/// Two table structs; each test adds its own `schema!` line.
+const TWO_TABLES: &str = r#"
 #[nanotype::table(name = "todo")]
 pub struct Todo {
     #[nanotype(primary_key)]
@@ -376,10 +373,14 @@ pub struct Tag {
     #[nanotype(primary_key)]
     pub id: i64,
 }
+"#;
 
-nanotype::schema!(pub App = [Todo], migrations = "migrations/do");
-"#,
-    );
+#[test]
+fn a_table_struct_left_out_of_the_schema_list_is_refused_with_the_fix() {
+    let p = Project::new();
+    p.write_schema(&format!(
+        "{TWO_TABLES}\nnanotype::schema!(pub App = [Todo], migrations = \"migrations/do\");\n"
+    ));
     let out = p.fails(&[]);
     assert!(
         out.contains("schema.rs:9:12: struct `Tag` is a `#[nanotype::table]` but not in `nanotype::schema!(App = [Todo])` (schema.rs:14:1): add it to the list"),
@@ -388,23 +389,7 @@ nanotype::schema!(pub App = [Todo], migrations = "migrations/do");
     assert!(!out.contains("`Todo` is"), "{out}");
     assert!(!p.d1_dir().exists(), "nothing written");
     // Listed, it is migrated.
-    p.write_schema(
-        r#"
-#[nanotype::table(name = "todo")]
-pub struct Todo {
-    #[nanotype(primary_key)]
-    pub id: i64,
-}
-
-#[nanotype::table(name = "tags")]
-pub struct Tag {
-    #[nanotype(primary_key)]
-    pub id: i64,
-}
-
-nanotype::schema!(pub App = [Todo, crate::Tag], migrations = "migrations/do");
-"#,
-    );
+    p.write_schema(&format!("{TWO_TABLES}\nnanotype::schema!(pub App = [Todo, crate::Tag], migrations = \"migrations/do\");\n"));
     p.ok(&[]);
     assert!(p.ok(&["--check"]).contains("match the structs"));
 }

@@ -19,11 +19,16 @@ pub struct Note {
 
 nanotype::schema!(Stale = [Note], migrations = "tests/migrations/mismatch");
 
-fn stale_app() -> TestApp<Stale, (), RoomTokens> {
+/// An app of schema `S` whose one token sees every room.
+fn app<S: nanotype::Schema>() -> TestApp<S, (), RoomTokens> {
     TestApp::new(RoomTokens::from_var("TOKENS"))
         .unwrap()
         .var("TOKENS", "t=*")
         .token("t")
+}
+
+fn stale_app() -> TestApp<Stale, (), RoomTokens> {
+    app()
 }
 
 #[test]
@@ -113,10 +118,7 @@ pub struct Comment {
 nanotype::schema!(Plain = [Task, Comment]);
 
 fn plain_app() -> TestApp<Plain, (), RoomTokens> {
-    TestApp::new(RoomTokens::from_var("TOKENS"))
-        .unwrap()
-        .var("TOKENS", "t=*")
-        .token("t")
+    app()
 }
 
 #[test]

@@ -62,10 +62,11 @@ impl Migration {
 
 /// The SHA-256 of `sql`, in lower-case hex: what the ledger records.
 pub fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(sql.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Apply the migrations, or adopt a database they did not make.
@@ -104,13 +105,7 @@ pub fn apply_or_adopt<P: Primary>(
         return apply(db, migrations);
     }
     // Adopt: every table of the model, as the model says.
-    let mut run = |sql: &str| -> std::result::Result<Vec<Vec<CatalogValue>>, String> {
-        db.query(sql, &[]).map_err(|e| e.to_string()).map(|rows| {
-            rows.into_iter()
-                .map(|r| r.into_iter().map(catalog_value).collect())
-                .collect()
-        })
-    };
+    let mut run = catalog(db);
     let mut differences = Vec::new();
     for t in tables {
         if !existing.iter().any(|e| e.name == t.name) {
@@ -168,10 +163,7 @@ pub fn check_schema<P: Primary>(
         for t in tables {
             h.update(format!("{:?}", shape::primary(t)).as_bytes());
         }
-        h.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        hex(&h.finalize())
     };
     let has_meta = !db
         .query(
@@ -182,13 +174,7 @@ pub fn check_schema<P: Primary>(
     if has_meta && crate::sync::meta_get(db, META_SCHEMA)?.as_deref() == Some(&fingerprint) {
         return Ok(());
     }
-    let mut run = |sql: &str| -> std::result::Result<Vec<Vec<CatalogValue>>, String> {
-        db.query(sql, &[]).map_err(|e| e.to_string()).map(|rows| {
-            rows.into_iter()
-                .map(|r| r.into_iter().map(catalog_value).collect())
-                .collect()
-        })
-    };
+    let mut run = catalog(db);
     let mut differences = Vec::new();
     for t in tables {
         let live = introspect::table(&mut run, &t.name).map_err(|m| Error::Primary(m.into()))?;
@@ -205,6 +191,19 @@ pub fn check_schema<P: Primary>(
         crate::sync::meta_set(db, META_SCHEMA, &fingerprint)?;
     }
     Ok(())
+}
+
+/// The room's database as introspection reads it: a statement's rows as catalog values.
+fn catalog<P: Primary>(
+    db: &P,
+) -> impl FnMut(&str) -> std::result::Result<Vec<Vec<CatalogValue>>, String> + '_ {
+    move |sql| {
+        db.query(sql, &[]).map_err(|e| e.to_string()).map(|rows| {
+            rows.into_iter()
+                .map(|r| r.into_iter().map(catalog_value).collect())
+                .collect()
+        })
+    }
 }
 
 fn catalog_value(v: Value) -> CatalogValue {
