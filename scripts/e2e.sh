@@ -19,6 +19,16 @@ phase "setup tools"
 # shellcheck source=scripts/setup-tools.sh
 source scripts/setup-tools.sh
 
+phase "Schemathesis (PyPI), the OpenAPI fuzzer, in a venv of the tools cache"
+SCHEMATHESIS_VERSION=4.32.5
+ST_ROOT="${NANOTYPE_TOOLS:-$HOME/.cache/nanotype/tools}/schemathesis-$SCHEMATHESIS_VERSION"
+if ! "$ST_ROOT/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  rm -rf "$ST_ROOT"
+  python3 -m venv "$ST_ROOT"
+  "$ST_ROOT/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export SCHEMATHESIS_BIN="$ST_ROOT/bin/schemathesis"
+
 phase "gen-migrations --check (the committed migrations match the structs)"
 cargo run -q --bin gen-migrations -- --check
 

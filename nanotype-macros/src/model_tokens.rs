@@ -79,6 +79,7 @@ fn column(c: &Column) -> TokenStream {
     let default = literal(&c.default);
     let renamed = opt_str(&c.renamed_from);
     let references = reference(&c.references);
+    let serde_default = c.serde_default;
     quote! {
         __nt::schema::Column {
             name: __nt::Cow::Borrowed(#name),
@@ -89,6 +90,7 @@ fn column(c: &Column) -> TokenStream {
             default: #default,
             renamed_from: #renamed,
             references: #references,
+            serde_default: #serde_default,
         }
     }
 }

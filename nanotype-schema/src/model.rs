@@ -48,6 +48,9 @@ pub struct Column {
     pub renamed_from: Option<Name>,
     /// `references = "table.column"`: the column holds a key of another table of the room.
     pub references: Option<Reference>,
+    /// The struct's serde fills the field when JSON leaves it out (`#[serde(default)]` on the
+    /// field or the struct): a request body may omit it. Not part of the table's SQL.
+    pub serde_default: bool,
 }
 
 /// A foreign key: a column that holds the primary key of a row of another table (or its own) in
@@ -392,6 +395,7 @@ impl Column {
             default: None,
             renamed_from: None,
             references: None,
+            serde_default: false,
         }
     }
 

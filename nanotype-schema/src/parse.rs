@@ -319,6 +319,31 @@ struct FieldArgs {
     on_delete: Option<LitStr>,
 }
 
+/// Whether `attrs` hold serde's `default` (`#[serde(default)]`, `#[serde(default = "path")]`),
+/// read only to describe request bodies; anything serde takes is left to serde.
+fn has_serde_default(attrs: &[Attribute]) -> bool {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("serde"))
+        .any(|a| {
+            let mut found = false;
+            // Other serde arguments are skipped whatever their form; a parse failure is serde's to report.
+            let _ = a.parse_nested_meta(|meta| {
+                if meta.path.is_ident("default") {
+                    found = true;
+                }
+                if meta.input.peek(syn::Token![=]) {
+                    let _: syn::Expr = meta.value()?.parse()?;
+                } else if meta.input.peek(syn::token::Paren) {
+                    let _content;
+                    syn::parenthesized!(_content in meta.input);
+                }
+                Ok(())
+            });
+            found
+        })
+}
+
 fn parse_field_args(attrs: &[Attribute], errors: &mut Errors) -> FieldArgs {
     let mut out = FieldArgs::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident(NANOTYPE)) {
@@ -626,6 +651,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
         indexes: Vec::new(),
     };
 
+    let struct_serde_default = has_serde_default(&item.attrs);
     let mut columns = Vec::new();
     let mut parsed_fields = Vec::new();
     let mut indexes: Vec<Index> = Vec::new();
@@ -694,6 +720,7 @@ fn build(mut args: TableArgs, item: &DeriveInput, errors: &mut Errors) -> Option
             default: fa.default.map(|d| d.0),
             renamed_from: fa.renamed_from.map(|l| Cow::Owned(l.value())),
             references,
+            serde_default: struct_serde_default || has_serde_default(&field.attrs),
         });
         parsed_fields.push(ParsedField {
             ident,

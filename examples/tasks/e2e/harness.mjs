@@ -17,6 +17,20 @@ const WRANGLER = join(EXAMPLE, "node_modules/.bin/wrangler");
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// A keep-alive connection that wrangler's proxy closed while it sat idle in Node's pool fails the
+// next request sent on it ("other side closed", before the request reached the Worker); that one
+// request is sent once more, on a new connection. A check that idles for seconds (tsc, a fuzzer
+// run) would otherwise fail its next call.
+const poolFetch = globalThis.fetch;
+globalThis.fetch = async (input, init) => {
+  try {
+    return await poolFetch(input, init);
+  } catch (e) {
+    if (e?.cause?.code === "UND_ERR_SOCKET" && !init?.signal?.aborted) return poolFetch(input, init);
+    throw e;
+  }
+};
+
 /// Test configs, written into the state dir from the example's wrangler.toml (never deployed):
 /// `main`: the example's bindings; `offline`: the same Worker and Durable Objects with a D1
 /// database that has no tables until the suite applies the migrations ("D1 unavailable");

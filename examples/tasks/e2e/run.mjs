@@ -14,6 +14,7 @@ import {
 import { feedChecks, feedRestartChecks } from "./feed.mjs";
 import { dashboardChecks } from "./dashboard.mjs";
 import { shardChecks } from "./shards.mjs";
+import { openapiChecks } from "./openapi.mjs";
 
 const RUN = Date.now().toString(36);
 const room = (name) => `${name}-${RUN}`;
@@ -33,7 +34,8 @@ if (process.argv[2] === "prepare") {
 // checks that kill and restart `wrangler dev` come after the ones that share one instance.
 let passed = 0, failed = 0;
 async function check(name, fn) {
-  const skip = Boolean(process.env.ONLY && !name.includes(process.env.ONLY));
+  // ONLY: a substring of the names to run, or several separated by `|`.
+  const skip = Boolean(process.env.ONLY && !process.env.ONLY.split("|").some((o) => name.includes(o)));
   await test(name, { skip }, async (t) => {
     const t0 = performance.now();
     try {
@@ -582,6 +584,8 @@ try {
   const loadRooms = Array.from({ length: LOAD_ROOMS }, (_, i) => room(`load${i}`));
   const restart = async () => { await w.stop(true); w = new Wrangler("main"); await w.start(); };
   await feedChecks({ check, room });
+  await openapiChecks({ check });
+
   await dashboardChecks({ check, room });
 
   await check(`6. load: ${LOAD_ROOMS} rooms x ${LOAD_WRITES} writes, ${LOAD_CONCURRENCY} in flight; then D1 equals every DO`, async () => {

@@ -538,6 +538,14 @@ fn a_405_says_which_methods_the_route_takes_and_a_key_given_twice_is_refused() {
         ("POST", "/rooms/r/_sync", "GET"),
         ("PUT", "/health", "GET, HEAD"),
         ("DELETE", "/_rooms", "GET"),
+        // Methods a Worker cannot carry to a room are refused, not read as GET.
+        ("QUERY", "/rooms/r/tasks", "GET, HEAD, POST"),
+        ("PROPFIND", "/health", "GET, HEAD"),
+        (
+            "QUERY",
+            "/rooms/r/stats",
+            "GET, HEAD, POST, PUT, PATCH, DELETE",
+        ),
     ] {
         let err = route::<App>(method, path).unwrap_err();
         assert_eq!(

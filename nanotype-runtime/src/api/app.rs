@@ -386,7 +386,9 @@ impl Router {
     }
 
     /// `method pattern`, declared as reading or writing. Segments of the pattern are separated
-    /// by `/`; a segment `:name` matches any one segment, read with [`AppRequest::param`].
+    /// by `/`; a segment `:name` matches any one segment, read with [`AppRequest::param`]. The
+    /// method is one a Worker can carry to a room (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS,
+    /// CONNECT, TRACE, REPORT); a request with any other is a 405 before it reaches the room.
     pub fn route<F, Fut>(
         mut self,
         method: &str,

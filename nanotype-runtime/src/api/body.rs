@@ -44,6 +44,7 @@ pub fn check_content_type(
             op: TableOp::Create | TableOp::Put(_) | TableOp::Patch(_),
             ..
         } | Route::Sql { .. }
+            | Route::Move { .. }
     );
     if !reads_json || body_len == 0 {
         return Ok(());

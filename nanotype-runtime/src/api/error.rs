@@ -29,6 +29,35 @@
 
 use serde_json::json;
 
+/// Every code of the table above with its status, in the table's order (the OpenAPI document's
+/// list of codes).
+pub const CODES: &[(&str, u16)] = &[
+    ("bad_request", 400),
+    ("invalid_json", 400),
+    ("invalid_body", 400),
+    ("invalid_name", 400),
+    ("invalid_key", 400),
+    ("rejected", 400),
+    ("sql_error", 400),
+    ("unauthorized", 401),
+    ("forbidden", 403),
+    ("not_found", 404),
+    ("method_not_allowed", 405),
+    ("conflict", 409),
+    ("constraint_violation", 409),
+    ("idempotency_key_reused", 422),
+    ("key_space_exhausted", 507),
+    ("body_too_large", 413),
+    ("unsupported_media_type", 415),
+    ("upgrade_required", 426),
+    ("room_unavailable", 503),
+    ("migration_failed", 503),
+    ("schema_mismatch", 503),
+    ("replica_not_migrated", 503),
+    ("replica_unavailable", 503),
+    ("internal", 500),
+];
+
 use crate::error::{Error, SqlError, SqlKind};
 
 /// A request that cannot be served: a status, a stable code and a message for people.

@@ -8,6 +8,7 @@
 //! * [`error`]: the error format and the list of codes;
 //! * [`policy`]: the [`Policy`] trait, its decision and [`RoomTokens`];
 //! * [`jwt`]: the [`Jwt`] policy;
+//! * [`openapi`]: the API's OpenAPI 3.1 description, made from the schema;
 //! * [`room`]: the hooks, and what validation sees of a write;
 //! * [`rooms`]: the paged list of the rooms a caller may see (`GET /_rooms`).
 //!
@@ -22,6 +23,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod idempotency;
 pub mod jwt;
+pub mod openapi;
 #[doc(hidden)]
 pub mod params;
 pub mod policy;

@@ -105,6 +105,29 @@ pub fn replica_gate(room: &str, state: Option<&RoomState>, need: i64) -> Result<
     replica_check(state, need).map_err(|r| r.reason(room))
 }
 
+/// `GET /rooms/{room}/_sync`'s query: nothing, or `rows=1` (each table's rows counted) or
+/// `rows=0`; anything else is a 400.
+pub fn sync_query(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    let mut rows = false;
+    for (k, v) in pairs {
+        match (k.as_str(), v.as_str()) {
+            ("rows", "1") => rows = true,
+            ("rows", "0") => rows = false,
+            ("rows", other) => {
+                return Err(ApiError::bad_request(format!(
+                    "`rows` must be 1 (count each table's rows) or 0, not `{other}`"
+                )))
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}` (this route takes rows)"
+                )))
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// A parsed table read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReadParams {
@@ -246,7 +269,7 @@ fn non_negative(k: &str, v: &str) -> Result<i64, ApiError> {
 
 /// The columns a read may filter on: those that lead an index, and the first column of a
 /// composite key (its index leads with it: `/watchers?task_id=7`).
-fn leading_columns(def: &'static nanotype_schema::Table) -> Vec<&'static str> {
+pub(crate) fn leading_columns(def: &'static nanotype_schema::Table) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     if def.has_composite_key() {
         if let Some(&first) = def.key_positions().first() {

@@ -407,9 +407,9 @@ where
             "upgrade_required",
             "the feed is a WebSocket: send `Upgrade: websocket`",
         )),
-        Route::Rooms | Route::Across { .. } | Route::Asset(_) => Err(ApiError::not_found(
-            "this route is served by the Worker, not by a room",
-        )),
+        Route::Rooms | Route::Across { .. } | Route::Asset(_) | Route::OpenApi => Err(
+            ApiError::not_found("this route is served by the Worker, not by a room"),
+        ),
         Route::Custom { .. } => Err(ApiError::internal(
             "a custom route is run by the room's host",
         )),
@@ -442,9 +442,13 @@ pub fn unborn(
 ) -> Result<Reply, ApiError> {
     match route {
         Route::Health => Ok(Reply::json(200, json!({ "ok": true }))),
-        Route::Rooms | Route::Across { .. } | Route::Asset(_) | Route::Feed { .. } => Err(
-            ApiError::not_found("this route is not answered by a room's engine"),
-        ),
+        Route::Rooms
+        | Route::Across { .. }
+        | Route::Asset(_)
+        | Route::OpenApi
+        | Route::Feed { .. } => Err(ApiError::not_found(
+            "this route is not answered by a room's engine",
+        )),
         Route::Table {
             table,
             op: TableOp::List,

@@ -15,6 +15,8 @@
 //! GET    /rooms/{room}/_feed?since=SEQ    the room's change feed, a WebSocket (when the app turns
 //!                                         it on)
 //! GET    /_rooms                          the rooms the caller may see (each put to the policy)
+//! GET    /_nanotype/openapi.json          the API's OpenAPI 3.1 description (any credentials the
+//!                                         policy accepts)
 //! GET    /_nanotype/{client.js,client.d.ts,dashboard}
 //!                                         the feed client and the dashboard page (static, no data)
 //! *      /rooms/{room}/{anything else}    the app's custom routes (its room hooks)
@@ -79,6 +81,8 @@ pub enum Route {
         /// The table.
         table: &'static TableEntry,
     },
+    /// `GET /_nanotype/openapi.json`: the API's description ([`super::openapi`]).
+    OpenApi,
     /// `GET /_nanotype/{file}`: one of the runtime's static files ([`super::assets`]).
     Asset(&'static super::assets::Asset),
     /// Anything else under `/rooms/{room}/`: the app's custom routes.
@@ -134,13 +138,20 @@ pub enum Operation {
     Custom,
     /// Subscribes to the room's change feed.
     Feed,
+    /// Reads the API's description (`/_nanotype/openapi.json`): no room (`Access::room` is
+    /// empty), no data. Any credentials the policy accepts for some room may read it.
+    Describe,
 }
 
 impl Route {
     /// The room addressed (every route but `/health`).
     pub fn room(&self) -> Option<&str> {
         match self {
-            Route::Health | Route::Rooms | Route::Across { .. } | Route::Asset(_) => None,
+            Route::Health
+            | Route::Rooms
+            | Route::Across { .. }
+            | Route::Asset(_)
+            | Route::OpenApi => None,
             Route::Table { room, .. }
             | Route::Feed { room }
             | Route::Sync { room }
@@ -167,6 +178,7 @@ impl Route {
                 Operation::Read
             }
             Route::Feed { .. } => Operation::Feed,
+            Route::OpenApi => Operation::Describe,
             Route::Table { op, .. } => match op {
                 TableOp::List | TableOp::Get(_) => Operation::Read,
                 TableOp::Create | TableOp::Put(_) => Operation::Create,
@@ -300,9 +312,26 @@ pub fn percent_decode(s: &str) -> Result<String, ApiError> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
+/// The methods a request may have: those a Worker can send on to a room's Durable Object
+/// unchanged. Any other is a 405 (workers-rs would carry it as `GET`).
+pub const CARRIED_METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "REPORT",
+];
+
+/// What a 405 for a method outside [`CARRIED_METHODS`] on a custom route's path says it takes.
+const CUSTOM_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
+
 /// Match `method` and `path` against the routes of schema `S`. Unknown paths outside `/rooms/`
 /// are 404; a table path with a method it does not take is 405.
 pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
+    if !CARRIED_METHODS.contains(&method) {
+        // Routed by a method no route of the runtime takes, for the path's `Allow`.
+        return Err(match route::<S>("TRACE", path) {
+            Err(e) if e.status != 405 => e,
+            Err(e) => ApiError::method_not_allowed(method, path, e.allow.unwrap_or("GET")),
+            Ok(_) => ApiError::method_not_allowed(method, path, CUSTOM_ALLOW),
+        });
+    }
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let not_allowed = |allow: &'static str| ApiError::method_not_allowed(method, path, allow);
     match segs.as_slice() {
@@ -325,6 +354,10 @@ pub fn route<S: Schema>(method: &str, path: &str) -> Result<Route, ApiError> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
+        },
+        ["_nanotype", "openapi.json"] => match method {
+            "GET" | "HEAD" => Ok(Route::OpenApi),
+            _ => Err(not_allowed("GET, HEAD")),
         },
         ["_nanotype", file] => match (method, super::assets::find(file)) {
             ("GET" | "HEAD", Some(asset)) => Ok(Route::Asset(asset)),

@@ -81,6 +81,7 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
         Route::Asset(asset) => return respond(HttpResponse::asset(asset)),
         Route::Rooms => return respond(rooms(platform, policy, req).await?),
         Route::Across { table } => return respond(across(platform, policy, req, table).await?),
+        Route::OpenApi => return respond(openapi::<S, G>(platform, policy, req).await?),
         _ => {}
     }
     let Some(room) = route.room().map(str::to_owned) else {
@@ -106,6 +107,9 @@ async fn route_and_serve<S: Schema, G: GatewayPlatform>(
         return Ok(Outcome::Upgrade { room });
     }
     api::body::check_content_type(&route, req.header("content-type"), req.body.len())?;
+    if let Route::Sync { .. } = route {
+        params::sync_query(&params::query_pairs(&req.query)?)?;
+    }
 
     let mut fallback = None;
     if let Route::Table { table, op, .. } = &route {
@@ -454,6 +458,32 @@ async fn across<G: GatewayPlatform>(
         200,
         &serde_json::json!({ "rows": out, "next": next, "source": "replica" }),
     ))
+}
+
+/// `GET /_nanotype/openapi.json`: the description of the schema's routes, to any caller the
+/// policy does not refuse outright (a 401); a 403 for every room still reads it, as it holds no
+/// data.
+async fn openapi<S: Schema, G: GatewayPlatform>(
+    platform: &G,
+    policy: &(impl Policy + ?Sized),
+    req: &HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let access = Access {
+        room: "",
+        table: None,
+        operation: api::Operation::Describe,
+    };
+    match policy
+        .authorize(&req.parts(), platform.vars(), &access)
+        .await
+        .into_result()
+    {
+        Err(e) if e.status == 401 => Err(e),
+        _ => Ok(HttpResponse::json(
+            200,
+            &api::openapi::document(S::TABLES, platform.shards().names()),
+        )),
+    }
 }
 
 /// `GET /_rooms?after=&limit=`: a page of the rooms D1 knows that the policy lets the caller

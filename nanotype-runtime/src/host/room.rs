@@ -644,8 +644,12 @@ impl<S: Schema, H: RoomHooks, Pl: RoomPlatform> RoomHost<S, H, Pl> {
         body: &[u8],
     ) -> Result<(Rc<HostEngine<Pl>>, Reply), ApiError> {
         let room = engine.room().to_owned();
-        let asked: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|_| ApiError::bad_request("the body must be {\"to\": \"<shard>\"}"))?;
+        let asked = crate::api::body::json_object(body)?;
+        if let Some(other) = asked.keys().find(|k| k.as_str() != "to") {
+            return Err(ApiError::invalid_body(format!(
+                "a move takes only `to` (the shard), not `{other}`"
+            )));
+        }
         let shards = self.shards();
         let names = shards.names().join(", ");
         let to = asked

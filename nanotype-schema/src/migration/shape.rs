@@ -319,6 +319,7 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
             default,
             renamed_from: None,
             references,
+            serde_default: false,
         });
     }
     // A model's key follows its columns' order: the key's columns come first, in key order.

@@ -15,7 +15,9 @@ pub async fn request(req: &mut Request) -> std::result::Result<HttpRequest, ApiE
         .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
     api::body::check_body_size(body.len())?;
     Ok(HttpRequest {
-        method: req.method().to_string(),
+        // The method as sent: workers-rs' `Method` reads any it does not know (QUERY,
+        // PROPFIND, …) as GET, which would serve them as reads.
+        method: req.inner().method(),
         path: url.path().to_owned(),
         query: url.query().unwrap_or("").to_owned(),
         headers: req
