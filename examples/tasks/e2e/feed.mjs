@@ -4,7 +4,7 @@
 // restarted; a client that does not read is closed with its reason while writes go on.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import WebSocket from "ws";
@@ -63,6 +63,12 @@ subscribe<Tables>("demo", { onChange: (c) => {
     writeFileSync(join(dir, "app.ts"), app);
     const tsc = join(EXAMPLE, "node_modules/.bin/tsc");
     execFileSync(tsc, ["--noEmit", "--strict", "--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler", join(dir, "app.ts")], { encoding: "utf8" });
+    // The guide's feed chapter, as written, against the same declarations.
+    const guide = readFileSync(join(EXAMPLE, "../../docs/guide/05-feed.md"), "utf8");
+    const block = guide.match(/<!-- guide:feed-ts -->\n```ts\n([\s\S]*?)```\n<!-- \/guide:feed-ts -->/);
+    assert.ok(block, "the guide's feed block, between its markers");
+    writeFileSync(join(dir, "guide.ts"), block[1]);
+    execFileSync(tsc, ["--noEmit", "--strict", "--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler", "--lib", "es2022,dom", join(dir, "guide.ts")], { encoding: "utf8" });
     // And a wrong field is an error: the types are real.
     writeFileSync(join(dir, "bad.ts"), app.replace("c.row.title", "c.row.titel"));
     let out = "";
