@@ -178,6 +178,15 @@ fn both_worker_versions_work_between_expand_and_contract_and_no_row_is_lost() {
         got, want,
         "D1 after the contract is what the structs declare"
     );
+    // And in the structs' column order (the expand added `name` last).
+    assert_eq!(
+        read(
+            &d1,
+            "SELECT group_concat(name, ',') FROM pragma_table_info('tasks')"
+        ),
+        ["room_id,id,name,status"],
+        "the contract keeps the struct's column order"
+    );
     assert_eq!(
         read(&d1, "SELECT id, name, status FROM tasks ORDER BY id"),
         [
