@@ -1,8 +1,9 @@
 // `nanotype new` used as a user would, outside this repository (in a temporary folder):
 //   the project is created, built to wasm, its D1 migrations applied to a local D1, served by
 //   `wrangler dev`; a row is created and read back over HTTP with the generated token; then a
-//   field is added to the struct, `cargo run --bin gen-migrations` writes the next migrations,
-//   the Worker is rebuilt and restarted, and the old row reads back with the new field; then a
+//   `nanotype dev` serves it, a field is added to the struct while it runs, and it writes the
+//   next migrations, rebuilds and restarts by itself: the old row reads back with the new field;
+//   then a
 //   unique index that one room's rows cannot take: that room answers 503 `migration_failed`,
 //   the others go on.
 // Run by scripts/test.sh after scripts/setup-tools.sh (worker-build, wasm-bindgen, wrangler).
@@ -145,6 +146,10 @@ try {
     symlinkSync(TOOLS, join(app, "node_modules"));
     assert.match(run("cargo", ["run", "-q", "--bin", "gen-migrations", "--", "--check"]), /match the structs/);
     assert.match(run(join(ROOT, "target/debug/nanotype"), ["doctor"]), /agrees with the code/);
+    // The tools step it prints: what is installed at its pinned version is skipped.
+    const tools = run(join(ROOT, "target/debug/nanotype"), ["tools"]);
+    assert.match(tools, /worker-build 0\.8\.7: installed/);
+    assert.match(tools, /wasm-bindgen [0-9.]+: installed/);
     build();
     run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
     await startDev();
@@ -160,27 +165,48 @@ try {
     return { id: created.body.row.id, replica: replica.body.rows };
   });
 
-  await check("a field added to the struct: gen-migrations, rebuild, restart; the old row reads back with it", async () => {
+  await check("nanotype dev: serves the app, and a field added to the struct is served (migrated, rebuilt, restarted on the same state) with no command typed", async () => {
     await stopDev();
+    // The edit loop as a user runs it: one command, left running.
+    const t0 = Date.now();
+    dev = spawn(join(ROOT, "target/debug/nanotype"), ["dev", "--port", String(PORT), "--persist-to", persist], {
+      cwd: app, env: { ...process.env, WRANGLER, CARGO_PROFILE_RELEASE_LTO: "false" }, stdio: ["ignore", "pipe", "pipe"], detached: true,
+    });
+    let log = "";
+    dev.stdout.on("data", (d) => (log += d));
+    dev.stderr.on("data", (d) => (log += d));
+    const printed = (re, ms) => waitFor(`nanotype dev to print ${re}`, async () => {
+      if (dev.exitCode !== null) throw new Error("nanotype dev exited:\n" + log.slice(-3000));
+      return re.test(log) && log;
+    }, ms);
+    await printed(/nanotype dev: http:\/\/127\.0\.0\.1:\d+[\s\S]*dashboard: +http[^\n]*#token=local-/, 300000);
+    const firstStartMs = Date.now() - t0;
+    assert.ok(log.includes(`token:        ${token}`), log.slice(-2000));
+    const before = await http("GET", "/rooms/demo/notes?consistency=strong", undefined, token);
+    assert.deepEqual(before.body.rows, [{ id: 1, text: "first" }], "the state of the earlier run is kept");
+    // The one-field change, saved as an editor would; nothing else is typed.
+    const t1 = Date.now();
     const schema = join(app, "src/schema.rs");
     writeFileSync(schema, readFileSync(schema, "utf8").replace(
       "    pub text: String,\n",
       "    pub text: String,\n    #[nanotype(default = \"inbox\")]\n    pub folder: String,\n",
     ));
-    const out = run("cargo", ["run", "-q", "--bin", "gen-migrations", "--", "--name", "add_notes_folder"]);
-    assert.match(out, /0002_add_notes_folder/);
-    build();
-    run(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
-    await startDev();
-    const strong = await http("GET", "/rooms/demo/notes?consistency=strong", undefined, token);
-    assert.equal(strong.status, 200, JSON.stringify(strong.body));
+    await printed(/serving the change at/, 300000);
+    const strong = await waitFor("the new field served", async () => {
+      const r = await http("GET", "/rooms/demo/notes?consistency=strong", undefined, token);
+      return r.status === 200 && r.body.rows?.[0]?.folder === "inbox" && r;
+    }, 30000);
+    const loopMs = Date.now() - t1;
     assert.deepEqual(strong.body.rows, [{ id: 1, text: "first", folder: "inbox" }]);
-    const replica = await http("GET", "/rooms/demo/notes", undefined, token);
-    assert.equal(replica.body.source, "replica");
-    assert.deepEqual(replica.body.rows, [{ id: 1, text: "first", folder: "inbox" }]);
+    assert.match(log, /0002_\w+\.sql/, "the migration was written");
+    const replica = await waitFor("D1 migrated too", async () => {
+      const r = await http("GET", "/rooms/demo/notes", undefined, token);
+      return r.body.source === "replica" && r.body.rows?.[0]?.folder === "inbox" && r;
+    });
     const second = await http("POST", "/rooms/demo/notes", { text: "second", folder: "work" }, token);
     assert.equal(second.status, 201);
-    return { rows: strong.body.rows };
+    const timing = log.match(/serving the change at [^\n]*/)[0];
+    return { firstStartMs, loopMs, timing, replica: replica.body.rows.length };
   });
 
   await check("a migration that fails in one room: that room refuses to open with a clear error, other rooms go on, nothing half-applied", async () => {

@@ -15,6 +15,7 @@
 
 pub mod command;
 pub mod config;
+pub mod dev;
 pub mod doctor;
 pub mod layout;
 pub mod pull;
@@ -22,3 +23,4 @@ pub mod replay;
 pub mod scaffold;
 pub mod shards;
 pub mod sources;
+pub mod tools;

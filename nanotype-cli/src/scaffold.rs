@@ -289,12 +289,16 @@ const BUILD: &str = "WASM_BINDGEN_BIN=$(which wasm-bindgen) WASM_OPT_BIN=node_mo
 /// How to run a new project locally: install the tools, build, migrate the local D1, serve.
 pub fn run_steps() -> String {
     format!(
-        r"npm install                                        # wrangler, wasm-opt, esbuild (pinned)
-cargo install worker-build --version {WORKER} --locked
-cargo install wasm-bindgen-cli --version {WASM_BINDGEN}
-{BUILD}
-npx wrangler d1 migrations apply DB --local
-npx wrangler dev"
+        r"npm install        # wrangler, wasm-opt, esbuild (pinned)
+nanotype tools     # once: worker-build {WORKER} and wasm-bindgen-cli {WASM_BINDGEN}, pinned (about 14 minutes)
+nanotype dev       # build, migrate, serve; again on every change
+
+# nanotype dev is these, by hand:
+#   nanotype gen-migrations
+#   {build}
+#   npx wrangler d1 migrations apply DB --local
+#   npx wrangler dev",
+        build = BUILD.replace('\n', "\n#   ")
     )
 }
 
@@ -344,8 +348,10 @@ curl -s -H "$T" -X POST localhost:8787/rooms/demo/notes -H 'content-type: applic
 curl -s -H "$T" localhost:8787/rooms/demo/notes
 ```
 
-Change a struct in `src/schema.rs`, then `cargo run --bin gen-migrations` writes the next D1 and
-Durable Object migrations (`--check` in CI). `src/lib.rs` holds the room and the policy.
+Change a struct in `src/schema.rs` while `nanotype dev` runs and it writes the next D1 and
+Durable Object migrations, rebuilds and restarts on the same local state. By hand,
+`nanotype gen-migrations` (the installed CLI) or `cargo run --bin gen-migrations` (which compiles
+it into this crate first) writes them; `--check` fails in CI when they are stale. `src/lib.rs` holds the room and the policy.
 `nanotype doctor` checks that `wrangler.toml` agrees with the code.
 
 ## Deploy

@@ -51,6 +51,28 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         persist_to: Option<PathBuf>,
     },
+    /// The edit loop: gen-migrations, worker-build, the D1 migrations applied locally and
+    /// `wrangler dev`, then again on every change of src/ or Cargo.toml, on the same local state.
+    Dev {
+        /// The Worker crate's folder [default: the current one].
+        #[arg(long = "crate", value_name = "DIR", default_value = ".")]
+        crate_dir: PathBuf,
+        /// The port on 127.0.0.1.
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        /// Local state (rooms and D1), kept across restarts [default: .wrangler/state].
+        #[arg(long, value_name = "DIR")]
+        persist_to: Option<PathBuf>,
+        /// Start once, print the URL and stop (for scripts).
+        #[arg(long)]
+        once: bool,
+        /// Build optimised (`worker-build --release`, a minute per change) instead of `--dev`.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Install the Rust tools a Worker build needs, pinned, once: worker-build and
+    /// wasm-bindgen-cli (saying how long before it starts; what is installed is skipped).
+    Tools,
     /// The next D1 and Durable Object migrations from the structs (see its --help).
     GenMigrations(command::Args),
     /// Print the `#[nanotype::table]` structs of an existing SQLite database file (a room's, or
@@ -182,6 +204,62 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Dev {
+            crate_dir,
+            port,
+            persist_to,
+            once,
+            release,
+        } => {
+            // wrangler runs in the crate's folder: paths given relative to here are made absolute.
+            let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+            let crate_dir = abs(crate_dir);
+            let persist_to = persist_to.map(abs);
+            let tool = |var: &str, local: &str, name: &str| {
+                std::env::var_os(var).map_or_else(
+                    || {
+                        let p = crate_dir.join(local);
+                        if p.exists() {
+                            p
+                        } else {
+                            PathBuf::from(name)
+                        }
+                    },
+                    PathBuf::from,
+                )
+            };
+            let dev = nanotype_cli::dev::Dev {
+                persist_to: persist_to.unwrap_or_else(|| crate_dir.join(".wrangler/state")),
+                wrangler: tool("WRANGLER", "node_modules/.bin/wrangler", "wrangler"),
+                worker_build: tool(
+                    "WORKER_BUILD",
+                    "node_modules/.bin/worker-build",
+                    "worker-build",
+                ),
+                crate_dir,
+                port,
+                once,
+                release,
+            };
+            match nanotype_cli::dev::run(&dev, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Tools => {
+            let cargo =
+                std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+            match nanotype_cli::tools::install(&cargo, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
