@@ -39,10 +39,10 @@ pub use platform::worker;
 // database, capture, replication), `host` (a room's life and the gateway over a platform),
 // `platform` (Cloudflare, native), `api` (the app's side).
 mod declare;
-#[cfg(doctest)]
-mod guide;
 #[doc(hidden)]
 pub mod engine;
+#[cfg(doctest)]
+mod guide;
 #[doc(hidden)]
 pub mod model;
 mod platform;
