@@ -260,7 +260,7 @@ pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
         .collect()
 }
 
-fn non_negative(k: &str, v: &str) -> Result<i64, ApiError> {
+pub(crate) fn non_negative(k: &str, v: &str) -> Result<i64, ApiError> {
     v.parse::<i64>()
         .ok()
         .filter(|n| (0..=MAX_SAFE_INTEGER).contains(n))

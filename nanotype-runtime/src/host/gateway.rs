@@ -248,11 +248,16 @@ async fn with_replica_rows<S: Schema, G: GatewayPlatform>(
 /// A single-row read takes only `consistency` and `seq`.
 fn get_params(query: &[(String, String)], seq: Option<&str>) -> Result<ReadParams, ApiError> {
     let mut mode = None;
-    let mut seq = seq.map(std::borrow::ToOwned::to_owned);
+    // The header is checked even when `seq=` overrides it, as a listing's is: a malformed one
+    // is a 400, never ignored.
+    let mut seq = match seq {
+        Some(s) => Some(params::non_negative("x-nanotype-seq", s)?),
+        None => None,
+    };
     for (k, v) in query {
         match k.as_str() {
             "consistency" => mode = Some(v.as_str()),
-            "seq" => seq = Some(v.clone()),
+            "seq" => seq = Some(params::non_negative(k, v)?),
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "unknown query parameter `{k}`"
@@ -260,13 +265,6 @@ fn get_params(query: &[(String, String)], seq: Option<&str>) -> Result<ReadParam
             }
         }
     }
-    let seq = match seq {
-        Some(s) => Some(
-            s.parse::<i64>()
-                .map_err(|_| ApiError::bad_request("`seq` must be a non-negative integer"))?,
-        ),
-        None => None,
-    };
     Ok(ReadParams {
         consistency: params::consistency(mode, seq)?,
         page: crate::read::Page::first(1),
