@@ -194,12 +194,14 @@ impl Server {
     }
 }
 
-/// Run the loop (returns only on an error before the first start, or with `once`).
+/// Run the loop. It returns only on an error before the first start, or with `once`; later, a
+/// change that fails (to build, to migrate D1, to start) is reported and the loop goes on.
 pub fn run(dev: &Dev, log: &mut impl Write) -> Result<(), String> {
     let t0 = Instant::now();
     let mut times = dev.build(log)?;
     times.push(("D1 migrations", dev.migrate()?));
-    let (mut server, started) = dev.start()?;
+    let (server, started) = dev.start()?;
+    let mut server = Some(server);
     times.push(("wrangler dev", started));
     let _ = writeln!(
         log,
@@ -209,7 +211,9 @@ pub fn run(dev: &Dev, log: &mut impl Write) -> Result<(), String> {
     );
     dev.banner(log);
     if dev.once {
-        server.stop(dev.port);
+        if let Some(mut s) = server {
+            s.stop(dev.port);
+        }
         return Ok(());
     }
     let mut seen = snapshot(&dev.crate_dir);
@@ -242,14 +246,23 @@ pub fn run(dev: &Dev, log: &mut impl Write) -> Result<(), String> {
                 continue;
             }
         };
-        server.stop(dev.port);
-        let restarted = dev.migrate().and_then(|m| {
-            times.push(("D1 migrations", m));
-            dev.start()
-        });
-        match restarted {
+        if let Some(mut old) = server.take() {
+            old.stop(dev.port);
+        }
+        // A D1 migration D1 refuses is reported; the Worker starts anyway, as a deploy would
+        // (each room migrates itself and says what failed).
+        match dev.migrate() {
+            Ok(m) => times.push(("D1 migrations", m)),
+            Err(e) => {
+                let _ = writeln!(
+                    log,
+                    "[nanotype dev] the local D1 refused its migrations: {e}"
+                );
+            }
+        }
+        match dev.start() {
             Ok((s, started)) => {
-                server = s;
+                server = Some(s);
                 times.push(("wrangler dev", started));
                 let _ = writeln!(
                     log,
@@ -259,7 +272,12 @@ pub fn run(dev: &Dev, log: &mut impl Write) -> Result<(), String> {
                     steps(&times)
                 );
             }
-            Err(e) => return Err(format!("could not restart: {e}")),
+            Err(e) => {
+                let _ = writeln!(
+                    log,
+                    "[nanotype dev] not serving: {e}\n[nanotype dev] watching for the next change"
+                );
+            }
         }
         // What gen-migrations wrote is not a change of ours.
         seen = snapshot(&dev.crate_dir);
