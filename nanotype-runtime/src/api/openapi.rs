@@ -110,10 +110,7 @@ fn table_paths(
         json!({
             status: {
                 "description": what,
-                "headers": {
-                    "x-nanotype-seq": { "$ref": "#/components/headers/Seq" },
-                    "x-nanotype-token": { "$ref": "#/components/headers/Token" },
-                },
+                "headers": write_headers(),
                 "content": { "application/json": { "schema": {
                     "type": "object",
                     "required": ["row", "seq"],
@@ -296,10 +293,7 @@ fn table_paths(
             "responses": merge(vec![
                 json!({ "200": {
                     "description": "Deleted: its key and the room's seq after it.",
-                    "headers": {
-                        "x-nanotype-seq": { "$ref": "#/components/headers/Seq" },
-                        "x-nanotype-token": { "$ref": "#/components/headers/Token" },
-                    },
+                    "headers": write_headers(),
                     "content": { "application/json": { "schema": {
                         "type": "object",
                         "required": ["deleted", "seq"],
@@ -646,6 +640,14 @@ fn merge(parts: Vec<Json>) -> Json {
         }
     }
     Json::Object(out)
+}
+
+/// What every write's answer carries: the room's seq after it and a read token.
+fn write_headers() -> Json {
+    json!({
+        "x-nanotype-seq": { "$ref": "#/components/headers/Seq" },
+        "x-nanotype-token": { "$ref": "#/components/headers/Token" },
+    })
 }
 
 fn read_headers() -> Json {
