@@ -34,8 +34,8 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 cargo clippy -q -p nanotype-runtime -p tasks-example -p nanotype-bench-worker --target wasm32-unknown-unknown -- -D warnings
 
-stamp "cargo doc (no warnings: every public item documented, every link resolves)"
-RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
+stamp "cargo doc (no warnings: every public item documented, every link resolves; the worker module too)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --features nanotype-runtime/worker
 
 stamp "gen-migrations --check"
 cargo run -q --bin gen-migrations -- --check

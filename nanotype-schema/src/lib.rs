@@ -4,7 +4,7 @@
 //! that the DDL a struct produces is byte-identical wherever it is rendered. The phases follow
 //! parse → model → check → emit:
 //!
-//! * [`parse`] (feature `syn`) turns an annotated struct into a [`Table`] and collects every error
+//! * `parse` (feature `syn`) turns an annotated struct into a [`Table`] and collects every error
 //!   with the span of the offending tokens;
 //! * [`model`] holds the plain data ([`Table`], [`Column`], [`Index`], [`ValueKind`]);
 //! * [`check`] validates a model (identifiers, reserved names, keys, indexes, defaults);

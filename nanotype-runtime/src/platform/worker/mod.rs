@@ -15,7 +15,6 @@
 //! exact only within ±(2^53 − 1), which the runtime enforces on every write; a number that comes
 //! back integral is read as [`Value::Integer`](crate::Value::Integer) (a REAL column holding `1.0`
 //! too, which `f64` columns decode either way).
-#![cfg(target_arch = "wasm32")]
 
 mod analytics;
 mod bindings;
