@@ -133,6 +133,31 @@ fn every_described_path_is_a_route_and_every_table_is_described() {
         for op in ["get", "put", "patch", "delete"] {
             assert!(item[op].is_object(), "{table} {op}");
         }
+        assert!(
+            paths[&format!("/_across/{table}")]["get"].is_object(),
+            "{table} across"
+        );
+    }
+    // The page across rooms answers what its description requires.
+    let across = &paths["/_across/tasks"]["get"];
+    let names: Vec<&str> = across["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"status") && names.contains(&"after"),
+        "{names:?}"
+    );
+    let required = &across["responses"]["200"]["content"]["application/json"]["schema"]["required"];
+    let (status, page) = get(&e, "/_across/tasks?limit=1", Some("t-all"));
+    assert_eq!(status, 200, "{page}");
+    for field in required.as_array().unwrap() {
+        assert!(
+            page.get(field.as_str().unwrap()).is_some(),
+            "{field} in {page}"
+        );
     }
     let links = &paths["/rooms/{room}/tasks"]["post"]["responses"]["201"]["links"];
     assert_eq!(links["getTask"]["operationId"], "getTask");
@@ -159,7 +184,8 @@ fn every_described_path_is_a_route_and_every_table_is_described() {
 }
 
 /// What Schemathesis found, kept fixed: a malformed `x-nanotype-seq` is a 400 even when `seq=`
-/// is also sent (it was ignored on a row's read), a negative seq is a 400, `_sync` takes only
+/// is also sent (it was ignored on a row's read), a negative seq is a 400, a read across rooms
+/// without credentials is a 401 whatever its query, `_sync` takes only
 /// `rows`, and `_move` takes only `to`, as JSON.
 #[test]
 fn the_fuzzers_findings_stay_fixed() {
@@ -188,6 +214,11 @@ fn the_fuzzers_findings_stay_fixed() {
         assert_eq!(send("GET", path, &[], None), 200, "{path}");
     }
     assert_eq!(send("GET", "/rooms/fz-1/tasks/1?seq=-5", &[], None), 400);
+    // A read across rooms asks who before what: a malformed query without credentials is a 401
+    // (it was a 400, which told an anonymous caller about the query).
+    let malformed = "/_across/tasks?after=&status=";
+    assert_eq!(send("GET", malformed, &[], None), 400);
+    assert_eq!(e.request(HttpRequest::new("GET", malformed)).status, 401);
     assert_eq!(send("GET", "/rooms/fz-1/_sync?rows=yes", &[], None), 400);
     assert_eq!(send("GET", "/rooms/fz-1/_sync?other=1", &[], None), 400);
     assert_eq!(send("GET", "/rooms/fz-1/_sync?rows=1", &[], None), 200);

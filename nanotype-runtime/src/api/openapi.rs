@@ -6,8 +6,10 @@
 //! It describes every table route (bodies with the model's types, ranges, defaults and which
 //! fields a create needs; the read parameters, consistency and filters; the error format with its
 //! codes; the headers that carry a write's seq and read token), links from a create to the row's
-//! get, patch and delete, and the runtime's room routes. It cannot see what only the app's code
-//! decides: validation (a write the model allows may still be a 400 `rejected`), custom routes,
+//! get, patch and delete, the reads across rooms (`/_across/{table}`) and the runtime's room
+//! routes. It cannot see what only the app's code decides: validation (a write the model allows
+//! may still be a 400 `rejected`), custom routes (built by the room's hooks in its Durable Object,
+//! which the Worker that serves this document does not hold),
 //! whether read-only SQL and the feed are on (a 404 when off; the feed is a WebSocket, outside
 //! OpenAPI), and the Rust type inside a `#[nanotype(json)]` field (any JSON here). A field a body
 //! may leave out is one with an assigned key, a `default`, an `Option` or serde's
@@ -27,6 +29,7 @@
 //! let doc = nanotype::api::openapi::document(App::TABLES, &["DB".to_owned()]);
 //! assert_eq!(doc["openapi"], "3.1.0");
 //! assert!(doc["paths"]["/rooms/{room}/notes/{id}"]["patch"].is_object());
+//! assert!(doc["paths"]["/_across/notes"]["get"].is_object());
 //! // The key is assigned by the room, so a create does not send it.
 //! assert_eq!(doc["components"]["schemas"]["NoteCreate"]["required"], serde_json::json!(["text"]));
 //! ```
@@ -308,6 +311,61 @@ fn table_paths(
         format!("/rooms/{{room}}/{name}{key_path}"),
         Json::Object(item),
     );
+    paths.insert(format!("/_across/{name}"), across(t, &row_ref));
+}
+
+/// `GET /_across/{table}`: a page of the table's rows across the rooms the caller may see, from
+/// D1 only.
+fn across(t: &'static TableEntry, row_ref: &Json) -> Json {
+    let def = t.def;
+    let name = def.name.as_ref();
+    let mut params = vec![
+        json!({
+            "name": "after",
+            "in": "query",
+            "description": "The `next` of the previous page: a JSON array of the last row's room and key, `[\"room\", key]`.",
+            "schema": { "type": "string" },
+        }),
+        json!({
+            "name": "limit",
+            "in": "query",
+            "description": "Rows per page.",
+            "schema": { "type": "integer", "minimum": 1, "maximum": crate::across::MAX_ACROSS_LIMIT, "default": crate::Across::all().page_size() },
+        }),
+    ];
+    for col in super::params::leading_columns(def) {
+        let Some(c) = def.column(col) else { continue };
+        params.push(json!({
+            "name": col,
+            "in": "query",
+            "description": format!("Only rows whose `{col}` equals this (one filter per read, on an indexed field)."),
+            "schema": filter_schema(c.kind),
+        }));
+    }
+    json!({ "get": {
+        "operationId": format!("across{}", def.rust_name),
+        "summary": format!("A page of `{name}` rows across the rooms the caller may see, in room and key order (D1 only; a policy that decides room by room is a 403)."),
+        "parameters": params,
+        "responses": merge(vec![
+            json!({ "200": {
+                "description": "The rows, each with its room, and the next page's cursor.",
+                "content": { "application/json": { "schema": {
+                    "type": "object",
+                    "required": ["rows", "next", "source"],
+                    "properties": {
+                        "rows": { "type": "array", "items": {
+                            "type": "object",
+                            "required": ["room", "row"],
+                            "properties": { "room": { "type": "string" }, "row": row_ref },
+                        }},
+                        "next": { "type": ["string", "null"] },
+                        "source": { "const": "replica" },
+                    },
+                }}},
+            }}),
+            errors(&["400", "401", "403", "503"]),
+        ]),
+    }})
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -403,12 +403,18 @@ async fn across<G: GatewayPlatform>(
     req: &HttpRequest,
     table: &'static TableEntry,
 ) -> Result<HttpResponse, ApiError> {
-    let mut q = params::across(table, &params::query_pairs(&req.query)?)?;
+    // Who asks comes before what is asked: without credentials, a malformed query is a 401 too.
     let parts = req.parts();
-    match policy.visible_rooms(&parts, platform.vars()).await {
+    let scope = policy.visible_rooms(&parts, platform.vars()).await;
+    if let api::rooms::RoomScope::Prefixes(p) = &scope {
+        if p.is_empty() {
+            api::rooms::refuse_or_empty(policy, &parts, platform.vars()).await?;
+        }
+    }
+    let mut q = params::across(table, &params::query_pairs(&req.query)?)?;
+    match scope {
         api::rooms::RoomScope::All => {}
         api::rooms::RoomScope::Prefixes(p) if p.is_empty() => {
-            api::rooms::refuse_or_empty(policy, &parts, platform.vars()).await?;
             return Ok(HttpResponse::json(
                 200,
                 &serde_json::json!({ "rows": [], "next": null, "source": "replica" }),
