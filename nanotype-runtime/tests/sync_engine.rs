@@ -506,14 +506,15 @@ fn seq_never_goes_back_when_the_outbox_drains_or_the_host_restarts() {
             block(e.resync()).unwrap();
             assert_eq!(e.current_seq().unwrap(), last, "the resync moved seq");
             assert_eq!(outbox::depth(e.primary()).unwrap(), 0);
-            // Applied records are gone but the newest, kept as a marker.
+            // The outbox does not grow: each change took a record the replica had (the ring
+            // holds the three changes of this round at most, not every change so far).
             let rows: i64 = e
                 .primary()
                 .inner()
                 .connection()
                 .query_row("SELECT COUNT(*) FROM _nt_outbox", [], |r| r.get(0))
                 .unwrap();
-            assert_eq!(rows, 1);
+            assert!(rows <= 3, "round {round}: {rows} outbox records");
         }
         assert_eq!(
             block(nanotype::sync::replica_watermark(&native, "s")).unwrap(),

@@ -40,9 +40,8 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
     let keys = KeyColumns::of(def);
     let new_key = keys.expr("NEW.");
     let old_key = keys.expr("OLD.");
-    let record = |expr: &str| {
-        format!("INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES ({name}, {expr});")
-    };
+    // One row written per change: the oldest record the replica has, or a new one.
+    let record = |expr: &str| crate::outbox::record_sql(&name, expr, "1");
     let mut bodies = vec![
         (
             "ins",
@@ -51,8 +50,8 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
         (
             "upd",
             format!(
-                "AFTER UPDATE ON {table} BEGIN INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") \
-                 SELECT {name}, {old_key} WHERE {old_key} IS NOT {new_key}; {} END",
+                "AFTER UPDATE ON {table} BEGIN {} {} END",
+                crate::outbox::record_sql(&name, &old_key, &format!("{old_key} IS NOT {new_key}")),
                 record(&new_key)
             ),
         ),

@@ -1,12 +1,19 @@
 //! The outbox: the room's changes waiting to reach the replica, in the room's own SQLite.
 //!
-//! A write appends `(seq, table, key)` in the same transaction as the row change (see
-//! [`crate::write`]). `seq` is the rowid: SQLite gives each new record the largest seq + 1, and
-//! the newest record is never deleted (once applied it stays as a marker with an empty `tbl`), so
-//! seq increases for the life of the room without the extra page an `AUTOINCREMENT` counter
-//! costs every write. The flush reads the rows' *current* state when it sends them, so several
-//! writes to one row between flushes send the latest state once, and the outbox stays one small
-//! row per write.
+//! A write records `(seq, table, key)` in the same statement as the row change (the capture
+//! triggers, [`crate::capture`]). `seq` is the rowid, so records are read in seq order from any
+//! point. The flush reads the rows' *current* state when it sends them, so several writes to one
+//! row between flushes send the latest state once, and the outbox stays one small row per change.
+//!
+//! **One row written per change, never a delete.** The room stores how far the replica has
+//! applied (`_nt_meta`, [`APPLIED_KEY`], written once per drain, not per change). A change takes
+//! the oldest record when the replica has it, and gives it the next seq in place
+//! (`UPDATE … SET seq = MAX(seq) + 1`: one row written, as an insert is); only when every record
+//! is still unsent does it insert a new one. So the outbox is a ring of about one batch of
+//! records that grows by itself while the replica lags, and the change that a naive outbox pays
+//! twice (its insert, and its delete once D1 has it) is paid once. Seq only grows: a record taken
+//! is given `MAX(seq) + 1`, and the newest record is never deleted. After a long lag the flush
+//! gives back the records beyond [`KEEP`] that the replica has.
 
 use crate::error::Result;
 use crate::primary::Primary;
@@ -15,11 +22,45 @@ use crate::value::Value;
 const APPEND: &str =
     "INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES (?1, ?2) RETURNING \"seq\"";
 
+/// The `_nt_meta` key of the seq through which the replica has applied the room's changes, as
+/// far as the room has recorded it.
+pub const APPLIED_KEY: &str = "outbox_applied";
+
+/// Records the flush keeps after a lag, once the replica has them: beyond these, applied records
+/// are deleted (one row written each), so a ring grown while D1 was down shrinks back.
+pub const KEEP: i64 = 1024;
+
 /// Create the runtime's tables in the room's SQLite if they are missing
-/// ([`crate::meta::PRIMARY_DDL`]).
+/// ([`crate::meta::PRIMARY_DDL`]), and the applied mark: in a room whose outbox predates it,
+/// everything before its oldest unsent record (the ones marked with an empty `tbl` are sent).
 pub fn install<P: Primary>(db: &P) -> Result<()> {
-    db.execute_batch(crate::meta::PRIMARY_DDL)
+    db.execute_batch(crate::meta::PRIMARY_DDL)?;
+    db.execute(
+        "INSERT INTO \"_nt_meta\" (\"key\", \"value\") SELECT ?1, COALESCE(\
+         (SELECT MIN(\"seq\") - 1 FROM \"_nt_outbox\" WHERE \"tbl\" <> ''), \
+         (SELECT MAX(\"seq\") FROM \"_nt_outbox\"), 0) \
+         ON CONFLICT (\"key\") DO NOTHING",
+        &[Value::Text(APPLIED_KEY.to_owned())],
+    )?;
+    Ok(())
 }
+
+/// The SQL of a capture trigger's record of the key `key` (an SQL expression) of `table` (an SQL
+/// string literal), when `when` (an SQL condition) holds: take the oldest record if the replica
+/// has it, else insert one. Two statements; the second sees the first's `changes()`.
+pub(crate) fn record_sql(table: &str, key: &str, when: &str) -> String {
+    format!(
+        "UPDATE \"_nt_outbox\" SET \"seq\" = (SELECT MAX(\"seq\") FROM \"_nt_outbox\") + 1, \
+         \"tbl\" = {table}, \"pk\" = {key}, \"at\" = {NOW_MS} \
+         WHERE ({when}) AND \"seq\" = (SELECT MIN(\"seq\") FROM \"_nt_outbox\") \
+         AND \"seq\" <= (SELECT \"value\" FROM \"_nt_meta\" WHERE \"key\" = '{APPLIED_KEY}'); \
+         INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") SELECT {table}, {key} \
+         WHERE ({when}) AND changes() = 0;"
+    )
+}
+
+/// Now, in ms since the epoch, in SQL (the outbox's `at` default).
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
 /// Record a change of `table`'s row `key`. Call inside the transaction that changed the row.
 /// Returns the change's seq.
@@ -33,27 +74,36 @@ pub fn current_seq<P: Primary>(db: &P) -> Result<i64> {
     int(db.query("SELECT MAX(\"seq\") FROM \"_nt_outbox\"", &[])?)
 }
 
-/// Number of changes waiting.
-pub fn depth<P: Primary>(db: &P) -> Result<i64> {
+/// The seq through which the room has recorded the replica's progress (0 before any).
+pub fn applied<P: Primary>(db: &P) -> Result<i64> {
     int(db.query(
-        "SELECT COUNT(*) FROM \"_nt_outbox\" WHERE \"tbl\" <> ''",
-        &[],
+        "SELECT \"value\" FROM \"_nt_meta\" WHERE \"key\" = ?1",
+        &[Value::Text(APPLIED_KEY.to_owned())],
     )?)
 }
 
-/// Forget the changes up to `through`, which the replica has applied. The newest record is kept
-/// (marked applied) so that seq never goes back.
+/// Number of changes waiting.
+pub fn depth<P: Primary>(db: &P) -> Result<i64> {
+    int(db.query(
+        "SELECT COUNT(*) FROM \"_nt_outbox\" WHERE \"tbl\" <> '' AND \"seq\" > \
+         COALESCE((SELECT \"value\" FROM \"_nt_meta\" WHERE \"key\" = ?1), 0)",
+        &[Value::Text(APPLIED_KEY.to_owned())],
+    )?)
+}
+
+/// Record that the replica has applied every change up to `through`: from then on a change may
+/// take those records. One row written; after a lag, the applied records beyond [`KEEP`] are
+/// deleted as well. The newest record always stays, so seq never goes back.
 pub fn trim<P: Primary>(db: &P, through: i64) -> Result<()> {
-    let through = [Value::Integer(through)];
     db.transaction(|| {
         db.query(
-            "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1 \
-             AND \"seq\" < (SELECT MAX(\"seq\") FROM \"_nt_outbox\")",
-            &through,
+            "UPDATE \"_nt_meta\" SET \"value\" = ?2 WHERE \"key\" = ?1 AND \"value\" < ?2",
+            &[Value::Text(APPLIED_KEY.to_owned()), Value::Integer(through)],
         )?;
         db.query(
-            "UPDATE \"_nt_outbox\" SET \"tbl\" = '' WHERE \"seq\" <= ?1 AND \"tbl\" <> ''",
-            &through,
+            "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1 \
+             AND \"seq\" <= (SELECT MAX(\"seq\") FROM \"_nt_outbox\") - ?2",
+            &[Value::Integer(through), Value::Integer(KEEP)],
         )?;
         Ok(())
     })

@@ -247,7 +247,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         if let Some(from) =
             meta_get(&self.primary, META_RESYNC_FROM)?.and_then(|s| s.parse::<i64>().ok())
         {
-            // Through the outbox's own trim, which keeps the newest record: seq never goes back.
+            // Through the outbox's own applied mark: those records may be taken by later changes.
             self.mark_applied(from);
             self.trim_applied()?;
         }

@@ -335,8 +335,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
     }
 
-    /// The replica applied every change up to `hi`. The records are deleted when the current
-    /// drain ends ([`Engine::trim_applied`]): one primary commit per drain, not per batch. If the
+    /// The replica applied every change up to `hi`. The room records it when the current drain
+    /// ends ([`Engine::trim_applied`]): one primary commit per drain, not per batch. If the
     /// host dies first, the replica's watermark says the same on the next start.
     pub(crate) fn mark_applied(&self, hi: i64) {
         if hi > self.applied_through.get() {
@@ -344,7 +344,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
     }
 
-    /// Delete the outbox records known applied.
+    /// Record in the room that the outbox records known applied may be taken by later changes.
     pub(crate) fn trim_applied(&self) -> Result<()> {
         let through = self.applied_through.get();
         if through > self.trimmed_through.get() {

@@ -250,7 +250,8 @@ pub struct Engine<P, R, S> {
     backfill_idle: Cell<bool>,
     /// Whether a resync is under way, as last read from the primary.
     resync: Cell<Option<bool>>,
-    /// Outbox records up to this seq are applied (deleted when a drain ends).
+    /// Outbox records up to this seq are applied (recorded in the room when a drain ends, so
+    /// later changes may take their records).
     applied_through: Cell<i64>,
     /// Outbox records up to this seq are deleted.
     trimmed_through: Cell<i64>,
@@ -759,6 +760,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
         let tables = dependency_order(tables);
         outbox::install(&primary)?;
+        // What the room last recorded as applied: records up to it are not sent again.
+        let applied = outbox::applied(&primary)?;
         crate::capture::install(&primary, &tables)?;
         let primary_id = primary.transaction(|| {
             match meta_get(&primary, META_ROOM)? {
@@ -829,8 +832,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             bookmark: RefCell::new(None),
             backfill_idle: Cell::new(false),
             resync: Cell::new(None),
-            applied_through: Cell::new(0),
-            trimmed_through: Cell::new(0),
+            applied_through: Cell::new(applied),
+            trimmed_through: Cell::new(applied),
             stats: RefCell::new(Stats {
                 replica_available,
                 ..stored_stats
