@@ -4,7 +4,7 @@
 //! also appends its change to `_nt_changes(seq, msg, at)` in the same transaction as the row and
 //! its outbox record: `seq` is the room's seq (the outbox's), `msg` the message a client gets,
 //! already encoded. The log is kept by its own rules, by count and by age, independent of the
-//! outbox (which is trimmed as soon as D1 has a batch), so a client that reconnects with the last
+//! outbox (whose records later changes take as soon as D1 has them), so a client that reconnects with the last
 //! seq it saw receives every change it missed, once and in order ([`catch_up`]); when that seq is
 //! older than the log keeps, it gets a [`Message::Reset`] instead and reloads a snapshot.
 //!

@@ -1,9 +1,11 @@
 //! The runtime's own tables (`_nt_*`), in one place.
 //!
 //! In each room's SQLite (the Durable Object):
-//! * `_nt_outbox(seq, tbl, pk, at)`: changes waiting for the replica; `seq` is the rowid and the
-//!   newest record is never deleted, so seq only grows (see [`crate::outbox`]);
-//! * `_nt_meta(key, value)`: the room id, the primary's identity, the resync state;
+//! * `_nt_outbox(seq, tbl, pk, at)`: the room's changes for the replica, a ring whose records a
+//!   later change takes once D1 has them; `seq` is the rowid and only grows (see
+//!   [`crate::outbox`]);
+//! * `_nt_meta(key, value)`: the room id, the primary's identity, the resync state, how far the
+//!   replica has applied the outbox;
 //! * `_nt_backfill(tbl, cursor, done)`: where a backfill or resync of each table stands;
 //! * `_nt_timers(name, at)`: the app's timers over the room's one alarm ([`crate::timers`]);
 //! * `_nt_keys(tbl, hwm)`: per table with assigned keys, the largest key ever deleted while it

@@ -3,7 +3,8 @@
 //! * **Write path** ([`crate::write`]): a row change and its outbox record commit together.
 //! * **Flush**: pending changes go in bounded batches; each row is sent in its
 //!   current state (several writes to a row between flushes send it once); each batch is one
-//!   replica transaction that also moves the room's watermark; only then is the outbox trimmed.
+//!   replica transaction that also moves the room's watermark; only then may later changes take
+//!   the outbox records it sent ([`crate::outbox`]).
 //!   A failure drops nothing: the error is recorded and a retry scheduled with capped backoff.
 //! * **Backfill / resync**: keyset-paged copies of a room's tables, resumable
 //!   after a crash, correct while writes continue; a resync also deletes replica rows the
