@@ -187,7 +187,7 @@ fn an_outbox_from_before_the_ring_keeps_its_unsent_changes() {
         conn.execute_batch(
             "DELETE FROM _nt_outbox WHERE seq < (SELECT MAX(seq) FROM _nt_outbox);
              UPDATE _nt_outbox SET tbl = '';
-             DELETE FROM _nt_meta WHERE key = 'outbox_applied';",
+             UPDATE _nt_meta SET value = json_remove(value, '$.outbox_applied') WHERE key = 'health';",
         )
         .unwrap();
         // Two changes the old runtime recorded and did not send.

@@ -6,7 +6,8 @@
 //! row between flushes send the latest state once, and the outbox stays one small row per change.
 //!
 //! **One row written per change, never a delete.** The room stores how far the replica has
-//! applied (`_nt_meta`, [`APPLIED_KEY`], written once per drain, not per change). A change takes
+//! applied ([`APPLIED_FIELD`] of the engine's health row, written once per sync with the
+//! counters it writes anyway, not per change). A change takes
 //! the oldest record when the replica has it, and gives it the next seq in place
 //! (`UPDATE … SET seq = MAX(seq) + 1`: one row written, as an insert is); only when every record
 //! is still unsent does it insert a new one. So the outbox is a ring of about one batch of
@@ -22,9 +23,13 @@ use crate::value::Value;
 const APPEND: &str =
     "INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") VALUES (?1, ?2) RETURNING \"seq\"";
 
-/// The `_nt_meta` key of the seq through which the replica has applied the room's changes, as
-/// far as the room has recorded it.
-pub const APPLIED_KEY: &str = "outbox_applied";
+/// Where the room records the seq through which the replica has applied its changes: a field of
+/// the engine's health row (`_nt_meta`, key `health`), so that a sync writes one row for both.
+pub const APPLIED_FIELD: &str = "outbox_applied";
+
+/// That seq, in SQL (`NULL` when the room has recorded none, or its health row is unreadable).
+const APPLIED_SQL: &str = "(SELECT json_extract(\"value\", '$.outbox_applied') FROM \"_nt_meta\" \
+     WHERE \"key\" = 'health' AND json_valid(\"value\"))";
 
 /// Records the flush keeps after a lag, once the replica has them: beyond these, applied records
 /// are deleted (one row written each), so a ring grown while D1 was down shrinks back.
@@ -35,12 +40,17 @@ pub const KEEP: i64 = 1024;
 /// everything before its oldest unsent record (the ones marked with an empty `tbl` are sent).
 pub fn install<P: Primary>(db: &P) -> Result<()> {
     db.execute_batch(crate::meta::PRIMARY_DDL)?;
+    let before = "COALESCE((SELECT MIN(\"seq\") - 1 FROM \"_nt_outbox\" WHERE \"tbl\" <> ''), \
+                  (SELECT MAX(\"seq\") FROM \"_nt_outbox\"), 0)";
     db.execute(
-        "INSERT INTO \"_nt_meta\" (\"key\", \"value\") SELECT ?1, COALESCE(\
-         (SELECT MIN(\"seq\") - 1 FROM \"_nt_outbox\" WHERE \"tbl\" <> ''), \
-         (SELECT MAX(\"seq\") FROM \"_nt_outbox\"), 0) \
-         ON CONFLICT (\"key\") DO NOTHING",
-        &[Value::Text(APPLIED_KEY.to_owned())],
+        &format!(
+            "INSERT INTO \"_nt_meta\" (\"key\", \"value\") \
+             VALUES ('health', json_object('{APPLIED_FIELD}', {before})) \
+             ON CONFLICT (\"key\") DO UPDATE SET \"value\" = \
+             json_set(\"value\", '$.{APPLIED_FIELD}', {before}) \
+             WHERE json_valid(\"value\") AND json_extract(\"value\", '$.{APPLIED_FIELD}') IS NULL"
+        ),
+        &[],
     )?;
     Ok(())
 }
@@ -53,7 +63,7 @@ pub(crate) fn record_sql(table: &str, key: &str, when: &str) -> String {
         "UPDATE \"_nt_outbox\" SET \"seq\" = (SELECT MAX(\"seq\") FROM \"_nt_outbox\") + 1, \
          \"tbl\" = {table}, \"pk\" = {key}, \"at\" = {NOW_MS} \
          WHERE ({when}) AND \"seq\" = (SELECT MIN(\"seq\") FROM \"_nt_outbox\") \
-         AND \"seq\" <= (SELECT \"value\" FROM \"_nt_meta\" WHERE \"key\" = '{APPLIED_KEY}'); \
+         AND \"seq\" <= {APPLIED_SQL}; \
          INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") SELECT {table}, {key} \
          WHERE ({when}) AND changes() = 0;"
     )
@@ -76,37 +86,30 @@ pub fn current_seq<P: Primary>(db: &P) -> Result<i64> {
 
 /// The seq through which the room has recorded the replica's progress (0 before any).
 pub fn applied<P: Primary>(db: &P) -> Result<i64> {
-    int(db.query(
-        "SELECT \"value\" FROM \"_nt_meta\" WHERE \"key\" = ?1",
-        &[Value::Text(APPLIED_KEY.to_owned())],
-    )?)
+    int(db.query(&format!("SELECT COALESCE({APPLIED_SQL}, 0)"), &[])?)
 }
 
 /// Number of changes waiting.
 pub fn depth<P: Primary>(db: &P) -> Result<i64> {
     int(db.query(
-        "SELECT COUNT(*) FROM \"_nt_outbox\" WHERE \"tbl\" <> '' AND \"seq\" > \
-         COALESCE((SELECT \"value\" FROM \"_nt_meta\" WHERE \"key\" = ?1), 0)",
-        &[Value::Text(APPLIED_KEY.to_owned())],
+        &format!(
+            "SELECT COUNT(*) FROM \"_nt_outbox\" WHERE \"tbl\" <> '' \
+             AND \"seq\" > COALESCE({APPLIED_SQL}, 0)"
+        ),
+        &[],
     )?)
 }
 
-/// Record that the replica has applied every change up to `through`: from then on a change may
-/// take those records. One row written; after a lag, the applied records beyond [`KEEP`] are
-/// deleted as well. The newest record always stays, so seq never goes back.
+/// After the replica has applied every change up to `through` (which the engine records in its
+/// health row): delete the applied records beyond the newest [`KEEP`], which only a lag leaves
+/// (one row written each, once). The newest record always stays, so seq never goes back.
 pub fn trim<P: Primary>(db: &P, through: i64) -> Result<()> {
-    db.transaction(|| {
-        db.query(
-            "UPDATE \"_nt_meta\" SET \"value\" = ?2 WHERE \"key\" = ?1 AND \"value\" < ?2",
-            &[Value::Text(APPLIED_KEY.to_owned()), Value::Integer(through)],
-        )?;
-        db.query(
-            "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1 \
-             AND \"seq\" <= (SELECT MAX(\"seq\") FROM \"_nt_outbox\") - ?2",
-            &[Value::Integer(through), Value::Integer(KEEP)],
-        )?;
-        Ok(())
-    })
+    db.query(
+        "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1 \
+         AND \"seq\" <= (SELECT MAX(\"seq\") FROM \"_nt_outbox\") - ?2",
+        &[Value::Integer(through), Value::Integer(KEEP)],
+    )?;
+    Ok(())
 }
 
 fn int(rows: Vec<crate::value::Row>) -> Result<i64> {

@@ -344,12 +344,15 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         }
     }
 
-    /// Record in the room that the outbox records known applied may be taken by later changes.
+    /// Record in the room that the outbox records known applied may be taken by later changes:
+    /// in the health row the sync writes when it ends (one row written for both).
     pub(crate) fn trim_applied(&self) -> Result<()> {
         let through = self.applied_through.get();
         if through > self.trimmed_through.get() {
             crate::outbox::trim(&self.primary, through)?;
             self.trimmed_through.set(through);
+            self.stats.borrow_mut().outbox_applied = through;
+            self.stats_changed.set(true);
         }
         Ok(())
     }

@@ -170,7 +170,11 @@ impl SyncConfig {
 /// that changed them, so health survives eviction and restarts; `replica_available` and
 /// `next_retry_ms` describe this instance and start afresh.
 #[derive(Default, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub(crate) struct Stats {
+    /// The seq through which the replica has applied the outbox ([`crate::outbox::APPLIED_FIELD`],
+    /// read by the capture triggers: records up to it may be taken by later changes).
+    pub outbox_applied: i64,
     pub total_syncs: u64,
     pub sync_errors: u64,
     pub last_sync_time: Option<i64>,
@@ -837,6 +841,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             trimmed_through: Cell::new(applied),
             stats: RefCell::new(Stats {
                 replica_available,
+                outbox_applied: applied,
                 ..stored_stats
             }),
             stats_changed: Cell::new(false),
