@@ -77,8 +77,15 @@ export async function dashboardChecks({ check, room }) {
         shots[width] = path;
         const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
         assert.ok(pageWidth <= width + 1, `the page itself does not scroll sideways at ${width} px (${pageWidth})`);
-        await page.locator(`button[data-resync="${R}"]`).scrollIntoViewIfNeeded();
-        assert.ok(await page.locator(`button[data-resync="${R}"]`).isVisible(), `Resync reachable at ${width} px`);
+        // The page redraws its rows on every poll: scroll and look in one step inside the page, so
+        // a redraw between the two cannot detach what is looked at.
+        await waitFor(`Resync reachable at ${width} px`, () => page.evaluate((room) => {
+          const b = document.querySelector(`button[data-resync="${room}"]`);
+          if (!b) return false;
+          b.scrollIntoView({ block: "nearest", inline: "nearest" });
+          const r = b.getBoundingClientRect();
+          return r.width > 0 && r.height > 0 && r.right <= innerWidth + 1 && r.bottom <= innerHeight + 1 && r.left >= -1 && r.top >= -1;
+        }, R), 5000);
       }
       feed.close();
       // The page holds no data without a token: the policy refuses its requests.

@@ -7,10 +7,9 @@
 //!
 //! **One row written per change, never a delete.** The room stores how far the replica has
 //! applied ([`APPLIED_FIELD`] of the engine's health row, written once per sync with the
-//! counters it writes anyway, not per change). A change takes
-//! the oldest record when the replica has it, and gives it the next seq in place
-//! (`UPDATE … SET seq = MAX(seq) + 1`: one row written, as an insert is); only when every record
-//! is still unsent does it insert a new one. So the outbox is a ring of about one batch of
+//! counters it writes anyway, not per change). A change takes the oldest record when the replica
+//! has it, and gives it the next seq in place (`UPDATE … SET seq = MAX(seq) + 1`: one row
+//! written, as an insert is); only when every record is still unsent does it insert a new one. So the outbox is a ring of about one batch of
 //! records that grows by itself while the replica lags, and the change that a naive outbox pays
 //! twice (its insert, and its delete once D1 has it) is paid once. Seq only grows: a record taken
 //! is given `MAX(seq) + 1`, and the newest record is never deleted. After a long lag the flush
@@ -118,4 +117,21 @@ fn int(rows: Vec<crate::value::Row>) -> Result<i64> {
         Some(Value::Real(f)) => *f as i64,
         _ => 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The triggers read the applied mark where the engine writes it: the field of its health
+    /// row that its counters serialize to.
+    #[test]
+    fn the_triggers_read_the_mark_the_engine_writes() {
+        let stats = crate::sync::Stats {
+            outbox_applied: 7,
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(json[super::APPLIED_FIELD], 7);
+        assert!(super::APPLIED_SQL.contains(&format!("'$.{}'", super::APPLIED_FIELD)));
+        assert!(super::APPLIED_SQL.contains(&format!("= '{}'", crate::sync::META_HEALTH)));
+    }
 }

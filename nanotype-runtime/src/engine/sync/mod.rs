@@ -592,7 +592,7 @@ impl<R> EngineBuilder<R> {
 const META_ROOM: &str = "room_id";
 const META_PRIMARY_ID: &str = "primary_id";
 const META_RESYNC: &str = "resync";
-const META_HEALTH: &str = "health";
+pub(crate) const META_HEALTH: &str = "health";
 const META_SHARD: &str = "shard";
 const META_MOVE_FROM: &str = "move_from";
 
