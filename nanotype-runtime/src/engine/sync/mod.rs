@@ -258,7 +258,8 @@ pub struct Engine<P, R, S> {
     /// Outbox records up to this seq are applied (recorded in the room when a drain ends, so
     /// later changes may take their records).
     applied_through: Cell<i64>,
-    /// Outbox records up to this seq are deleted.
+    /// Outbox records up to this seq are recorded as applied in the room (the health row's
+    /// mark, which the capture triggers read).
     trimmed_through: Cell<i64>,
     stats: RefCell<Stats>,
     /// The counters changed since they were last stored.
