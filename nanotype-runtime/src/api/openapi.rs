@@ -140,23 +140,20 @@ fn table_paths(
     let op_id = |verb: &str| format!("{verb}{rust}");
 
     // From a create to the row's other routes: the key from the answer's row.
-    let links: Map<String, Json> = ["get", "patch", "delete"]
-        .iter()
-        .map(|verb| {
-            let mut params = Map::new();
-            params.insert("room".into(), json!("$request.path.room"));
-            for c in &keys {
-                params.insert(
-                    c.field.to_string(),
-                    json!(format!("$response.body#/row/{}", c.field)),
-                );
-            }
-            (
-                format!("{verb}{rust}"),
-                json!({ "operationId": op_id(verb), "parameters": params }),
-            )
-        })
-        .collect();
+    let links = object(["get", "patch", "delete"].iter().map(|verb| {
+        let mut params = Map::new();
+        params.insert("room".into(), json!("$request.path.room"));
+        for c in &keys {
+            params.insert(
+                c.field.to_string(),
+                json!(format!("$response.body#/row/{}", c.field)),
+            );
+        }
+        (
+            format!("{verb}{rust}"),
+            json!({ "operationId": op_id(verb), "parameters": params }),
+        )
+    }));
     let mut created = written(
         "201",
         "Created: the stored row (defaults and validation applied) and the room's seq after it.",
@@ -377,12 +374,12 @@ enum Body {
 
 /// A row as the API sends it: every field, as the struct's serde writes it.
 fn row_schema(t: &TableEntry) -> Json {
-    let props: Map<String, Json> = t
-        .def
-        .columns
-        .iter()
-        .map(|c| (c.field.to_string(), column_schema(c, false)))
-        .collect();
+    let props = object(
+        t.def
+            .columns
+            .iter()
+            .map(|c| (c.field.to_string(), column_schema(c, false))),
+    );
     let required: Vec<&str> = t.def.columns.iter().map(|c| c.field.as_ref()).collect();
     json!({
         "type": "object",
@@ -678,16 +675,22 @@ fn responses() -> Json {
 
 /// The listed statuses as references to the shared error responses.
 fn errors(statuses: &[&str]) -> Json {
-    let m: Map<String, Json> = statuses
-        .iter()
-        .map(|s| {
-            (
-                s.to_string(),
-                json!({ "$ref": format!("#/components/responses/{s}") }),
-            )
-        })
-        .collect();
-    Json::Object(m)
+    Json::Object(object(statuses.iter().map(|s| {
+        (
+            s.to_string(),
+            json!({ "$ref": format!("#/components/responses/{s}") }),
+        )
+    })))
+}
+
+/// An object of `pairs`, inserted one by one: collecting into a [`Map`] sorts the pairs first,
+/// and that sort is several KiB of wasm for every iterator it is collected from.
+fn object(pairs: impl Iterator<Item = (String, Json)>) -> Map<String, Json> {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert(k, v);
+    }
+    m
 }
 
 fn merge(parts: Vec<Json>) -> Json {

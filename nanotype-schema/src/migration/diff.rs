@@ -188,7 +188,7 @@ impl<'a> TablePlan<'a> {
                 .iter()
                 .map(|c| crate::migration::shape::normalize_sql(c))
                 .collect();
-            v.sort();
+            crate::sort::sort(&mut v);
             v
         };
         if norm(self.current) != norm(t) {

@@ -106,7 +106,7 @@ pub fn table(run: &mut Run<'_>, table: &str) -> Result<TableShape, String> {
         let name = cell(&r, 1).text().unwrap_or_default().to_owned();
         // seqno, cid, name (NULL for an expression; nanotype makes none, show it as such)
         let mut info = run(&format!("PRAGMA index_info({})", quote(&name)))?;
-        info.sort_by_key(|i| cell(i, 0).int());
+        crate::sort::sort_by_key(&mut info, |i| cell(i, 0).int());
         let cols = info
             .iter()
             .map(|i| cell(i, 2).text().unwrap_or("<expression>").to_owned())
@@ -141,7 +141,7 @@ pub fn table(run: &mut Run<'_>, table: &str) -> Result<TableShape, String> {
         .and_then(|r| cell(r, 0).text())
         .map(checks_of)
         .unwrap_or_default();
-    columns.sort_by(|a, b| a.name.cmp(&b.name));
+    crate::sort::sort_by(&mut columns, |a, b| a.name.cmp(&b.name));
     Ok(TableShape {
         name: table.to_owned(),
         columns,

@@ -125,16 +125,16 @@ pub fn checks_of(create_table: &str) -> Vec<String> {
         }
         i += 1;
     }
-    out.sort();
+    crate::sort::sort(&mut out);
     out
 }
 
 impl TableShape {
     /// Columns and indexes sorted by name, so that equal schemas compare equal.
     pub fn normalized(mut self) -> TableShape {
-        self.columns.sort_by(|a, b| a.name.cmp(&b.name));
-        self.indexes.sort_by(|a, b| a.name.cmp(&b.name));
-        self.checks.sort();
+        crate::sort::sort_by(&mut self.columns, |a, b| a.name.cmp(&b.name));
+        crate::sort::sort_by(&mut self.indexes, |a, b| a.name.cmp(&b.name));
+        crate::sort::sort(&mut self.checks);
         self
     }
 
@@ -323,7 +323,7 @@ pub fn to_table(shape: &TableShape) -> Result<Table, String> {
         });
     }
     // A model's key follows its columns' order: the key's columns come first, in key order.
-    columns.sort_by_key(|c| {
+    crate::sort::sort_by_key(&mut columns, |c| {
         shape
             .columns
             .iter()

@@ -116,11 +116,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                     }
                 }
             }
-            for p in wanted
-                .iter()
-                .map(|(p, _)| *p)
-                .collect::<std::collections::BTreeSet<_>>()
-            {
+            let mut parents: Vec<usize> = wanted.iter().map(|(p, _)| *p).collect();
+            crate::sort::sort(&mut parents);
+            parents.dedup();
+            for p in parents {
                 // A referenced table has a one-column key (a composite key cannot be).
                 let parent = upserts[p].0;
                 let key = KeyColumns::of(parent);
@@ -173,7 +172,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let mut rows_sent = 0;
             let tables = self.tables();
             let mut pending_tables: Vec<_> = pending.tables.iter().collect();
-            pending_tables.sort_by_key(|(def, _)| {
+            crate::sort::sort_by_key(&mut pending_tables, |(def, _)| {
                 tables
                     .iter()
                     .position(|t| t.name == def.name)
