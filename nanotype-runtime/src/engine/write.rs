@@ -155,8 +155,9 @@ pub fn update_row<P: Primary>(db: &P, sql: &TableSql, values: Row) -> Result<Row
 pub fn delete_row<P: Primary>(db: &P, sql: &TableSql, key: Value) -> Result<bool> {
     let parts = sql.key_parts(&key)?;
     let found = apply(db, &sql.name, || {
-        let n = db.execute(&sql.delete, &parts)?;
-        if n == 0 {
+        // `RETURNING` says whether a row went, in the delete's own statement (a backend may
+        // pay a statement for a change count).
+        if db.query(&sql.delete, &parts)?.is_empty() {
             return Ok(None);
         }
         // In a room the capture trigger keeps the high-water mark (for raw deletes too).

@@ -191,7 +191,7 @@ impl TableSql {
         let update =
             format!("UPDATE {table} SET {update_set} WHERE {key_match} RETURNING {columns}");
         TableSql {
-            delete: format!("DELETE FROM {table} WHERE {}", key.eq_sql(1)),
+            delete: format!("DELETE FROM {table} WHERE {} RETURNING 1", key.eq_sql(1)),
             get: format!("SELECT {columns} FROM {table} WHERE {}", key.eq_sql(1)),
             select: format!("SELECT {columns} FROM {table}"),
             replica_select: format!(

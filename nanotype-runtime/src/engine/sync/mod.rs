@@ -631,7 +631,7 @@ pub fn store_move_from<P: Primary>(db: &P, from: Option<&str>) -> Result<()> {
     if let Some(from) = from {
         return meta_set(db, META_MOVE_FROM, from);
     }
-    db.execute(
+    db.query(
         "DELETE FROM \"_nt_meta\" WHERE \"key\" = ?1",
         &[Value::Text(META_MOVE_FROM.into())],
     )?;
@@ -676,7 +676,9 @@ pub(crate) fn meta_get<P: Primary>(db: &P, key: &str) -> Result<Option<String>> 
 }
 
 pub(crate) fn meta_set<P: Primary>(db: &P, key: &str, value: &str) -> Result<()> {
-    db.execute(
+    // `query`, not `execute`: no change count is needed, and the Durable Object's backend pays
+    // a statement for one (this runs once per sync, for the health row).
+    db.query(
         "INSERT INTO \"_nt_meta\" (\"key\", \"value\") VALUES (?1, ?2) ON CONFLICT (\"key\") DO UPDATE SET \"value\" = excluded.\"value\"",
         &[Value::Text(key.into()), Value::Text(value.into())],
     )?;
