@@ -290,7 +290,7 @@ const BUILD: &str = "WASM_BINDGEN_BIN=$(which wasm-bindgen) WASM_OPT_BIN=node_mo
 pub fn run_steps() -> String {
     format!(
         r"npm install        # wrangler, wasm-opt, esbuild (pinned)
-nanotype tools     # once: worker-build {WORKER} and wasm-bindgen-cli {WASM_BINDGEN}, pinned (about 14 minutes)
+nanotype tools     # once: worker-build {WORKER} and wasm-bindgen-cli {WASM_BINDGEN}, pinned (about 12 minutes)
 nanotype dev       # build, migrate, serve; again on every change
 
 # nanotype dev is these, by hand:
