@@ -46,7 +46,6 @@ mod guide;
 #[doc(hidden)]
 pub mod model;
 mod platform;
-mod sort;
 
 // The engine's and the model's modules by their short names: public for the macros' generated
 // code, this crate's own tests and the bench, not part of the API an app is written against

@@ -29,7 +29,7 @@ pub mod migration;
 pub mod model;
 #[cfg(feature = "syn")]
 pub mod parse;
-mod sort;
+pub mod sort;
 pub mod symbol;
 pub mod typescript;
 

@@ -94,7 +94,7 @@ pub async fn list<R: Replica, P: Policy + ?Sized>(
             }
         }
         // Merged by name; a room on two shards (being moved) is listed once.
-        crate::sort::sort_by(&mut rows, |a, b| room_name(a).cmp(room_name(b)));
+        nanotype_schema::sort::sort_by(&mut rows, |a, b| room_name(a).cmp(room_name(b)));
         rows.dedup_by(|a, b| room_name(a) == room_name(b));
         rows.truncate(want + 1);
         let more = rows.len() > want;

@@ -190,7 +190,7 @@ pub async fn rows<R: Replica>(
             .map(|&i| row.get(i).cloned().unwrap_or(Value::Null))
             .collect()
     };
-    crate::sort::sort_by(&mut all, |(ra, a), (rb, b)| {
+    nanotype_schema::sort::sort_by(&mut all, |(ra, a), (rb, b)| {
         ra.cmp(rb).then_with(|| cmp_values(&key(a), &key(b)))
     });
     let more = all.len() > q.limit as usize;

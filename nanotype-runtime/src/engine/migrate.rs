@@ -222,7 +222,7 @@ fn catalog_value(v: Value) -> CatalogValue {
 /// error names it.
 pub fn apply<P: Primary>(db: &P, migrations: &[Migration]) -> Result<Vec<&'static str>> {
     let mut ordered: Vec<&Migration> = migrations.iter().collect();
-    crate::sort::sort_by_key(&mut ordered, |m| m.name);
+    nanotype_schema::sort::sort_by_key(&mut ordered, |m| m.name);
     if let Some(pair) = ordered.windows(2).find(|w| w[0].name == w[1].name) {
         return Err(Error::Migration {
             name: pair[0].name.to_owned(),

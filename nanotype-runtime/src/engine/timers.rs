@@ -68,7 +68,7 @@ pub fn take_due<P: Primary>(db: &P, now_ms: i64) -> Result<Vec<String>> {
             },
         )
         .collect();
-    crate::sort::sort(&mut due);
+    nanotype_schema::sort::sort(&mut due);
     Ok(due.into_iter().map(|(_, name)| name).collect())
 }
 

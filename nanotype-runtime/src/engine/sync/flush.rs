@@ -117,7 +117,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 }
             }
             let mut parents: Vec<usize> = wanted.iter().map(|(p, _)| *p).collect();
-            crate::sort::sort(&mut parents);
+            nanotype_schema::sort::sort(&mut parents);
             parents.dedup();
             for p in parents {
                 // A referenced table has a one-column key (a composite key cannot be).
@@ -172,7 +172,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             let mut rows_sent = 0;
             let tables = self.tables();
             let mut pending_tables: Vec<_> = pending.tables.iter().collect();
-            crate::sort::sort_by_key(&mut pending_tables, |(def, _)| {
+            nanotype_schema::sort::sort_by_key(&mut pending_tables, |(def, _)| {
                 tables
                     .iter()
                     .position(|t| t.name == def.name)

@@ -321,7 +321,7 @@ impl<P, S> RoomDb<P, S> {
     /// sends them to the room's WebSocket clients.
     pub fn take_feed(&self) -> Vec<(i64, String)> {
         let mut ready = std::mem::take(&mut *self.ready.borrow_mut());
-        crate::sort::sort_by_key(&mut ready, |(seq, _)| *seq);
+        nanotype_schema::sort::sort_by_key(&mut ready, |(seq, _)| *seq);
         ready
     }
 
