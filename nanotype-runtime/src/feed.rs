@@ -1,17 +1,20 @@
 //! The room's change feed: what its WebSocket clients receive, and the log they resume from.
 //!
-//! When a room's feed is on ([`FeedConfig`], from [`crate::api::RoomHooks::feed`]), every write
-//! also appends its change to `_nt_changes(seq, msg, at)` in the same transaction as the row and
-//! its outbox record: `seq` is the room's seq (the outbox's), `msg` the message a client gets,
-//! already encoded. The log is kept by its own rules, by count and by age, independent of the
-//! outbox (whose records later changes take as soon as D1 has them), so a client that reconnects with the last
-//! seq it saw receives every change it missed, once and in order ([`catch_up`]); when that seq is
-//! older than the log keeps, it gets a [`Message::Reset`] instead and reloads a snapshot.
+//! When a room's feed is on ([`FeedConfig`], from [`crate::api::RoomHooks::feed`]), every
+//! committed write is sent to the room's clients with its row as it was written, in seq order.
+//! The log they resume from is the room's outbox ([`crate::outbox`]): the one record per change
+//! that the capture triggers write in the row's own statement, which replication reads from D1's
+//! watermark and the feed from a client's seq. With the feed on, its records are kept by the
+//! feed's retention (by count, [`FeedConfig::retain_changes`], and by age) instead of being taken
+//! by the next change as soon as D1 has them, so a client that reconnects with the last seq it
+//! saw receives every change it missed, once and in order ([`catch_up`]), each with its row as
+//! it is now (several changes to one row between the client's seq and now all carry the latest
+//! row); when that seq is older than the log keeps, it gets a [`Message::Reset`] instead and
+//! reloads a snapshot.
 //!
-//! What it costs: one more row written in the Durable Object per write (the log's insert), and
-//! the trim, which deletes the log's oldest rows in ranges every [`TRIM_EVERY`] seqs (each row is
-//! deleted once; reading the oldest window costs at most [`TRIM_EVERY`] rows read per trim, so
-//! about one per write). A room whose feed is off pays nothing.
+//! What it costs: nothing written per write beyond the outbox record every room writes (one row
+//! written, overwritten in place), and a ring of `retain_changes` small records; a client that
+//! resumes reads each record it missed and each changed row once.
 //!
 //! Messages, one JSON object per WebSocket text message:
 //!
@@ -28,9 +31,10 @@
 
 use serde_json::{json, Value as Json};
 
+use crate::clock::Scheduler;
 use crate::error::Result;
 use crate::primary::Primary;
-use crate::value::Value;
+use crate::sync::RoomDb;
 
 /// Close code: the client left too many changes unacknowledged; reconnect with `since`.
 pub const CLOSE_BEHIND: u16 = 4008;
@@ -38,16 +42,15 @@ pub const CLOSE_BEHIND: u16 = 4008;
 pub const CLOSE_FULL: u16 = 4029;
 /// Close code: a client message was over [`FeedConfig::max_message_bytes`] or not understood.
 pub const CLOSE_BAD_MESSAGE: u16 = 4400;
-/// The log is trimmed when a seq is a multiple of this.
-#[doc(hidden)]
-pub const TRIM_EVERY: i64 = 256;
 
 /// A room's feed limits. The defaults suit rooms of tens of clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedConfig {
-    /// Changes the log keeps at least, for clients that reconnect (10,000).
+    /// Changes the log keeps, for clients that reconnect (10,000): the room's outbox keeps this
+    /// many records once D1 has them, one row each, overwritten in place by later changes.
     pub retain_changes: u64,
-    /// Oldest change the log keeps, in ms (24 h); older ones may be trimmed.
+    /// Age in ms past which the oldest change may be overwritten even when the log holds fewer
+    /// than `retain_changes` (24 h), so a quiet room keeps a day of changes, not 10,000 rows.
     pub retain_ms: u64,
     /// WebSocket clients one room holds (256); the next is closed with [`CLOSE_FULL`].
     pub max_clients: usize,
@@ -133,93 +136,18 @@ pub fn change_text(
     .to_string()
 }
 
-const INSERT: &str = "INSERT INTO \"_nt_changes\" (\"seq\", \"msg\") VALUES (?1, ?2)";
-
-/// Append a change to the log; call inside the write's transaction. Trims the log every
-/// [`TRIM_EVERY`] seqs.
-#[doc(hidden)]
-pub fn record<P: Primary>(db: &P, config: &FeedConfig, seq: i64, text: &str) -> Result<()> {
-    db.query(INSERT, &[Value::Integer(seq), Value::Text(text.to_owned())])?;
-    if seq % TRIM_EVERY == 0 {
-        trim(db, config, seq)?;
-    }
-    Ok(())
-}
-
-/// Delete what the log no longer keeps: changes more than `retain_changes` behind `seq`, and,
-/// among the oldest [`TRIM_EVERY`], those older than `retain_ms`.
-#[doc(hidden)]
-pub fn trim<P: Primary>(db: &P, config: &FeedConfig, seq: i64) -> Result<()> {
-    let keep_from = seq.saturating_sub(config.retain_changes.min(i64::MAX as u64) as i64);
-    db.query(
-        "DELETE FROM \"_nt_changes\" WHERE \"seq\" <= ?1 OR (\"seq\" IN \
-         (SELECT \"seq\" FROM \"_nt_changes\" ORDER BY \"seq\" LIMIT ?2) \
-         AND \"at\" < CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) - ?3)",
-        &[
-            Value::Integer(keep_from),
-            Value::Integer(TRIM_EVERY),
-            Value::Integer(config.retain_ms.min(i64::MAX as u64) as i64),
-        ],
-    )?;
-    Ok(())
-}
-
 /// What a client connecting with `since` gets first: the changes after it, then
 /// [`Message::Live`]; or a [`Message::Reset`] when the log no longer holds them all (or `since`
-/// is `None`, or ahead of the room). `current` is the room's seq.
+/// is `None`, or ahead of the room, or the room's feed is off). `current` is the room's seq.
+/// Each change is sent with its row as it is now (a row deleted since is sent as a delete), so
+/// a client that applies them in order has the room's state when [`Message::Live`] arrives.
 #[doc(hidden)]
-pub fn catch_up<P: Primary>(db: &P, since: Option<i64>, current: i64) -> Result<Vec<Message>> {
-    let reset = |reason: &str| {
-        Ok(vec![Message::Reset {
-            seq: current,
-            reason: reason.to_owned(),
-        }])
-    };
-    let Some(since) = since else {
-        return reset("no seq given: load a snapshot");
-    };
-    if since > current {
-        return reset("the seq given is ahead of the room (a different room, or a reset one)");
-    }
-    if since < current {
-        // The oldest change kept must be the one right after `since` or older: otherwise some
-        // changes the client needs were trimmed. (Seqs of writes made while the feed was off
-        // were never logged, which reads the same way: a reset.)
-        let oldest = db.query("SELECT MIN(\"seq\") FROM \"_nt_changes\"", &[])?;
-        let oldest = match oldest.first().and_then(|r| r.first()) {
-            Some(Value::Integer(s)) => *s,
-            _ => return reset("the changes after that seq are no longer kept: load a snapshot"),
-        };
-        if oldest > since + 1 {
-            return reset("the changes after that seq are no longer kept: load a snapshot");
-        }
-    }
-    let rows = db.query(
-        "SELECT \"seq\", \"msg\" FROM \"_nt_changes\" WHERE \"seq\" > ?1 ORDER BY \"seq\"",
-        &[Value::Integer(since)],
-    )?;
-    // Every seq from `since + 1` to `current` must be there, once: a client applies them in
-    // order and cannot tell a missing change from one that never happened.
-    let mut out: Vec<Message> = Vec::with_capacity(rows.len() + 1);
-    let mut expect = since + 1;
-    for row in rows {
-        let (Some(Value::Integer(seq)), Some(Value::Text(text))) = (row.first(), row.get(1)) else {
-            return reset("the room's change log holds an unreadable record: load a snapshot");
-        };
-        if *seq != expect {
-            return reset("the changes after that seq are not all kept: load a snapshot");
-        }
-        expect += 1;
-        out.push(Message::Change {
-            seq: *seq,
-            text: text.clone(),
-        });
-    }
-    if expect != current + 1 {
-        return reset("the changes after that seq are not all kept: load a snapshot");
-    }
-    out.push(Message::Live { seq: current });
-    Ok(out)
+pub fn catch_up<P: Primary, S: Scheduler>(
+    db: &RoomDb<P, S>,
+    since: Option<i64>,
+    current: i64,
+) -> Result<Vec<Message>> {
+    db.catch_up(since, current)
 }
 
 /// [`catch_up`] for a room never written (seq 0, no log), which a subscriber does not create.

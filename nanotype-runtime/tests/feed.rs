@@ -82,16 +82,18 @@ fn a_client_resumes_from_any_kept_seq_once_and_in_order_or_is_told_to_reset() {
         Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
     }
     let db = e.primary();
+    let live = db.take_feed();
     for since in [0, 1, 7, 19, 20] {
         let m = feed::catch_up(db, Some(since), 20).unwrap();
         assert_eq!(seqs(&m), ((since + 1)..=20).collect::<Vec<_>>());
         assert_eq!(m.last(), Some(&Message::Live { seq: 20 }));
-        // What is sent is what was sent live.
+        // A row unchanged since is sent as it was sent live.
         if since == 7 {
             let Message::Change { text, .. } = &m[0] else {
                 panic!()
             };
             assert_eq!(serde_json::from_str::<Json>(text).unwrap()["seq"], 8);
+            assert_eq!(text, &live[7].1);
         }
     }
     for since in [None, Some(21)] {
@@ -102,7 +104,7 @@ fn a_client_resumes_from_any_kept_seq_once_and_in_order_or_is_told_to_reset() {
         );
     }
     // Trimmed below 11: a client at 9 missed 10, which is gone; one at 10 misses nothing.
-    db.execute("DELETE FROM _nt_changes WHERE seq <= 10", &[])
+    db.execute("DELETE FROM _nt_outbox WHERE seq <= 10", &[])
         .unwrap();
     assert!(matches!(
         feed::catch_up(db, Some(9), 20).unwrap().as_slice(),
@@ -114,6 +116,44 @@ fn a_client_resumes_from_any_kept_seq_once_and_in_order_or_is_told_to_reset() {
     );
 }
 
+/// The room's records: how many, and the oldest seq.
+fn ring(e: &TestEngine<NativeReplica>) -> (i64, i64) {
+    let rows = e
+        .primary()
+        .query("SELECT COUNT(*), MIN(seq) FROM _nt_outbox", &[])
+        .unwrap();
+    match rows[0].as_slice() {
+        [nanotype::Value::Integer(n), nanotype::Value::Integer(min)] => (*n, *min),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn open_replicated(
+    dir: &TempDir,
+    native: &NativeReplica,
+    config: Option<FeedConfig>,
+) -> TestEngine<NativeReplica> {
+    Engine::builder("f")
+        .schema::<Items>()
+        .feed(config)
+        .replica(Some(native.clone()))
+        .open(
+            primary(&dir.path("f.db")),
+            Rc::new(ManualScheduler::at(1_900_000_000_000)),
+        )
+        .unwrap()
+}
+
+/// A sync 10 s after the last one: the room stores the replica's progress (its health row) at
+/// most that often, and the capture triggers read it from there.
+fn sync_later(e: &TestEngine<NativeReplica>) {
+    e.scheduler().advance(10_000);
+    block(e.sync()).unwrap();
+}
+
+/// The log is the outbox: once D1 has the changes, the feed keeps `retain_changes` of them
+/// (one record per change, overwritten in place by later changes), a client that far behind
+/// resumes and one further behind resets, and a new instance of the room resumes clients.
 #[test]
 fn the_log_keeps_its_count_and_survives_the_engine() {
     let dir = TempDir::new("feed-trim");
@@ -121,41 +161,103 @@ fn the_log_keeps_its_count_and_survives_the_engine() {
         retain_changes: 100,
         ..FeedConfig::default()
     };
-    let e = open(&dir, Some(config.clone()));
+    let native = replica(&dir.path("replica.db"));
+    let e = open_replicated(&dir, &native, Some(config.clone()));
     let mut rng = Rng::new(5);
-    for _ in 0..600 {
+    for i in 0..600 {
         Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+        if i % 10 == 9 {
+            sync_later(&e);
+        }
+        if i == 49 {
+            assert_eq!(ring(&e), (50, 1), "below its retention the log only grows");
+        }
     }
-    let count = |e: &TestEngine<NativeReplica>| {
-        e.primary()
-            .query("SELECT COUNT(*), MIN(seq) FROM _nt_changes", &[])
-            .unwrap()
-    };
-    // Trimmed at 512 down to the last 100, then grown by 88 since.
+    assert_converged(e.primary(), &native, "f");
     assert_eq!(
-        count(&e)[0],
-        vec![nanotype::Value::Integer(188), nanotype::Value::Integer(413)]
+        ring(&e),
+        (100, 501),
+        "the last 100 changes, one record each"
     );
-    drop(e);
-    let e = open(&dir, Some(config));
+    let db = e.primary();
     assert_eq!(
-        seqs(&feed::catch_up(e.primary(), Some(500), 600).unwrap()),
-        (501..=600).collect::<Vec<_>>(),
+        seqs(&feed::catch_up(db, Some(500), 600).unwrap()),
+        (501..=600).collect::<Vec<_>>()
+    );
+    assert!(matches!(
+        feed::catch_up(db, Some(499), 600).unwrap().as_slice(),
+        [Message::Reset { .. }]
+    ));
+    drop(e);
+    let e = open_replicated(&dir, &native, Some(config));
+    assert_eq!(
+        seqs(&feed::catch_up(e.primary(), Some(550), 600).unwrap()),
+        (551..=600).collect::<Vec<_>>(),
         "the log is in the room's SQLite: a new instance resumes clients"
     );
 }
 
+/// A record older than `retain_ms` is taken by the next change even while the log holds fewer
+/// than `retain_changes`: a quiet room does not keep thousands of old records.
 #[test]
-fn a_room_without_a_feed_logs_nothing() {
-    let dir = TempDir::new("feed-off");
-    let e = open(&dir, None);
-    Item::insert(e.primary(), &random_item(&mut Rng::new(6), "f")).unwrap();
-    assert!(e.primary().take_feed().is_empty());
-    let n = e
-        .primary()
-        .query("SELECT COUNT(*) FROM _nt_changes", &[])
+fn the_log_lets_old_changes_go() {
+    let dir = TempDir::new("feed-age");
+    let e = open_replicated(
+        &dir,
+        &replica(&dir.path("replica.db")),
+        Some(FeedConfig::default()),
+    );
+    let mut rng = Rng::new(9);
+    for _ in 0..20 {
+        Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    }
+    sync_later(&e);
+    Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    assert_eq!(ring(&e), (21, 1), "young records are kept");
+    sync_later(&e);
+    // The two oldest are now older than a day.
+    e.primary()
+        .execute(
+            "UPDATE _nt_outbox SET at = at - 2 * 86400000 WHERE seq <= 2",
+            &[],
+        )
         .unwrap();
-    assert_eq!(n[0][0], nanotype::Value::Integer(0));
+    Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+    assert_eq!(
+        ring(&e),
+        (22, 3),
+        "two old records taken, then the log grows again"
+    );
+    assert!(matches!(
+        feed::catch_up(e.primary(), Some(1), 24).unwrap().as_slice(),
+        [Message::Reset { .. }]
+    ));
+    assert_eq!(
+        seqs(&feed::catch_up(e.primary(), Some(2), 24).unwrap()).len(),
+        22
+    );
+}
+
+#[test]
+fn a_room_without_a_feed_keeps_no_log() {
+    let dir = TempDir::new("feed-off");
+    let e = open_replicated(&dir, &replica(&dir.path("replica.db")), None);
+    let mut rng = Rng::new(6);
+    for _ in 0..30 {
+        Item::insert(e.primary(), &random_item(&mut rng, "f")).unwrap();
+        sync_later(&e);
+    }
+    assert!(e.primary().take_feed().is_empty());
+    // Each change took the record D1 had: one record, the newest.
+    assert_eq!(ring(&e), (1, 30));
+    assert!(matches!(
+        feed::catch_up(e.primary(), Some(29), 30)
+            .unwrap()
+            .as_slice(),
+        [Message::Reset { .. }]
+    ));
     // The feed needs the schema to turn rows into JSON.
     let err = Engine::builder("g")
         .tables(tables())

@@ -348,7 +348,7 @@ fn a_log_with_a_hole_resets_a_resuming_client() {
     e.primary().take_feed();
     // A change the log lost (as if trimmed before it was logged): resuming across it resets.
     e.primary()
-        .execute("DELETE FROM _nt_changes WHERE seq = 2", &[])
+        .execute("DELETE FROM _nt_outbox WHERE seq = 2", &[])
         .unwrap();
     let current = e.current_seq().unwrap();
     match &feed::catch_up(e.primary(), Some(1), current).unwrap()[..] {

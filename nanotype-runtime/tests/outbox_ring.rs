@@ -37,7 +37,7 @@ fn a_change_never_takes_a_record_the_replica_lacks() {
     let dir = TempDir::new("ring-lag");
     let native = replica(&dir.path("replica.db"));
     let faulty = calm(&native);
-    let (e, _) = engine(
+    let (e, sched) = engine(
         &dir.path("r.db"),
         faulty.clone(),
         "r",
@@ -79,6 +79,8 @@ fn a_change_never_takes_a_record_the_replica_lacks() {
     let (grown, _, _) = records(&e);
     for _ in 0..200 {
         Item::insert(e.primary(), &random_item(&mut rng, "r")).unwrap();
+        // The room stores the replica's progress at most every 10 s.
+        sched.advance(10_000);
         block(e.sync()).unwrap();
     }
     let (after, _, max) = records(&e);
@@ -210,4 +212,69 @@ fn an_outbox_from_before_the_ring_keeps_its_unsent_changes() {
     block(e.sync()).unwrap();
     assert_converged(e.primary(), &native, "r");
     assert_eq!(faulty.stats.borrow().rows_upserted, sent + 2);
+}
+
+/// The health row (the applied mark and the counters) of syncs that worked is stored at most
+/// every 10 s, not per sync: until then later changes keep their own records (the ring grows,
+/// one row written per change either way); once it is stored they take the records the replica
+/// has. Reading the health stores what is pending, so counters someone saw never go back. (A
+/// restart before the mark is stored sends nothing twice: `a_restarted_room_sends_nothing_twice`
+/// restarts such a room.)
+#[test]
+fn syncs_that_worked_store_the_health_row_at_most_every_ten_seconds() {
+    let dir = TempDir::new("ring-health");
+    let native = replica(&dir.path("replica.db"));
+    let (e, sched) = engine(
+        &dir.path("r.db"),
+        native.clone(),
+        "r",
+        SyncConfig::default(),
+    );
+    let stored = |e: &TestEngine<nanotype::native::NativeReplica>| -> (i64, i64) {
+        e.primary()
+            .inner()
+            .connection()
+            .query_row(
+                "SELECT COALESCE(json_extract(value, '$.total_syncs'), 0), \
+                 json_extract(value, '$.outbox_applied') FROM _nt_meta WHERE key = 'health'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    let mut rng = Rng::new(11);
+    let before = stored(&e);
+    for _ in 0..5 {
+        Item::insert(e.primary(), &random_item(&mut rng, "r")).unwrap();
+        sched.advance(1_000);
+        block(e.sync()).unwrap();
+    }
+    assert_converged(e.primary(), &native, "r");
+    assert_eq!(stored(&e), before, "five syncs within 10 s stored nothing");
+    assert_eq!(records(&e).0, 5, "so each change kept its own record");
+    assert_eq!(
+        outbox::depth(e.primary()).unwrap(),
+        0,
+        "all of them applied"
+    );
+
+    sched.advance(10_000);
+    Item::insert(e.primary(), &random_item(&mut rng, "r")).unwrap();
+    block(e.sync()).unwrap();
+    assert_eq!(stored(&e), (6, 6), "10 s later: the counters and the mark");
+    for _ in 0..5 {
+        Item::insert(e.primary(), &random_item(&mut rng, "r")).unwrap();
+    }
+    assert_eq!(
+        records(&e).0,
+        6,
+        "later changes take the records the replica has"
+    );
+
+    sched.advance(1_000);
+    block(e.sync()).unwrap();
+    assert_eq!(stored(&e), (6, 6));
+    let health = e.health().unwrap();
+    assert_eq!(health.total_syncs, 7);
+    assert_eq!(stored(&e), (7, 11), "reading the health stored it");
 }

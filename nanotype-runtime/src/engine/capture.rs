@@ -3,7 +3,7 @@
 //! of the app's own), `REPLACE`, or a foreign key's `ON DELETE CASCADE`.
 //!
 //! The engine installs SQL triggers on each table of its schema when it opens
-//! ([`install`]), so they exist in every room whatever its migrations did (a rebuild drops a
+//! (`install`), so they exist in every room whatever its migrations did (a rebuild drops a
 //! table's triggers with it; the next open puts them back):
 //!
 //! * `AFTER INSERT` and `AFTER DELETE` record the row's key (a delete also keeps a deleted
@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::key::KeyColumns;
+use crate::outbox::Retention;
 use crate::primary::Primary;
 use crate::value::Value;
 use nanotype_schema::ident::{quote, quote_string};
@@ -32,8 +33,9 @@ use nanotype_schema::Table as TableDef;
 /// The prefix of every capture trigger's name.
 pub const PREFIX: &str = "_nt_capture_";
 
-/// The capture triggers of `def`: `(name, CREATE TRIGGER statement)`.
-pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
+/// The capture triggers of `def`: `(name, CREATE TRIGGER statement)`. `retain` is what the ring
+/// keeps for the feed, when the room's feed is on.
+pub(crate) fn triggers(def: &TableDef, retain: Option<Retention>) -> Vec<(String, String)> {
     let table = quote(&def.name);
     let name = quote_string(&def.name);
     // The key as one value: a column, or `json_array(…)` of a composite key's columns.
@@ -41,7 +43,7 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
     let new_key = keys.expr("NEW.");
     let old_key = keys.expr("OLD.");
     // One row written per change: the oldest record the replica has, or a new one.
-    let record = |expr: &str| crate::outbox::record_sql(&name, expr, "1");
+    let record = |expr: &str| crate::outbox::record_sql(&name, expr, "1", retain);
     let mut bodies = vec![
         (
             "ins",
@@ -51,7 +53,12 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
             "upd",
             format!(
                 "AFTER UPDATE ON {table} BEGIN {} {} END",
-                crate::outbox::record_sql(&name, &old_key, &format!("{old_key} IS NOT {new_key}")),
+                crate::outbox::record_sql(
+                    &name,
+                    &old_key,
+                    &format!("{old_key} IS NOT {new_key}"),
+                    retain
+                ),
                 record(&new_key)
             ),
         ),
@@ -118,7 +125,13 @@ pub fn triggers(def: &TableDef) -> Vec<(String, String)> {
 
 /// Make the room's capture triggers exactly those of `tables`: missing ones created, outdated
 /// ones and those of other tables dropped. Reads `sqlite_master` once; writes only what differs.
-pub fn install<P: Primary>(db: &P, tables: &[&TableDef]) -> Result<()> {
+/// `retain` is what the ring keeps for the feed ([`crate::outbox::Retention`]), part of the
+/// triggers' SQL: turning the feed on or changing its retention replaces them.
+pub(crate) fn install<P: Primary>(
+    db: &P,
+    tables: &[&TableDef],
+    retain: Option<Retention>,
+) -> Result<()> {
     let existing: Vec<String> = db
         .query(
             // Not LIKE: `_` is its wildcard, and another trigger must never match.
@@ -135,7 +148,7 @@ pub fn install<P: Primary>(db: &P, tables: &[&TableDef]) -> Result<()> {
             _ => None,
         })
         .collect();
-    let wanted: Vec<(String, String)> = tables.iter().flat_map(|t| triggers(t)).collect();
+    let wanted: Vec<(String, String)> = tables.iter().flat_map(|t| triggers(t, retain)).collect();
     db.transaction(|| {
         for name in &existing {
             if !wanted.iter().any(|(w, _)| w == name) {

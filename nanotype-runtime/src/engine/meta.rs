@@ -1,9 +1,10 @@
 //! The runtime's own tables (`_nt_*`), in one place.
 //!
 //! In each room's SQLite (the Durable Object):
-//! * `_nt_outbox(seq, tbl, pk, at)`: the room's changes for the replica, a ring whose records a
-//!   later change takes once D1 has them; `seq` is the rowid and only grows (see
-//!   [`crate::outbox`]);
+//! * `_nt_outbox(seq, tbl, pk, at)`: the room's one change log, for the replica and the feed: a
+//!   ring whose records a later change takes once D1 has them (and, with the feed on, once the
+//!   feed's retention lets go of them); `seq` is the rowid and only grows (see
+//!   [`crate::outbox`]). (`_nt_changes`, the feed's separate log before it, is dropped.)
 //! * `_nt_meta(key, value)`: the room id, the primary's identity, the resync state, how far the
 //!   replica has applied the outbox;
 //! * `_nt_backfill(tbl, cursor, done)`: where a backfill or resync of each table stands;
@@ -12,8 +13,6 @@
 //!   was the largest, so keys are never handed out twice ([`crate::table::TableSql::retire_key`]);
 //! * `_nt_idempotency(key, request, status, body, seq, at)`: the replies of writes sent with an
 //!   `Idempotency-Key`, for a day ([`crate::api::idempotency`]);
-//! * `_nt_changes(seq, msg, at)`: the change feed's log, written only when the room's feed is on
-//!   ([`crate::feed`]);
 //! * `_nt_migrations(name, checksum, applied_at)`: the migration ledger ([`crate::migrate`]).
 //!
 //! In the D1 replica, `_nt_rooms` ([`REPLICA_DDL`]), one row per room, created by the first D1
@@ -53,11 +52,7 @@ CREATE TABLE IF NOT EXISTS \"_nt_idempotency\" (
     \"at\" INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS \"_nt_idempotency_at\" ON \"_nt_idempotency\" (\"at\");
-CREATE TABLE IF NOT EXISTS \"_nt_changes\" (
-    \"seq\" INTEGER PRIMARY KEY,
-    \"msg\" TEXT NOT NULL,
-    \"at\" INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
-);";
+DROP TABLE IF EXISTS \"_nt_changes\";";
 
 /// The migration ledger. Idempotent. `applied_at` is in ms since the epoch.
 pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS \"_nt_migrations\" (

@@ -1,4 +1,5 @@
-//! The outbox: the room's changes waiting to reach the replica, in the room's own SQLite.
+//! The outbox: the room's one change log, in its own SQLite. Replication reads it from the
+//! replica's watermark; the change feed ([`crate::feed`]) resumes its clients from it.
 //!
 //! A write records `(seq, table, key)` in the same statement as the row change (the capture
 //! triggers, [`crate::capture`]). `seq` is the rowid, so records are read in seq order from any
@@ -14,6 +15,12 @@
 //! twice (its insert, and its delete once D1 has it) is paid once. Seq only grows: a record taken
 //! is given `MAX(seq) + 1`, and the newest record is never deleted. After a long lag the flush
 //! gives back the records beyond [`KEEP`] that the replica has.
+//!
+//! **The feed's log is the same records.** With the room's feed on, a change takes the oldest
+//! record only once the ring also holds the feed's retention (`retain_changes` records, or the
+//! oldest is older than `retain_ms`): the ring grows to that size once and then turns in place,
+//! still one row written per change, and a resuming client reads the records after its seq with
+//! the rows as they are now. The feed adds no row per write.
 
 use crate::error::Result;
 use crate::primary::Primary;
@@ -54,15 +61,52 @@ pub fn install<P: Primary>(db: &P) -> Result<()> {
     Ok(())
 }
 
+/// What the ring keeps for the change feed's resuming clients, when the room's feed is on
+/// ([`crate::feed::FeedConfig::retain_changes`] and `retain_ms`): a record the replica has is
+/// taken by a later change only once the ring holds `changes` records, or once it is older
+/// than `ms`. Without it, a record is taken as soon as the replica has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Retention {
+    /// Records kept at least (while they are younger than `ms`).
+    pub changes: i64,
+    /// Age in ms past which the oldest record is taken whatever the count.
+    pub ms: i64,
+}
+
+impl Retention {
+    /// The feed's retention.
+    pub fn of(config: &crate::feed::FeedConfig) -> Self {
+        Retention {
+            changes: config.retain_changes.min(i64::MAX as u64) as i64,
+            ms: config.retain_ms.min(i64::MAX as u64) as i64,
+        }
+    }
+}
+
+/// The applied records the flush keeps after a lag: [`KEEP`], or the feed's retention.
+pub(crate) fn keep(retain: Option<Retention>) -> i64 {
+    retain.map_or(KEEP, |r| r.changes.max(KEEP))
+}
+
 /// The SQL of a capture trigger's record of the key `key` (an SQL expression) of `table` (an SQL
 /// string literal), when `when` (an SQL condition) holds: take the oldest record if the replica
-/// has it, else insert one. Two statements; the second sees the first's `changes()`.
-pub(crate) fn record_sql(table: &str, key: &str, when: &str) -> String {
+/// has it (and, with `retain`, the ring holds what the feed keeps, or the record is older than it
+/// keeps), else insert one. Two statements; the second sees the first's `changes()`.
+pub(crate) fn record_sql(table: &str, key: &str, when: &str, retain: Option<Retention>) -> String {
+    // The ring holds MAX - MIN + 1 records; taking the oldest keeps that count.
+    let kept = match retain {
+        None => String::new(),
+        Some(r) => format!(
+            " AND (\"seq\" <= (SELECT MAX(\"seq\") FROM \"_nt_outbox\") + 1 - {} \
+             OR \"at\" < {NOW_MS} - {})",
+            r.changes, r.ms
+        ),
+    };
     format!(
         "UPDATE \"_nt_outbox\" SET \"seq\" = (SELECT MAX(\"seq\") FROM \"_nt_outbox\") + 1, \
          \"tbl\" = {table}, \"pk\" = {key}, \"at\" = {NOW_MS} \
          WHERE ({when}) AND \"seq\" = (SELECT MIN(\"seq\") FROM \"_nt_outbox\") \
-         AND \"seq\" <= {APPLIED_SQL}; \
+         AND \"seq\" <= {APPLIED_SQL}{kept}; \
          INSERT INTO \"_nt_outbox\" (\"tbl\", \"pk\") SELECT {table}, {key} \
          WHERE ({when}) AND changes() = 0;"
     )
@@ -88,8 +132,15 @@ pub fn applied<P: Primary>(db: &P) -> Result<i64> {
     int(db.query(&format!("SELECT COALESCE({APPLIED_SQL}, 0)"), &[])?)
 }
 
-/// Number of changes waiting.
+/// Number of changes waiting: the records after the seq the replica applied (as the room's
+/// engine knows it, or else as the room stored it).
 pub fn depth<P: Primary>(db: &P) -> Result<i64> {
+    if let Some(applied) = db.hooks().and_then(crate::primary::WriteHooks::applied) {
+        return int(db.query(
+            "SELECT COUNT(*) FROM \"_nt_outbox\" WHERE \"tbl\" <> '' AND \"seq\" > ?1",
+            &[Value::Integer(applied)],
+        )?);
+    }
     int(db.query(
         &format!(
             "SELECT COUNT(*) FROM \"_nt_outbox\" WHERE \"tbl\" <> '' \
@@ -100,13 +151,14 @@ pub fn depth<P: Primary>(db: &P) -> Result<i64> {
 }
 
 /// After the replica has applied every change up to `through` (which the engine records in its
-/// health row): delete the applied records beyond the newest [`KEEP`], which only a lag leaves
-/// (one row written each, once). The newest record always stays, so seq never goes back.
-pub fn trim<P: Primary>(db: &P, through: i64) -> Result<()> {
+/// health row): delete the applied records beyond the newest `keep` ([`KEEP`], or what the feed
+/// keeps), which only a lag leaves (one row written each, once). The newest record always
+/// stays, so seq never goes back.
+pub fn trim<P: Primary>(db: &P, through: i64, keep: i64) -> Result<()> {
     db.query(
         "DELETE FROM \"_nt_outbox\" WHERE \"seq\" <= ?1 \
          AND \"seq\" <= (SELECT MAX(\"seq\") FROM \"_nt_outbox\") - ?2",
-        &[Value::Integer(through), Value::Integer(KEEP)],
+        &[Value::Integer(through), Value::Integer(keep.max(1))],
     )?;
     Ok(())
 }

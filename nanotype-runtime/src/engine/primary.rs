@@ -42,6 +42,11 @@ pub trait WriteHooks {
     fn clock_ms(&self) -> i64;
     /// Who is writing, when known (app code's [`Database`] of a request).
     fn caller(&self) -> Option<crate::api::Caller>;
+    /// The seq through which the replica has applied the room's changes, as the engine knows
+    /// it (the room stores it later, [`crate::outbox::applied`]); `None` when no engine runs.
+    fn applied(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl<P: Primary + ?Sized> Primary for &P {

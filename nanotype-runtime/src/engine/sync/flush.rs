@@ -340,6 +340,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     pub(crate) fn mark_applied(&self, hi: i64) {
         if hi > self.applied_through.get() {
             self.applied_through.set(hi);
+            self.primary.applied.set(hi);
         }
     }
 
@@ -348,10 +349,10 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     pub(crate) fn trim_applied(&self) -> Result<()> {
         let through = self.applied_through.get();
         if through > self.trimmed_through.get() {
-            crate::outbox::trim(&self.primary, through)?;
+            crate::outbox::trim(&self.primary, through, self.primary.outbox_keep())?;
             self.trimmed_through.set(through);
             self.stats.borrow_mut().outbox_applied = through;
-            self.stats_changed.set(true);
+            self.stats_pending.set(true);
         }
         Ok(())
     }

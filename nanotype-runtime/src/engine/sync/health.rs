@@ -65,6 +65,8 @@ pub struct Health {
 impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// The room's replication health.
     pub fn health(&self) -> Result<Health> {
+        // What is shown is stored: counters a reader saw never go back after a restart.
+        self.store_stats(true)?;
         let current_seq = self.current_seq()?;
         let rows = self.primary.query(
             "SELECT COUNT(*), MIN(\"at\"), MIN(\"seq\") FROM \"_nt_outbox\" \

@@ -65,7 +65,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::clock::Scheduler;
 use crate::error::{Error, Result};
-use crate::feed::FeedConfig;
+use crate::feed::{FeedConfig, Message};
 use crate::outbox;
 use crate::primary::Primary;
 use crate::read::check_room;
@@ -73,6 +73,7 @@ use crate::registry::TableEntry;
 use crate::replica::Replica;
 use crate::value::{Row, Value};
 use nanotype_schema::Table as TableDef;
+use serde_json::Value as Json;
 
 pub use audit::AuditReport;
 pub use health::Health;
@@ -262,8 +263,15 @@ pub struct Engine<P, R, S> {
     /// mark, which the capture triggers read).
     trimmed_through: Cell<i64>,
     stats: RefCell<Stats>,
-    /// The counters changed since they were last stored.
+    /// The counters changed since they were last stored, in a way worth a row now: a failure,
+    /// a recovery, an audit.
     stats_changed: Cell<bool>,
+    /// Only the routine counters changed (a sync that worked, the applied mark): stored at most
+    /// every [`HEALTH_EVERY_MS`], when the mark moved [`outbox::KEEP`] / 2, or when the health
+    /// is read.
+    stats_pending: Cell<bool>,
+    /// When the counters were last stored (the scheduler's clock), and the mark they stored.
+    stats_stored: Cell<(i64, i64)>,
     /// An audit is asked for: the next sync runs one.
     audit_requested: Cell<bool>,
     /// State of the retry jitter's generator.
@@ -290,8 +298,10 @@ pub struct RoomDb<P, S> {
     depth: Cell<u32>,
     /// Feed messages of committed writes, not yet sent.
     ready: RefCell<Vec<(i64, String)>>,
-    /// The newest seq in the feed's log: the outbox records after it are not logged yet.
+    /// The newest seq the feed has staged: the outbox records after it are not fed yet.
     logged_through: Cell<i64>,
+    /// The seq through which the replica has applied the outbox, as the engine knows it.
+    applied: Cell<i64>,
 }
 
 /// The feed's settings and how to turn a stored row into its struct's JSON.
@@ -312,6 +322,12 @@ impl<P, S> RoomDb<P, S> {
         self.written.replace(false)
     }
 
+    /// The applied outbox records the flush keeps after a lag: more when the feed keeps them
+    /// for its clients.
+    pub(crate) fn outbox_keep(&self) -> i64 {
+        outbox::keep(self.feed.as_ref().map(|f| outbox::Retention::of(&f.config)))
+    }
+
     /// The room's feed settings, when its feed is on ([`EngineBuilder::feed`]).
     pub fn feed_config(&self) -> Option<&FeedConfig> {
         self.feed.as_ref().map(|f| &f.config)
@@ -329,7 +345,7 @@ impl<P, S> RoomDb<P, S> {
     /// (raw SQL of a custom route or a timer), with their rows as they are now: the host calls
     /// it after running app code (a custom route, the timers) and before a client catches up.
     /// A generated write does the same inside its own transaction, so what it cascades to is
-    /// fed with it. One read of the outbox records after the last change logged (usually none);
+    /// fed with it. One read of the outbox records after the last change fed (usually none);
     /// nothing when the feed is off.
     pub fn feed_captured(&self) -> Result<()>
     where
@@ -342,7 +358,103 @@ impl<P, S> RoomDb<P, S> {
         self.transaction(|| self.log_captured(None))
     }
 
-    /// Log (and stage for sending) every outbox record after the last one logged, in seq order:
+    /// What a feed client connecting with `since` gets first ([`crate::feed::catch_up`]): the
+    /// room's changes after it, read from the outbox (the room's one change log) with each row as
+    /// it is now, then [`Message::Live`]; or a [`Message::Reset`] when the log no longer holds
+    /// them all, `since` is `None` or ahead of `current` (the room's seq), or the feed is off.
+    pub(crate) fn catch_up(&self, since: Option<i64>, current: i64) -> Result<Vec<Message>>
+    where
+        P: Primary,
+    {
+        let reset = |reason: &str| {
+            Ok(vec![Message::Reset {
+                seq: current,
+                reason: reason.to_owned(),
+            }])
+        };
+        let Some(feed) = &self.feed else {
+            return reset("the room's feed is off: load a snapshot");
+        };
+        let Some(since) = since else {
+            return reset("no seq given: load a snapshot");
+        };
+        if since > current {
+            return reset("the seq given is ahead of the room (a different room, or a reset one)");
+        }
+        const GONE: &str = "the changes after that seq are no longer kept: load a snapshot";
+        let records = if since < current {
+            // The oldest record kept must be the one right after `since` or older: otherwise
+            // later changes took the records the client needs.
+            let oldest = self
+                .inner
+                .query("SELECT MIN(\"seq\") FROM \"_nt_outbox\"", &[])?;
+            match oldest.first().and_then(|r| r.first()) {
+                Some(Value::Integer(s)) if *s <= since + 1 => {}
+                _ => return reset(GONE),
+            }
+            self.inner.query(
+                "SELECT \"seq\", \"tbl\", \"pk\" FROM \"_nt_outbox\" WHERE \"seq\" > ?1 \
+                 ORDER BY \"seq\"",
+                &[Value::Integer(since)],
+            )?
+        } else {
+            Vec::new()
+        };
+        // Every seq from `since + 1` to `current` must be there, once: a client applies them in
+        // order and cannot tell a missing change from one that never happened. A row changed
+        // several times is read once, as it is now.
+        let mut out: Vec<Message> = Vec::with_capacity(records.len() + 1);
+        let mut rows: std::collections::BTreeMap<(String, String), Option<Json>> =
+            std::collections::BTreeMap::new();
+        let mut expect = since + 1;
+        for record in records {
+            let (Some(Value::Integer(seq)), Some(Value::Text(table)), Some(key)) =
+                (record.first(), record.get(1), record.get(2))
+            else {
+                return reset("the room's change log holds an unreadable record: load a snapshot");
+            };
+            if *seq != expect {
+                return reset("the changes after that seq are not all kept: load a snapshot");
+            }
+            let Some(entry) = (feed.table)(table) else {
+                // A record of a table no longer in the schema (or a marker from before the ring).
+                return reset(GONE);
+            };
+            let key_json = entry.sql().key_json(key);
+            let slot = (table.clone(), key_json.to_string());
+            let json = if let Some(json) = rows.get(&slot) {
+                json.clone()
+            } else {
+                let row = self
+                    .inner
+                    .query(&entry.sql().get, &entry.sql().key_parts(key)?)?
+                    .into_iter()
+                    .next();
+                let json = match row {
+                    Some(row) => Some(entry.row_to_json(row)?),
+                    None => None,
+                };
+                rows.insert(slot, json.clone());
+                json
+            };
+            let text = crate::feed::change_text(
+                *seq,
+                table,
+                key_json,
+                json,
+                feed.config.max_message_bytes,
+            );
+            out.push(Message::Change { seq: *seq, text });
+            expect += 1;
+        }
+        if expect != current + 1 {
+            return reset("the changes after that seq are not all kept: load a snapshot");
+        }
+        out.push(Message::Live { seq: current });
+        Ok(out)
+    }
+
+    /// Stage for sending every outbox record after the last one fed, in seq order:
     /// the write's own change and everything its statement captured with it (cascaded deletes,
     /// rows an `INSERT OR REPLACE` removed, raw SQL before it). `own` is the write's table, key
     /// and stored row, so its row is not read again. Call inside a transaction.
@@ -405,7 +517,6 @@ impl<P, S> RoomDb<P, S> {
                 json,
                 feed.config.max_message_bytes,
             );
-            crate::feed::record(&self.inner, &feed.config, *seq, &text)?;
             self.logged_through.set(*seq);
             self.staged.borrow_mut().push((*seq, text));
         }
@@ -465,10 +576,13 @@ impl<P: Primary, S: Scheduler> crate::primary::WriteHooks for RoomDb<P, S> {
     fn caller(&self) -> Option<crate::api::Caller> {
         None
     }
+    fn applied(&self) -> Option<i64> {
+        Some(self.applied.get())
+    }
     fn record(&self, _seq: Option<i64>, table: &str, key: &Value, row: Option<&Row>) -> Result<()> {
         if self.feed.is_some() {
             // The triggers recorded the change (and whatever it cascaded to) in the outbox:
-            // every record after the last one logged is fed, so none is ever skipped.
+            // every record after the last one fed is fed, so none is ever skipped.
             self.log_captured(Some((table, key, row)))?;
         }
         Ok(())
@@ -537,8 +651,9 @@ impl<R> EngineBuilder<R> {
         self
     }
 
-    /// Turn the room's change feed on (or off with `None`): every write also logs its change
-    /// for WebSocket clients ([`crate::feed`]). Needs [`EngineBuilder::schema`].
+    /// Turn the room's change feed on (or off with `None`): every write is also sent to the
+    /// room's WebSocket clients, and the outbox keeps the feed's retention of changes for those
+    /// that reconnect ([`crate::feed`]). Needs [`EngineBuilder::schema`].
     pub fn feed(mut self, feed: Option<FeedConfig>) -> Self {
         self.feed = feed;
         self
@@ -594,6 +709,9 @@ const META_ROOM: &str = "room_id";
 const META_PRIMARY_ID: &str = "primary_id";
 const META_RESYNC: &str = "resync";
 pub(crate) const META_HEALTH: &str = "health";
+/// How often, at most, syncs that worked store the health row (ms): a failure or a recovery is
+/// stored at once, and reading the health stores what is pending.
+const HEALTH_EVERY_MS: i64 = 10_000;
 const META_SHARD: &str = "shard";
 const META_MOVE_FROM: &str = "move_from";
 
@@ -770,7 +888,11 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         outbox::install(&primary)?;
         // What the room last recorded as applied: records up to it are not sent again.
         let applied = outbox::applied(&primary)?;
-        crate::capture::install(&primary, &tables)?;
+        crate::capture::install(
+            &primary,
+            &tables,
+            feed.as_ref().map(|f| outbox::Retention::of(&f.config)),
+        )?;
         let primary_id = primary.transaction(|| {
             match meta_get(&primary, META_ROOM)? {
                 Some(own) if own != room => {
@@ -797,23 +919,18 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let stored_stats: Stats = meta_get(&primary, META_HEALTH)?
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default();
+        let now_ms = scheduler.now_ms();
         let seed = primary_id
             .bytes()
             .fold(scheduler.now_ms() as u64 | 1, |h, b| {
                 h.rotate_left(5) ^ u64::from(b)
             });
-        // The feed resumes after the newest change it logged (changes the triggers captured after
-        // it are fed at the next `feed_captured`); a feed turned on now starts at the room's seq.
+        // Live messages start at the room's seq: changes the triggers captured before it and
+        // never fed (a host that died between a raw write and its `feed_captured`) reach a
+        // client when it resumes from the log, which is the outbox itself.
         let logged_through = match &feed {
             None => 0,
-            Some(_) => match primary
-                .query("SELECT MAX(\"seq\") FROM \"_nt_changes\"", &[])?
-                .first()
-                .and_then(|r| r.first())
-            {
-                Some(Value::Integer(seq)) => *seq,
-                _ => outbox::current_seq(&primary)?,
-            },
+            Some(_) => outbox::current_seq(&primary)?,
         };
         let primary = RoomDb {
             inner: primary,
@@ -825,6 +942,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             staged: RefCell::new(Vec::new()),
             depth: Cell::new(0),
             logged_through: Cell::new(logged_through),
+            applied: Cell::new(applied),
             ready: RefCell::new(Vec::new()),
         };
         Ok(Engine {
@@ -848,6 +966,8 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 ..stored_stats
             }),
             stats_changed: Cell::new(false),
+            stats_pending: Cell::new(false),
+            stats_stored: Cell::new((now_ms, applied)),
             retired: Cell::new(false),
             audit_requested: Cell::new(false),
             jitter: Cell::new(seed | 1),
@@ -995,19 +1115,36 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 Err(e)
             }
         };
-        // One row written per sync that did something, never per write.
-        let stored = self.store_stats();
+        // One row written per failure or recovery; for syncs that worked, at most one every
+        // `HEALTH_EVERY_MS` — never per write.
+        let stored = self.store_stats(false);
         out.and(stored)
     }
 
-    /// Keep the counters in the room's SQLite if they changed.
-    fn store_stats(&self) -> Result<()> {
-        if !self.stats_changed.replace(false) {
+    /// Keep the counters in the room's SQLite: now if they changed in a way worth a row (or
+    /// `force`, when someone reads them), and routine ones when [`HEALTH_EVERY_MS`] passed or
+    /// the applied mark moved [`outbox::KEEP`] / 2 since the last store. A mark stored late only
+    /// keeps records from being taken for a while (the ring grows, at no cost per write); the
+    /// replica's watermark says how far it applied after a restart, so nothing is sent twice.
+    pub(crate) fn store_stats(&self, force: bool) -> Result<()> {
+        let pending = self.stats_pending.get();
+        let now = self.primary.scheduler.now_ms();
+        let (at, mark) = self.stats_stored.get();
+        let applied = self.stats.borrow().outbox_applied;
+        let due = pending
+            && (force
+                || now.saturating_sub(at) >= HEALTH_EVERY_MS
+                || applied.saturating_sub(mark) >= outbox::KEEP / 2);
+        if !self.stats_changed.get() && !due {
             return Ok(());
         }
         let json = serde_json::to_string(&*self.stats.borrow())
             .map_err(|e| Error::Primary(format!("health counters: {e}").into()))?;
-        meta_set(&self.primary, META_HEALTH, &json)
+        meta_set(&self.primary, META_HEALTH, &json)?;
+        self.stats_changed.set(false);
+        self.stats_pending.set(false);
+        self.stats_stored.set((now, applied));
+        Ok(())
     }
 
     async fn drive_inner(&self) -> Result<()> {
@@ -1093,8 +1230,13 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     }
 
     fn record_success(&self, rows: usize, state: &RoomState) {
-        self.stats_changed.set(true);
         let mut st = self.stats.borrow_mut();
+        // A recovery (or the end of a block) is stored at once; a routine success later.
+        if st.blocked.is_some() || st.failing_since.is_some() || st.refusal.is_some() || st.stale {
+            self.stats_changed.set(true);
+        } else {
+            self.stats_pending.set(true);
+        }
         st.blocked = None;
         st.failing_since = None;
         st.refusal = None;
