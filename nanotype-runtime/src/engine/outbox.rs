@@ -7,8 +7,8 @@
 //! row between flushes send the latest state once, and the outbox stays one small row per change.
 //!
 //! **One row written per change, never a delete.** The room stores how far the replica has
-//! applied ([`APPLIED_FIELD`] of the engine's health row, written once per sync with the
-//! counters it writes anyway, not per change). A change takes the oldest record when the replica
+//! applied ([`APPLIED_FIELD`] of the engine's health row, written with the counters at most
+//! every 10 s, not per change). A change takes the oldest record when the replica
 //! has it, and gives it the next seq in place (`UPDATE … SET seq = MAX(seq) + 1`: one row
 //! written, as an insert is); only when every record is still unsent does it insert a new one. So the outbox is a ring of about one batch of
 //! records that grows by itself while the replica lags, and the change that a naive outbox pays

@@ -167,8 +167,9 @@ impl SyncConfig {
     }
 }
 
-/// The engine's counters. Kept in the room's SQLite (`_nt_meta`, key `health`) after every sync
-/// that changed them, so health survives eviction and restarts; `replica_available` and
+/// The engine's counters. Kept in the room's SQLite (`_nt_meta`, key `health`): failures and
+/// recoveries at once, syncs that worked at most every [`HEALTH_EVERY_MS`] and when the health
+/// is read, so health survives eviction and restarts; `replica_available` and
 /// `next_retry_ms` describe this instance and start afresh.
 #[derive(Default, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -795,7 +796,7 @@ pub(crate) fn meta_get<P: Primary>(db: &P, key: &str) -> Result<Option<String>> 
 
 pub(crate) fn meta_set<P: Primary>(db: &P, key: &str, value: &str) -> Result<()> {
     // `query`, not `execute`: no change count is needed, and the Durable Object's backend pays
-    // a statement for one (this runs once per sync, for the health row).
+    // a statement for one (this runs for the health row).
     db.query(
         "INSERT INTO \"_nt_meta\" (\"key\", \"value\") VALUES (?1, ?2) ON CONFLICT (\"key\") DO UPDATE SET \"value\" = excluded.\"value\"",
         &[Value::Text(key.into()), Value::Text(value.into())],
