@@ -156,8 +156,19 @@ function run(args, timeoutMs = 120000) {
   });
 }
 
+/// Applies the D1 migrations to the local D1 file. When workerd is running it shares the file:
+/// a moment when it holds the lock (SQLITE_BUSY, seen in CI while a room's alarm retried D1) is
+/// waited out as `d1` does, a bounded number of times. Each migration is its own transaction and
+/// is recorded once applied, so a retry applies only the ones that did not land.
 export async function applyMigrations(config = "main", binding = "DB") {
-  return run(["d1", "migrations", "apply", binding, "--local", "--persist-to", PERSIST, "--config", CONFIGS[config]]);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run(["d1", "migrations", "apply", binding, "--local", "--persist-to", PERSIST, "--config", CONFIGS[config]]);
+    } catch (e) {
+      if (attempt >= 5 || !/SQLITE_BUSY|database is locked/.test(String(e.message))) throw e;
+      await sleep(200 * attempt);
+    }
+  }
 }
 
 /// Rows of the (last) statement in `sql`, read from the local D1 file directly. The file is
