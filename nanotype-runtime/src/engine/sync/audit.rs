@@ -147,7 +147,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             "SELECT \"pk\" FROM \"_nt_outbox\" WHERE \"tbl\" = ?1 AND \"seq\" > ?2",
             &[
                 Value::Text(def.name.to_string()),
-                Value::Integer(self.applied_through.get()),
+                Value::Integer(self.primary.applied.get()),
             ],
         )?;
         let key = KeyColumns::of(def);

@@ -254,7 +254,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let read_seq = self.current_seq()?;
         let oldest = self.primary.query(
             "SELECT MIN(\"seq\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
-            &[Value::Integer(self.applied_through.get())],
+            &[Value::Integer(self.primary.applied.get())],
         )?;
         let watermark = match oldest.first().and_then(|r| r.first()) {
             Some(Value::Integer(min)) => min - 1,

@@ -51,7 +51,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let entries = self.primary.query(
             "SELECT \"seq\", \"tbl\", \"pk\" FROM \"_nt_outbox\" WHERE \"seq\" > ?2 AND \"tbl\" <> '' \
              ORDER BY \"seq\" LIMIT ?1",
-            &[Value::Integer(limit as i64), Value::Integer(self.applied_through.get())],
+            &[Value::Integer(limit as i64), Value::Integer(self.primary.applied.get())],
         )?;
         if entries.is_empty() {
             return Ok(None);
@@ -287,7 +287,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
                 .primary
                 .query(
                     "SELECT MIN(\"seq\") FROM \"_nt_outbox\" WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
-                    &[Value::Integer(self.applied_through.get())],
+                    &[Value::Integer(self.primary.applied.get())],
                 )
                 .ok()
                 .and_then(|rows| match rows.first().and_then(|r| r.first()) {
@@ -338,8 +338,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// ends ([`Engine::trim_applied`]): one primary commit per drain, not per batch. If the
     /// host dies first, the replica's watermark says the same on the next start.
     pub(crate) fn mark_applied(&self, hi: i64) {
-        if hi > self.applied_through.get() {
-            self.applied_through.set(hi);
+        if hi > self.primary.applied.get() {
             self.primary.applied.set(hi);
         }
     }
@@ -347,7 +346,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
     /// Record in the room that the outbox records known applied may be taken by later changes:
     /// in the health row the sync writes when it ends (one row written for both).
     pub(crate) fn trim_applied(&self) -> Result<()> {
-        let through = self.applied_through.get();
+        let through = self.primary.applied.get();
         if through > self.trimmed_through.get() {
             crate::outbox::trim(&self.primary, through, self.primary.outbox_keep())?;
             self.trimmed_through.set(through);

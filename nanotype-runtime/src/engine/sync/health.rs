@@ -71,7 +71,7 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
         let rows = self.primary.query(
             "SELECT COUNT(*), MIN(\"at\"), MIN(\"seq\") FROM \"_nt_outbox\" \
              WHERE \"seq\" > ?1 AND \"tbl\" <> ''",
-            &[Value::Integer(self.applied_through.get())],
+            &[Value::Integer(self.primary.applied.get())],
         )?;
         let (depth, oldest, oldest_seq) = match rows.first().map(std::vec::Vec::as_slice) {
             Some([Value::Integer(n), Value::Integer(at), Value::Integer(seq)]) => {

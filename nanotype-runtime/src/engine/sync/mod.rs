@@ -257,9 +257,6 @@ pub struct Engine<P, R, S> {
     backfill_idle: Cell<bool>,
     /// Whether a resync is under way, as last read from the primary.
     resync: Cell<Option<bool>>,
-    /// Outbox records up to this seq are applied (recorded in the room when a drain ends, so
-    /// later changes may take their records).
-    applied_through: Cell<i64>,
     /// Outbox records up to this seq are recorded as applied in the room (the health row's
     /// mark, which the capture triggers read).
     trimmed_through: Cell<i64>,
@@ -301,7 +298,8 @@ pub struct RoomDb<P, S> {
     ready: RefCell<Vec<(i64, String)>>,
     /// The newest seq the feed has staged: the outbox records after it are not fed yet.
     logged_through: Cell<i64>,
-    /// The seq through which the replica has applied the outbox, as the engine knows it.
+    /// The seq through which the replica has applied the outbox, as the engine knows it (the
+    /// room records it later, in the health row, so that later changes may take the records).
     applied: Cell<i64>,
 }
 
@@ -959,7 +957,6 @@ impl<P: Primary, R: Replica, S: Scheduler> Engine<P, R, S> {
             bookmark: RefCell::new(None),
             backfill_idle: Cell::new(false),
             resync: Cell::new(None),
-            applied_through: Cell::new(applied),
             trimmed_through: Cell::new(applied),
             stats: RefCell::new(Stats {
                 replica_available,
